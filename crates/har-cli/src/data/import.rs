@@ -1,0 +1,62 @@
+//! `har data import`: raw files into a dataset folder in the recording format.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use har_core::dataset::SourceInfo;
+use har_core::import::{basic_motions, hapt};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ImportKind;
+
+/// Reads the `source.json` that `har data fetch` left beside the raw files, if any.
+fn read_source(src: &Path) -> Result<Option<SourceInfo>> {
+    let path = src.join("source.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path)?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?))
+}
+
+/// A progress bar over `total` items.
+pub fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Imports `dataset` from `src` into `out`.
+pub fn import(dataset: ImportKind, src: &Path, out: &Path) -> Result<()> {
+    let source = read_source(src)?;
+    let imported = match dataset {
+        ImportKind::Hapt => {
+            let bar = progress_bar(0, "importing HAPT");
+            let csv = src.join("csv");
+            let dataset = hapt::import(&csv, out, source, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish();
+            dataset
+        }
+        ImportKind::BasicMotions => basic_motions::import(
+            &src.join("BasicMotions_TRAIN.ts"),
+            &src.join("BasicMotions_TEST.ts"),
+            out,
+            source,
+        )?,
+    };
+    println!(
+        "imported {} recordings of `{}` into {}",
+        imported.manifest.recordings.len(),
+        imported.manifest.name,
+        out.display()
+    );
+    Ok(())
+}

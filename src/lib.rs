@@ -1,0 +1,17 @@
+//! Core library of the multi-modal human activity recognition (HAR) dataflow.
+//!
+//! - [`schema`]: the Arrow schemas of every stream and table, loaded from `schemas/`.
+//! - [`recording`]: the multi-modal recording format (Parquet) and its in-memory form.
+//! - [`dataset`]: a dataset folder: manifest, classes, splits, recordings.
+//! - [`import`]: readers for real datasets (HAPT, UEA BasicMotions, UTD-MHAD, BVH mocap) and
+//!   the synthetic paired skeleton + IMU generator.
+//! - [`preprocess`]: alignment, gap/NaN policy, windows, labels, normalisation.
+
+pub mod dataset;
+pub mod error;
+pub mod import;
+pub mod preprocess;
+pub mod recording;
+pub mod schema;
+
+pub use error::{HarError, Result};

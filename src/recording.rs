@@ -1,0 +1,439 @@
+//! The multi-modal recording: streams of samples per modality plus label intervals, in memory
+//! and on disk (one Parquet file per modality, one for labels; see `docs/recording-format.md`).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float32Array, Int32Array, Int64Array, ListArray, StringArray};
+use arrow::datatypes::{Float32Type, Int64Type};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use parquet::file::metadata::KeyValue;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HarError, Result};
+use crate::schema::{build_batch, check_batch, SchemaName};
+
+/// Label of a sample that belongs to no labelled interval.
+pub const UNLABELLED: i32 = -1;
+
+/// Parquet key-value metadata key holding a stream's [`ModalityInfo`] as JSON.
+pub const MODALITY_METADATA_KEY: &str = "har.modality";
+/// Parquet key-value metadata key holding the recording's ids as JSON.
+pub const RECORDING_METADATA_KEY: &str = "har.recording";
+
+/// What kind of sensor a modality is, which decides its preprocessing and tokenisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModalityKind {
+    /// A body-worn inertial sensor (accelerometer, gyroscope, …): channels are axes.
+    Inertial,
+    /// Joint positions: channels are `joint.x, joint.y, joint.z` for each joint in order.
+    Skeleton(SkeletonLayout),
+}
+
+/// The joints of a skeleton modality and the joints that define its normalisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkeletonLayout {
+    /// Joint names in channel order (3 channels each).
+    pub joints: Vec<String>,
+    /// Parent joint index per joint (`None` for the root), for drawing and body-part grouping.
+    pub parents: Vec<Option<usize>>,
+    /// Joint the skeleton is centred on (hip / spine base).
+    pub centre_joint: usize,
+    /// Joint at the top of the torso (neck / shoulder centre); torso length is its distance
+    /// from the centre joint.
+    pub torso_top_joint: usize,
+}
+
+/// Description of one modality stream: name, kind, rate, units and channels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModalityInfo {
+    /// Stream name, e.g. `acc`, `gyro`, `skeleton`.
+    pub name: String,
+    /// Sensor kind.
+    #[serde(flatten)]
+    pub kind: ModalityKind,
+    /// Nominal sample rate.
+    pub sample_rate_hz: f64,
+    /// Physical unit of every channel, e.g. `g`, `rad/s`, `m`.
+    pub units: String,
+    /// Channel names in value order.
+    pub channel_names: Vec<String>,
+}
+
+impl ModalityInfo {
+    /// An inertial modality with the given channels.
+    pub fn inertial(name: &str, sample_rate_hz: f64, units: &str, channels: &[&str]) -> Self {
+        Self {
+            name: name.to_string(),
+            kind: ModalityKind::Inertial,
+            sample_rate_hz,
+            units: units.to_string(),
+            channel_names: channels.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    /// A skeleton modality; channel names are derived from the joints.
+    pub fn skeleton(name: &str, sample_rate_hz: f64, units: &str, layout: SkeletonLayout) -> Self {
+        let channel_names = layout
+            .joints
+            .iter()
+            .flat_map(|j| ["x", "y", "z"].map(|axis| format!("{j}.{axis}")))
+            .collect();
+        Self {
+            name: name.to_string(),
+            kind: ModalityKind::Skeleton(layout),
+            sample_rate_hz,
+            units: units.to_string(),
+            channel_names,
+        }
+    }
+
+    /// Number of channels per sample.
+    pub fn channels(&self) -> usize {
+        self.channel_names.len()
+    }
+
+    /// Nominal sample period in nanoseconds.
+    pub fn period_ns(&self) -> f64 {
+        1e9 / self.sample_rate_hz
+    }
+}
+
+/// The samples of one modality: timestamps and row-major values (samples × channels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModalityStream {
+    /// What the stream is.
+    pub info: ModalityInfo,
+    /// Per-sample timestamps from the recording start, strictly increasing.
+    pub timestamps_ns: Vec<i64>,
+    /// `timestamps_ns.len() × channels` values; NaN marks a missing value.
+    pub values: Vec<f32>,
+}
+
+impl ModalityStream {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.timestamps_ns.len()
+    }
+
+    /// True when the stream holds no samples.
+    pub fn is_empty(&self) -> bool {
+        self.timestamps_ns.is_empty()
+    }
+
+    /// The channel values of sample `i`.
+    pub fn sample(&self, i: usize) -> &[f32] {
+        let c = self.info.channels();
+        &self.values[i * c..(i + 1) * c]
+    }
+
+    /// Duration from the first to one period past the last sample, in seconds.
+    pub fn duration_s(&self) -> f64 {
+        match (self.timestamps_ns.first(), self.timestamps_ns.last()) {
+            (Some(first), Some(last)) => ((last - first) as f64 + self.info.period_ns()) / 1e9,
+            _ => 0.0,
+        }
+    }
+
+    /// Checks shapes, rate and strictly increasing timestamps; errors name `context` and the field.
+    pub fn validate(&self, context: &str) -> Result<()> {
+        let stream = format!("{context}/{}", self.info.name);
+        let c = self.info.channels();
+        if c == 0 {
+            return Err(HarError::invalid(stream, "channel_names", "no channels"));
+        }
+        if !(self.info.sample_rate_hz.is_finite() && self.info.sample_rate_hz > 0.0) {
+            return Err(HarError::invalid(stream, "sample_rate_hz", format!("{} is not a positive rate", self.info.sample_rate_hz)));
+        }
+        if self.values.len() != self.timestamps_ns.len() * c {
+            return Err(HarError::invalid(
+                stream,
+                "values",
+                format!("{} values for {} samples of {c} channels", self.values.len(), self.timestamps_ns.len()),
+            ));
+        }
+        if let ModalityKind::Skeleton(layout) = &self.info.kind {
+            if layout.joints.len() * 3 != c || layout.parents.len() != layout.joints.len() {
+                return Err(HarError::invalid(stream, "joints", "skeleton layout does not match the channels"));
+            }
+            if layout.centre_joint >= layout.joints.len() || layout.torso_top_joint >= layout.joints.len() {
+                return Err(HarError::invalid(stream, "joints", "centre or torso joint out of range"));
+            }
+        }
+        if let Some(i) = self.timestamps_ns.windows(2).position(|w| w[1] <= w[0]) {
+            return Err(HarError::invalid(
+                stream,
+                "timestamp_ns",
+                format!("not strictly increasing at sample {}: {} then {}", i + 1, self.timestamps_ns[i], self.timestamps_ns[i + 1]),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A labelled time interval `[start_ns, end_ns)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelInterval {
+    /// Inclusive start.
+    pub start_ns: i64,
+    /// Exclusive end.
+    pub end_ns: i64,
+    /// Class id.
+    pub label: i32,
+}
+
+/// Turns per-sample labels into intervals (runs of equal labels; [`UNLABELLED`] runs are left
+/// out). Each run ends where the next sample starts, the last one a period after its sample.
+pub fn intervals_from_sample_labels(timestamps_ns: &[i64], labels: &[i32], period_ns: f64) -> Vec<LabelInterval> {
+    let mut intervals = Vec::new();
+    let mut start = 0;
+    for i in 1..=labels.len() {
+        if i == labels.len() || labels[i] != labels[start] {
+            if labels[start] != UNLABELLED {
+                let end_ns = timestamps_ns.get(i).copied().unwrap_or_else(|| timestamps_ns[i - 1] + period_ns.round() as i64);
+                intervals.push(LabelInterval {
+                    start_ns: timestamps_ns[start],
+                    end_ns,
+                    label: labels[start],
+                });
+            }
+            start = i;
+        }
+    }
+    intervals
+}
+
+/// One recording: a subject's session with one stream per modality and its labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recording {
+    /// Unique id within the dataset; also the folder name on disk.
+    pub id: String,
+    /// Subject (person) id.
+    pub subject_id: String,
+    /// Session id.
+    pub session_id: String,
+    /// One stream per modality.
+    pub streams: Vec<ModalityStream>,
+    /// Ground truth, sorted and non-overlapping.
+    pub labels: Vec<LabelInterval>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecordingIds {
+    recording_id: String,
+    subject_id: String,
+    session_id: String,
+}
+
+impl Recording {
+    /// The stream of modality `name`.
+    pub fn stream(&self, name: &str) -> Option<&ModalityStream> {
+        self.streams.iter().find(|s| s.info.name == name)
+    }
+
+    /// The label of each timestamp ([`UNLABELLED`] outside every interval).
+    pub fn labels_at(&self, timestamps_ns: &[i64]) -> Vec<i32> {
+        let mut out = Vec::with_capacity(timestamps_ns.len());
+        let mut k = 0;
+        for &t in timestamps_ns {
+            // Timestamps are increasing, so the interval cursor only moves forward.
+            while k < self.labels.len() && self.labels[k].end_ns <= t {
+                k += 1;
+            }
+            out.push(match self.labels.get(k) {
+                Some(iv) if iv.start_ns <= t => iv.label,
+                _ => UNLABELLED,
+            });
+        }
+        out
+    }
+
+    /// Validates every stream and the label intervals.
+    pub fn validate(&self) -> Result<()> {
+        if self.streams.is_empty() {
+            return Err(HarError::invalid(&self.id, "streams", "recording has no modality"));
+        }
+        for s in &self.streams {
+            s.validate(&self.id)?;
+        }
+        for (i, iv) in self.labels.iter().enumerate() {
+            if iv.end_ns <= iv.start_ns {
+                return Err(HarError::invalid(&self.id, "labels", format!("interval {i} is empty or reversed")));
+            }
+            if i > 0 && self.labels[i - 1].end_ns > iv.start_ns {
+                return Err(HarError::invalid(&self.id, "labels", format!("interval {i} overlaps the previous one")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the recording into `dir/<id>/` as `<modality>.parquet` files and `labels.parquet`.
+    /// `class_name` maps a label id to its name for the labels table.
+    pub fn write(&self, dir: &Path, class_name: &dyn Fn(i32) -> String) -> Result<PathBuf> {
+        self.validate()?;
+        let folder = dir.join(&self.id);
+        std::fs::create_dir_all(&folder).map_err(|e| HarError::io(&folder, e))?;
+        let ids = serde_json::to_string(&RecordingIds {
+            recording_id: self.id.clone(),
+            subject_id: self.subject_id.clone(),
+            session_id: self.session_id.clone(),
+        })
+        .expect("ids serialise");
+        for stream in &self.streams {
+            let timestamps: ArrayRef = Arc::new(Int64Array::from(stream.timestamps_ns.clone()));
+            let values: ArrayRef = Arc::new(list_of_rows(&stream.values, stream.info.channels()));
+            let batch = build_batch(SchemaName::RecordingSamples, vec![timestamps, values])?;
+            let modality = serde_json::to_string(&stream.info).expect("modality info serialises");
+            write_parquet(
+                &folder.join(format!("{}.parquet", stream.info.name)),
+                &batch,
+                vec![(MODALITY_METADATA_KEY, modality), (RECORDING_METADATA_KEY, ids.clone())],
+            )?;
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(self.labels.iter().map(|l| l.start_ns))),
+            Arc::new(Int64Array::from_iter_values(self.labels.iter().map(|l| l.end_ns))),
+            Arc::new(Int32Array::from_iter_values(self.labels.iter().map(|l| l.label))),
+            Arc::new(StringArray::from_iter_values(self.labels.iter().map(|l| class_name(l.label)))),
+        ];
+        let batch = build_batch(SchemaName::RecordingLabels, columns)?;
+        write_parquet(&folder.join("labels.parquet"), &batch, vec![(RECORDING_METADATA_KEY, ids)])?;
+        Ok(folder)
+    }
+
+    /// Reads a recording folder written by [`Recording::write`].
+    pub fn read(folder: &Path) -> Result<Recording> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+            .map_err(|e| HarError::io(folder, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .collect();
+        files.sort();
+        let labels_path = folder.join("labels.parquet");
+        let mut ids: Option<RecordingIds> = None;
+        let mut streams = Vec::new();
+        for path in files.iter().filter(|p| **p != labels_path) {
+            let (batches, metadata) = read_parquet(path)?;
+            let info_json = metadata
+                .get(MODALITY_METADATA_KEY)
+                .ok_or_else(|| HarError::format(path, MODALITY_METADATA_KEY, "missing file metadata"))?;
+            let info: ModalityInfo = serde_json::from_str(info_json)
+                .map_err(|e| HarError::format(path, MODALITY_METADATA_KEY, e.to_string()))?;
+            if ids.is_none() {
+                ids = parse_ids(path, &metadata)?;
+            }
+            let mut stream = ModalityStream {
+                info,
+                timestamps_ns: Vec::new(),
+                values: Vec::new(),
+            };
+            for batch in &batches {
+                check_batch(SchemaName::RecordingSamples, batch).map_err(|e| HarError::format(path, "schema", e.to_string()))?;
+                stream.timestamps_ns.extend(batch.column(0).as_primitive::<Int64Type>().values().iter());
+                let list = batch.column(1).as_list::<i32>();
+                append_rows(path, list, stream.info.channels(), &mut stream.values)?;
+            }
+            streams.push(stream);
+        }
+        let mut labels = Vec::new();
+        if labels_path.exists() {
+            let (batches, metadata) = read_parquet(&labels_path)?;
+            if ids.is_none() {
+                ids = parse_ids(&labels_path, &metadata)?;
+            }
+            for batch in &batches {
+                check_batch(SchemaName::RecordingLabels, batch).map_err(|e| HarError::format(&labels_path, "schema", e.to_string()))?;
+                let start = batch.column(0).as_primitive::<Int64Type>();
+                let end = batch.column(1).as_primitive::<Int64Type>();
+                let label = batch.column(2).as_primitive::<arrow::datatypes::Int32Type>();
+                for i in 0..batch.num_rows() {
+                    labels.push(LabelInterval {
+                        start_ns: start.value(i),
+                        end_ns: end.value(i),
+                        label: label.value(i),
+                    });
+                }
+            }
+        }
+        let ids = ids.ok_or_else(|| HarError::format(folder, "recording", "no modality or label file"))?;
+        let recording = Recording {
+            id: ids.recording_id,
+            subject_id: ids.subject_id,
+            session_id: ids.session_id,
+            streams,
+            labels,
+        };
+        recording.validate().map_err(|e| HarError::format(folder, "recording", e.to_string()))?;
+        Ok(recording)
+    }
+}
+
+fn parse_ids(path: &Path, metadata: &BTreeMap<String, String>) -> Result<Option<RecordingIds>> {
+    metadata
+        .get(RECORDING_METADATA_KEY)
+        .map(|json| serde_json::from_str(json).map_err(|e| HarError::format(path, RECORDING_METADATA_KEY, e.to_string())))
+        .transpose()
+}
+
+/// Packs row-major values into a list array of `channels`-long rows.
+pub fn list_of_rows(values: &[f32], channels: usize) -> ListArray {
+    let rows = values.len() / channels.max(1);
+    let offsets = arrow::buffer::OffsetBuffer::from_lengths(std::iter::repeat_n(channels, rows));
+    let item = Arc::new(arrow::datatypes::Field::new_list_field(arrow::datatypes::DataType::Float32, true));
+    ListArray::new(item, offsets, Arc::new(Float32Array::from(values.to_vec())), None)
+}
+
+/// Appends the rows of a list column to `out`, checking that each row has `channels` values.
+fn append_rows(path: &Path, list: &ListArray, channels: usize, out: &mut Vec<f32>) -> Result<()> {
+    if list.null_count() > 0 {
+        return Err(HarError::format(path, "values", "null sample row"));
+    }
+    for (row, w) in list.value_offsets().windows(2).enumerate() {
+        let len = (w[1] - w[0]) as usize;
+        if len != channels {
+            return Err(HarError::format(path, "values", format!("row {row} has {len} values, expected {channels} channels")));
+        }
+    }
+    let items = list.values().as_primitive::<Float32Type>();
+    let first = list.value_offsets()[0] as usize;
+    let last = *list.value_offsets().last().unwrap_or(&0) as usize;
+    // Null items become NaN (the format's missing value).
+    out.extend((first..last).map(|i| if items.is_null(i) { f32::NAN } else { items.value(i) }));
+    Ok(())
+}
+
+/// Writes one batch to a Parquet file (zstd) with key-value metadata, via a temporary name.
+pub fn write_parquet(path: &Path, batch: &arrow::array::RecordBatch, metadata: Vec<(&str, String)>) -> Result<()> {
+    let tmp = path.with_extension("parquet.tmp");
+    let file = File::create(&tmp).map_err(|e| HarError::io(&tmp, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .set_key_value_metadata(Some(metadata.into_iter().map(|(k, v)| KeyValue::new(k.to_string(), v)).collect()))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| HarError::parquet(&tmp, e))?;
+    writer.write(batch).map_err(|e| HarError::parquet(&tmp, e))?;
+    writer.close().map_err(|e| HarError::parquet(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| HarError::io(path, e))
+}
+
+/// Reads all batches of a Parquet file and its key-value metadata.
+pub fn read_parquet(path: &Path) -> Result<(Vec<arrow::array::RecordBatch>, BTreeMap<String, String>)> {
+    let file = File::open(path).map_err(|e| HarError::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| HarError::parquet(path, e))?;
+    let metadata = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kvs| kvs.iter().filter_map(|kv| kv.value.clone().map(|v| (kv.key.clone(), v))).collect())
+        .unwrap_or_default();
+    let reader = builder.build().map_err(|e| HarError::parquet(path, e))?;
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| HarError::arrow(path.display().to_string(), e))?;
+    Ok((batches, metadata))
+}
