@@ -9,11 +9,11 @@
 //! | [`synthetic`] | generated kinematic body | skeleton + wrist/thigh IMU |
 
 pub mod basic_motions;
-// pub mod bvh;
+pub mod bvh;
 pub mod hapt;
-// pub mod mat;
-// pub mod synthetic;
-// pub mod utd_mhad;
+pub mod mat;
+pub mod synthetic;
+pub mod utd_mhad;
 
 use std::io::Read;
 use std::path::Path;

@@ -2,12 +2,15 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use har_core::dataset::SourceInfo;
-use har_core::import::{basic_motions, hapt};
+use har_core::import::{basic_motions, bvh, hapt, synthetic, utd_mhad};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ImportKind;
+
+/// Where Debian's `assimp-testmodels` installs its CMU BVH files.
+pub const DEBIAN_BVH_DIR: &str = "/usr/share/assimp/models/BVH";
 
 /// Reads the `source.json` that `har data fetch` left beside the raw files, if any.
 fn read_source(src: &Path) -> Result<Option<SourceInfo>> {
@@ -51,6 +54,27 @@ pub fn import(dataset: ImportKind, src: &Path, out: &Path) -> Result<()> {
             out,
             source,
         )?,
+        ImportKind::UtdMhad => {
+            let (dataset, report) = utd_mhad::import(src, out)?;
+            if !report.unpaired.is_empty() {
+                println!("skipped {} files without their inertial/skeleton partner:", report.unpaired.len());
+                for path in &report.unpaired {
+                    println!("  {}", path.display());
+                }
+            }
+            dataset
+        }
+        ImportKind::Bvh => {
+            if !src.exists() {
+                bail!("{} does not exist; install Debian's assimp-testmodels or pass --src", src.display());
+            }
+            let (dataset, skipped) = bvh::import(src, out)?;
+            for path in &skipped {
+                println!("skipped {} (other skeleton than the first file)", path.display());
+            }
+            dataset
+        }
+        ImportKind::Synthetic => synthetic::generate(&synthetic::SyntheticConfig::default(), out)?,
     };
     println!(
         "imported {} recordings of `{}` into {}",

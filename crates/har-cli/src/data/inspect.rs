@@ -146,7 +146,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     );
     println!("  {:<5} {:>10} {:>8} {:>10} {:>9}", "split", "recordings", "subjects", "duration", "windows");
     for (split, (windows, _)) in &per_split {
-        let duration: f64 = dataset.entries(*split).map(|r| r.duration_s).sum();
+        let duration = dataset.entries(*split).map(|r| r.duration_s).sum::<f64>() + 0.0;
         println!(
             "  {:<5} {:>10} {:>8} {:>9.0}s {:>9}",
             split,

@@ -26,6 +26,12 @@ pub enum ImportKind {
     Hapt,
     /// BasicMotions `.ts` files extracted by `har data fetch basic-motions`.
     BasicMotions,
+    /// A local UTD-MHAD root folder of `a{A}_s{S}_t{T}_{inertial,skeleton}.mat` files (--src).
+    UtdMhad,
+    /// A folder of BVH mocap files [default --src: /usr/share/assimp/models/BVH].
+    Bvh,
+    /// Generate the SYNTHETIC paired skeleton + wrist-IMU dataset (no --src).
+    Synthetic,
 }
 
 /// `har data` subcommands.
@@ -74,6 +80,9 @@ impl ImportKind {
         match self {
             ImportKind::Hapt => "hapt",
             ImportKind::BasicMotions => "basic_motions",
+            ImportKind::UtdMhad => "utd_mhad",
+            ImportKind::Bvh => "cmu_bvh",
+            ImportKind::Synthetic => "synthetic_paired",
         }
     }
 }
@@ -92,7 +101,10 @@ pub fn run(command: DataCommand) -> Result<()> {
             out,
             data_dir,
         } => {
-            let src = src.unwrap_or_else(|| data_dir.join("raw").join(dataset.dir_name()));
+            let src = src.unwrap_or_else(|| match dataset {
+                ImportKind::Bvh => PathBuf::from(import::DEBIAN_BVH_DIR),
+                _ => data_dir.join("raw").join(dataset.dir_name()),
+            });
             let out = out.unwrap_or_else(|| data_dir.join(dataset.dir_name()));
             import::import(dataset, &src, &out)
         }
