@@ -6,6 +6,7 @@
 //! - [`import`]: readers for real datasets (HAPT, UEA BasicMotions, UTD-MHAD, BVH mocap) and
 //!   the synthetic paired skeleton + IMU generator.
 //! - [`preprocess`]: alignment, gap/NaN policy, windows, labels, normalisation.
+//! - [`streams`]: typed dataflow messages and their Arrow batches.
 
 pub mod dataset;
 pub mod error;
@@ -13,5 +14,6 @@ pub mod import;
 pub mod preprocess;
 pub mod recording;
 pub mod schema;
+pub mod streams;
 
 pub use error::{HarError, Result};

@@ -51,8 +51,9 @@ struct Tokens<'a> {
 }
 
 impl<'a> Tokens<'a> {
+    /// Line of the word read last (the one an error is about).
     fn line(&self) -> usize {
-        self.words.get(self.pos).or(self.words.last()).map_or(0, |w| w.0)
+        self.words.get(self.pos.saturating_sub(1)).map_or(0, |w| w.0)
     }
     fn error(&self, problem: impl Into<String>) -> HarError {
         HarError::format(self.path, format!("line {}", self.line()), problem)

@@ -1,0 +1,123 @@
+//! The recording format on disk: round trips, label intervals, and clear errors on bad files.
+
+use har_core::dataset::{ClassInfo, Dataset, DatasetManifest, DatasetWriter, Split};
+use har_core::recording::{intervals_from_sample_labels, LabelInterval, ModalityInfo, ModalityStream, Recording, UNLABELLED};
+
+fn recording() -> Recording {
+    let ts: Vec<i64> = (0..6).map(|i| i * 20_000_000).collect();
+    Recording {
+        id: "rec1".into(),
+        subject_id: "3".into(),
+        session_id: "a".into(),
+        streams: vec![
+            ModalityStream {
+                info: ModalityInfo::inertial("acc", 50.0, "g", &["x", "y", "z"]),
+                timestamps_ns: ts.clone(),
+                values: (0..18).map(|v| v as f32 * 0.5).collect(),
+            },
+            ModalityStream {
+                info: ModalityInfo::inertial("gyro", 50.0, "rad/s", &["x", "y", "z"]),
+                timestamps_ns: ts.clone(),
+                values: (0..18).map(|v| if v == 4 { f32::NAN } else { -(v as f32) }).collect(),
+            },
+        ],
+        labels: intervals_from_sample_labels(&ts, &[UNLABELLED, 1, 1, 2, 2, UNLABELLED], 20e6),
+    }
+}
+
+fn manifest() -> DatasetManifest {
+    DatasetManifest {
+        name: "tiny".into(),
+        description: "test".into(),
+        licence: "none".into(),
+        citation: "none".into(),
+        synthetic: true,
+        source: None,
+        classes: vec![ClassInfo { id: 1, name: "one".into() }, ClassInfo { id: 2, name: "two".into() }],
+        modalities: recording().streams.iter().map(|s| s.info.clone()).collect(),
+        recordings: vec![],
+    }
+}
+
+#[test]
+fn sample_labels_become_intervals_and_back() {
+    let rec = recording();
+    assert_eq!(
+        rec.labels,
+        vec![
+            LabelInterval { start_ns: 20_000_000, end_ns: 60_000_000, label: 1 },
+            LabelInterval { start_ns: 60_000_000, end_ns: 100_000_000, label: 2 },
+        ]
+    );
+    let ts = &rec.streams[0].timestamps_ns;
+    assert_eq!(rec.labels_at(ts), vec![UNLABELLED, 1, 1, 2, 2, UNLABELLED]);
+}
+
+#[test]
+fn a_dataset_round_trips_through_parquet_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = DatasetWriter::create(dir.path(), manifest()).unwrap();
+    writer.add(&recording(), Split::Test).unwrap();
+    let written = writer.finish().unwrap();
+    let dataset = Dataset::open(dir.path()).unwrap();
+    assert_eq!(dataset.manifest, written.manifest);
+    assert_eq!(dataset.manifest.recordings[0].samples["acc"], 6);
+    let back = dataset.read(&dataset.manifest.recordings[0]).unwrap();
+    let original = recording();
+    assert_eq!(back.id, original.id);
+    assert_eq!(back.labels, original.labels);
+    for (a, b) in back.streams.iter().zip(&original.streams) {
+        assert_eq!(a.info, b.info);
+        assert_eq!(a.timestamps_ns, b.timestamps_ns);
+        // NaN (missing value) survives the round trip.
+        assert!(a.values.iter().zip(&b.values).all(|(x, y)| x == y || (x.is_nan() && y.is_nan())));
+    }
+}
+
+#[test]
+fn a_recording_missing_a_dataset_modality_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = DatasetWriter::create(dir.path(), manifest()).unwrap();
+    let mut rec = recording();
+    rec.streams.pop();
+    let err = writer.add(&rec, Split::Train).unwrap_err().to_string();
+    assert!(err.contains("rec1") && err.contains("gyro"), "{err}");
+}
+
+#[test]
+fn non_monotonic_timestamps_are_an_error_naming_stream_and_sample() {
+    let mut rec = recording();
+    rec.streams[1].timestamps_ns.swap(2, 3);
+    let err = rec.validate().unwrap_err().to_string();
+    assert!(err.contains("rec1/gyro") && err.contains("timestamp_ns") && err.contains("sample 3"), "{err}");
+}
+
+#[test]
+fn wrong_value_count_is_an_error() {
+    let mut rec = recording();
+    rec.streams[0].values.pop();
+    let err = rec.validate().unwrap_err().to_string();
+    assert!(err.contains("rec1/acc") && err.contains("17 values"), "{err}");
+}
+
+#[test]
+fn truncated_and_corrupt_parquet_files_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = recording().write(dir.path(), &|l| format!("c{l}")).unwrap();
+    let acc = folder.join("acc.parquet");
+    let bytes = std::fs::read(&acc).unwrap();
+    std::fs::write(&acc, &bytes[..bytes.len() / 2]).unwrap();
+    let err = Recording::read(&folder).unwrap_err().to_string();
+    assert!(err.contains("acc.parquet"), "{err}");
+    std::fs::write(&acc, b"not parquet at all").unwrap();
+    let err = Recording::read(&folder).unwrap_err().to_string();
+    assert!(err.contains("acc.parquet"), "{err}");
+}
+
+#[test]
+fn a_corrupt_manifest_is_an_error_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("dataset.json"), "{\n  \"name\": 3\n}").unwrap();
+    let err = Dataset::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("dataset.json") && err.contains("line 2"), "{err}");
+}
