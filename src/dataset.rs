@@ -54,6 +54,20 @@ pub struct ClassInfo {
     pub name: String,
 }
 
+impl ClassInfo {
+    /// Classes named `names`, numbered consecutively from `first_id`.
+    pub fn numbered<S: AsRef<str>>(names: &[S], first_id: i32) -> Vec<ClassInfo> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| ClassInfo {
+                id: first_id + i as i32,
+                name: name.as_ref().to_string(),
+            })
+            .collect()
+    }
+}
+
 /// One recording as listed in the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordingEntry {
@@ -106,7 +120,11 @@ impl DatasetManifest {
 
     /// Subjects of a split, sorted.
     pub fn subjects(&self, split: Split) -> BTreeSet<String> {
-        self.recordings.iter().filter(|r| r.split == split).map(|r| r.subject_id.clone()).collect()
+        self.recordings
+            .iter()
+            .filter(|r| r.split == split)
+            .map(|r| r.subject_id.clone())
+            .collect()
     }
 }
 
@@ -125,7 +143,11 @@ impl Dataset {
         let path = root.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| HarError::io(&path, e))?;
         let manifest = serde_json::from_str(&text).map_err(|e| {
-            HarError::format(&path, format!("line {} column {}", e.line(), e.column()), e.to_string())
+            HarError::format(
+                &path,
+                format!("line {} column {}", e.line(), e.column()),
+                e.to_string(),
+            )
         })?;
         Ok(Self {
             root: root.to_path_buf(),
@@ -140,7 +162,10 @@ impl Dataset {
 
     /// The manifest entries of one split.
     pub fn entries(&self, split: Split) -> impl Iterator<Item = &RecordingEntry> {
-        self.manifest.recordings.iter().filter(move |r| r.split == split)
+        self.manifest
+            .recordings
+            .iter()
+            .filter(move |r| r.split == split)
     }
 }
 
@@ -169,25 +194,52 @@ impl DatasetWriter {
     /// Writes a recording and lists it under `split`. Its modalities must be the dataset's.
     pub fn add(&mut self, recording: &Recording, split: Split) -> Result<()> {
         for info in &self.manifest.modalities {
-            let stream = recording
-                .stream(&info.name)
-                .ok_or_else(|| HarError::invalid(&recording.id, &info.name, "modality of the dataset is missing"))?;
+            let stream = recording.stream(&info.name).ok_or_else(|| {
+                HarError::invalid(
+                    &recording.id,
+                    &info.name,
+                    "modality of the dataset is missing",
+                )
+            })?;
             if stream.info.channel_names != info.channel_names {
-                return Err(HarError::invalid(&recording.id, &info.name, "channels differ from the dataset's"));
+                return Err(HarError::invalid(
+                    &recording.id,
+                    &info.name,
+                    "channels differ from the dataset's",
+                ));
             }
         }
-        if self.manifest.recordings.iter().any(|r| r.id == recording.id) {
-            return Err(HarError::invalid(&recording.id, "id", "recording id used twice"));
+        if self
+            .manifest
+            .recordings
+            .iter()
+            .any(|r| r.id == recording.id)
+        {
+            return Err(HarError::invalid(
+                &recording.id,
+                "id",
+                "recording id used twice",
+            ));
         }
         let manifest = &self.manifest;
-        recording.write(&self.root.join(RECORDINGS_DIR), &|id| manifest.class_name(id))?;
+        recording.write(&self.root.join(RECORDINGS_DIR), &|id| {
+            manifest.class_name(id)
+        })?;
         self.manifest.recordings.push(RecordingEntry {
             id: recording.id.clone(),
             subject_id: recording.subject_id.clone(),
             session_id: recording.session_id.clone(),
             split,
-            samples: recording.streams.iter().map(|s| (s.info.name.clone(), s.len())).collect(),
-            duration_s: recording.streams.iter().map(|s| s.duration_s()).fold(0.0, f64::max),
+            samples: recording
+                .streams
+                .iter()
+                .map(|s| (s.info.name.clone(), s.len()))
+                .collect(),
+            duration_s: recording
+                .streams
+                .iter()
+                .map(|s| s.duration_s())
+                .fold(0.0, f64::max),
         });
         Ok(())
     }

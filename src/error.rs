@@ -73,7 +73,11 @@ impl HarError {
     }
 
     /// A format error in `path` at `field`.
-    pub fn format(path: impl Into<PathBuf>, field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub fn format(
+        path: impl Into<PathBuf>,
+        field: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
         Self::Format {
             path: path.into(),
             field: field.into(),
@@ -82,7 +86,11 @@ impl HarError {
     }
 
     /// An invalid value in `stream` at `field`.
-    pub fn invalid(stream: impl Into<String>, field: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub fn invalid(
+        stream: impl Into<String>,
+        field: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
         Self::Invalid {
             stream: stream.into(),
             field: field.into(),

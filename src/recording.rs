@@ -6,12 +6,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float32Array, Int32Array, Int64Array, ListArray, StringArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, Float32Array, Int32Array, Int64Array, ListArray, StringArray,
+};
 use arrow::datatypes::{Float32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
-use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HarError, Result};
@@ -148,28 +150,51 @@ impl ModalityStream {
             return Err(HarError::invalid(stream, "channel_names", "no channels"));
         }
         if !(self.info.sample_rate_hz.is_finite() && self.info.sample_rate_hz > 0.0) {
-            return Err(HarError::invalid(stream, "sample_rate_hz", format!("{} is not a positive rate", self.info.sample_rate_hz)));
+            return Err(HarError::invalid(
+                stream,
+                "sample_rate_hz",
+                format!("{} is not a positive rate", self.info.sample_rate_hz),
+            ));
         }
         if self.values.len() != self.timestamps_ns.len() * c {
             return Err(HarError::invalid(
                 stream,
                 "values",
-                format!("{} values for {} samples of {c} channels", self.values.len(), self.timestamps_ns.len()),
+                format!(
+                    "{} values for {} samples of {c} channels",
+                    self.values.len(),
+                    self.timestamps_ns.len()
+                ),
             ));
         }
         if let ModalityKind::Skeleton(layout) = &self.info.kind {
             if layout.joints.len() * 3 != c || layout.parents.len() != layout.joints.len() {
-                return Err(HarError::invalid(stream, "joints", "skeleton layout does not match the channels"));
+                return Err(HarError::invalid(
+                    stream,
+                    "joints",
+                    "skeleton layout does not match the channels",
+                ));
             }
-            if layout.centre_joint >= layout.joints.len() || layout.torso_top_joint >= layout.joints.len() {
-                return Err(HarError::invalid(stream, "joints", "centre or torso joint out of range"));
+            if layout.centre_joint >= layout.joints.len()
+                || layout.torso_top_joint >= layout.joints.len()
+            {
+                return Err(HarError::invalid(
+                    stream,
+                    "joints",
+                    "centre or torso joint out of range",
+                ));
             }
         }
         if let Some(i) = self.timestamps_ns.windows(2).position(|w| w[1] <= w[0]) {
             return Err(HarError::invalid(
                 stream,
                 "timestamp_ns",
-                format!("not strictly increasing at sample {}: {} then {}", i + 1, self.timestamps_ns[i], self.timestamps_ns[i + 1]),
+                format!(
+                    "not strictly increasing at sample {}: {} then {}",
+                    i + 1,
+                    self.timestamps_ns[i],
+                    self.timestamps_ns[i + 1]
+                ),
             ));
         }
         Ok(())
@@ -189,13 +214,20 @@ pub struct LabelInterval {
 
 /// Turns per-sample labels into intervals (runs of equal labels; [`UNLABELLED`] runs are left
 /// out). Each run ends where the next sample starts, the last one a period after its sample.
-pub fn intervals_from_sample_labels(timestamps_ns: &[i64], labels: &[i32], period_ns: f64) -> Vec<LabelInterval> {
+pub fn intervals_from_sample_labels(
+    timestamps_ns: &[i64],
+    labels: &[i32],
+    period_ns: f64,
+) -> Vec<LabelInterval> {
     let mut intervals = Vec::new();
     let mut start = 0;
     for i in 1..=labels.len() {
         if i == labels.len() || labels[i] != labels[start] {
             if labels[start] != UNLABELLED {
-                let end_ns = timestamps_ns.get(i).copied().unwrap_or_else(|| timestamps_ns[i - 1] + period_ns.round() as i64);
+                let end_ns = timestamps_ns
+                    .get(i)
+                    .copied()
+                    .unwrap_or_else(|| timestamps_ns[i - 1] + period_ns.round() as i64);
                 intervals.push(LabelInterval {
                     start_ns: timestamps_ns[start],
                     end_ns,
@@ -256,17 +288,29 @@ impl Recording {
     /// Validates every stream and the label intervals.
     pub fn validate(&self) -> Result<()> {
         if self.streams.is_empty() {
-            return Err(HarError::invalid(&self.id, "streams", "recording has no modality"));
+            return Err(HarError::invalid(
+                &self.id,
+                "streams",
+                "recording has no modality",
+            ));
         }
         for s in &self.streams {
             s.validate(&self.id)?;
         }
         for (i, iv) in self.labels.iter().enumerate() {
             if iv.end_ns <= iv.start_ns {
-                return Err(HarError::invalid(&self.id, "labels", format!("interval {i} is empty or reversed")));
+                return Err(HarError::invalid(
+                    &self.id,
+                    "labels",
+                    format!("interval {i} is empty or reversed"),
+                ));
             }
             if i > 0 && self.labels[i - 1].end_ns > iv.start_ns {
-                return Err(HarError::invalid(&self.id, "labels", format!("interval {i} overlaps the previous one")));
+                return Err(HarError::invalid(
+                    &self.id,
+                    "labels",
+                    format!("interval {i} overlaps the previous one"),
+                ));
             }
         }
         Ok(())
@@ -292,17 +336,32 @@ impl Recording {
             write_parquet(
                 &folder.join(format!("{}.parquet", stream.info.name)),
                 &batch,
-                vec![(MODALITY_METADATA_KEY, modality), (RECORDING_METADATA_KEY, ids.clone())],
+                vec![
+                    (MODALITY_METADATA_KEY, modality),
+                    (RECORDING_METADATA_KEY, ids.clone()),
+                ],
             )?;
         }
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(self.labels.iter().map(|l| l.start_ns))),
-            Arc::new(Int64Array::from_iter_values(self.labels.iter().map(|l| l.end_ns))),
-            Arc::new(Int32Array::from_iter_values(self.labels.iter().map(|l| l.label))),
-            Arc::new(StringArray::from_iter_values(self.labels.iter().map(|l| class_name(l.label)))),
+            Arc::new(Int64Array::from_iter_values(
+                self.labels.iter().map(|l| l.start_ns),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                self.labels.iter().map(|l| l.end_ns),
+            )),
+            Arc::new(Int32Array::from_iter_values(
+                self.labels.iter().map(|l| l.label),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                self.labels.iter().map(|l| class_name(l.label)),
+            )),
         ];
         let batch = build_batch(SchemaName::RecordingLabels, columns)?;
-        write_parquet(&folder.join("labels.parquet"), &batch, vec![(RECORDING_METADATA_KEY, ids)])?;
+        write_parquet(
+            &folder.join("labels.parquet"),
+            &batch,
+            vec![(RECORDING_METADATA_KEY, ids)],
+        )?;
         Ok(folder)
     }
 
@@ -319,9 +378,9 @@ impl Recording {
         let mut streams = Vec::new();
         for path in files.iter().filter(|p| **p != labels_path) {
             let (batches, metadata) = read_parquet(path)?;
-            let info_json = metadata
-                .get(MODALITY_METADATA_KEY)
-                .ok_or_else(|| HarError::format(path, MODALITY_METADATA_KEY, "missing file metadata"))?;
+            let info_json = metadata.get(MODALITY_METADATA_KEY).ok_or_else(|| {
+                HarError::format(path, MODALITY_METADATA_KEY, "missing file metadata")
+            })?;
             let info: ModalityInfo = serde_json::from_str(info_json)
                 .map_err(|e| HarError::format(path, MODALITY_METADATA_KEY, e.to_string()))?;
             if ids.is_none() {
@@ -333,8 +392,11 @@ impl Recording {
                 values: Vec::new(),
             };
             for batch in &batches {
-                check_batch(SchemaName::RecordingSamples, batch).map_err(|e| HarError::format(path, "schema", e.to_string()))?;
-                stream.timestamps_ns.extend(batch.column(0).as_primitive::<Int64Type>().values().iter());
+                check_batch(SchemaName::RecordingSamples, batch)
+                    .map_err(|e| HarError::format(path, "schema", e.to_string()))?;
+                stream
+                    .timestamps_ns
+                    .extend(batch.column(0).as_primitive::<Int64Type>().values().iter());
                 let list = batch.column(1).as_list::<i32>();
                 append_rows(path, list, stream.info.channels(), &mut stream.values)?;
             }
@@ -347,10 +409,13 @@ impl Recording {
                 ids = parse_ids(&labels_path, &metadata)?;
             }
             for batch in &batches {
-                check_batch(SchemaName::RecordingLabels, batch).map_err(|e| HarError::format(&labels_path, "schema", e.to_string()))?;
+                check_batch(SchemaName::RecordingLabels, batch)
+                    .map_err(|e| HarError::format(&labels_path, "schema", e.to_string()))?;
                 let start = batch.column(0).as_primitive::<Int64Type>();
                 let end = batch.column(1).as_primitive::<Int64Type>();
-                let label = batch.column(2).as_primitive::<arrow::datatypes::Int32Type>();
+                let label = batch
+                    .column(2)
+                    .as_primitive::<arrow::datatypes::Int32Type>();
                 for i in 0..batch.num_rows() {
                     labels.push(LabelInterval {
                         start_ns: start.value(i),
@@ -360,7 +425,8 @@ impl Recording {
                 }
             }
         }
-        let ids = ids.ok_or_else(|| HarError::format(folder, "recording", "no modality or label file"))?;
+        let ids =
+            ids.ok_or_else(|| HarError::format(folder, "recording", "no modality or label file"))?;
         let recording = Recording {
             id: ids.recording_id,
             subject_id: ids.subject_id,
@@ -368,7 +434,9 @@ impl Recording {
             streams,
             labels,
         };
-        recording.validate().map_err(|e| HarError::format(folder, "recording", e.to_string()))?;
+        recording
+            .validate()
+            .map_err(|e| HarError::format(folder, "recording", e.to_string()))?;
         Ok(recording)
     }
 }
@@ -376,7 +444,10 @@ impl Recording {
 fn parse_ids(path: &Path, metadata: &BTreeMap<String, String>) -> Result<Option<RecordingIds>> {
     metadata
         .get(RECORDING_METADATA_KEY)
-        .map(|json| serde_json::from_str(json).map_err(|e| HarError::format(path, RECORDING_METADATA_KEY, e.to_string())))
+        .map(|json| {
+            serde_json::from_str(json)
+                .map_err(|e| HarError::format(path, RECORDING_METADATA_KEY, e.to_string()))
+        })
         .transpose()
 }
 
@@ -384,8 +455,16 @@ fn parse_ids(path: &Path, metadata: &BTreeMap<String, String>) -> Result<Option<
 pub fn list_of_rows(values: &[f32], channels: usize) -> ListArray {
     let rows = values.len() / channels.max(1);
     let offsets = arrow::buffer::OffsetBuffer::from_lengths(std::iter::repeat_n(channels, rows));
-    let item = Arc::new(arrow::datatypes::Field::new_list_field(arrow::datatypes::DataType::Float32, true));
-    ListArray::new(item, offsets, Arc::new(Float32Array::from(values.to_vec())), None)
+    let item = Arc::new(arrow::datatypes::Field::new_list_field(
+        arrow::datatypes::DataType::Float32,
+        true,
+    ));
+    ListArray::new(
+        item,
+        offsets,
+        Arc::new(Float32Array::from(values.to_vec())),
+        None,
+    )
 }
 
 /// Appends the rows of a list column to `out`, checking that each row has `channels` values.
@@ -396,40 +475,69 @@ fn append_rows(path: &Path, list: &ListArray, channels: usize, out: &mut Vec<f32
     for (row, w) in list.value_offsets().windows(2).enumerate() {
         let len = (w[1] - w[0]) as usize;
         if len != channels {
-            return Err(HarError::format(path, "values", format!("row {row} has {len} values, expected {channels} channels")));
+            return Err(HarError::format(
+                path,
+                "values",
+                format!("row {row} has {len} values, expected {channels} channels"),
+            ));
         }
     }
     let items = list.values().as_primitive::<Float32Type>();
     let first = list.value_offsets()[0] as usize;
     let last = *list.value_offsets().last().unwrap_or(&0) as usize;
     // Null items become NaN (the format's missing value).
-    out.extend((first..last).map(|i| if items.is_null(i) { f32::NAN } else { items.value(i) }));
+    out.extend((first..last).map(|i| {
+        if items.is_null(i) {
+            f32::NAN
+        } else {
+            items.value(i)
+        }
+    }));
     Ok(())
 }
 
 /// Writes one batch to a Parquet file (zstd) with key-value metadata, via a temporary name.
-pub fn write_parquet(path: &Path, batch: &arrow::array::RecordBatch, metadata: Vec<(&str, String)>) -> Result<()> {
+pub fn write_parquet(
+    path: &Path,
+    batch: &arrow::array::RecordBatch,
+    metadata: Vec<(&str, String)>,
+) -> Result<()> {
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(|e| HarError::io(&tmp, e))?;
     let props = WriterProperties::builder()
         .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
-        .set_key_value_metadata(Some(metadata.into_iter().map(|(k, v)| KeyValue::new(k.to_string(), v)).collect()))
+        .set_key_value_metadata(Some(
+            metadata
+                .into_iter()
+                .map(|(k, v)| KeyValue::new(k.to_string(), v))
+                .collect(),
+        ))
         .build();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(|e| HarError::parquet(&tmp, e))?;
-    writer.write(batch).map_err(|e| HarError::parquet(&tmp, e))?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))
+        .map_err(|e| HarError::parquet(&tmp, e))?;
+    writer
+        .write(batch)
+        .map_err(|e| HarError::parquet(&tmp, e))?;
     writer.close().map_err(|e| HarError::parquet(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| HarError::io(path, e))
 }
 
 /// Reads all batches of a Parquet file and its key-value metadata.
-pub fn read_parquet(path: &Path) -> Result<(Vec<arrow::array::RecordBatch>, BTreeMap<String, String>)> {
+pub fn read_parquet(
+    path: &Path,
+) -> Result<(Vec<arrow::array::RecordBatch>, BTreeMap<String, String>)> {
     let file = File::open(path).map_err(|e| HarError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| HarError::parquet(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| HarError::parquet(path, e))?;
     let metadata = builder
         .metadata()
         .file_metadata()
         .key_value_metadata()
-        .map(|kvs| kvs.iter().filter_map(|kv| kv.value.clone().map(|v| (kv.key.clone(), v))).collect())
+        .map(|kvs| {
+            kvs.iter()
+                .filter_map(|kv| kv.value.clone().map(|v| (kv.key.clone(), v)))
+                .collect()
+        })
         .unwrap_or_default();
     let reader = builder.build().map_err(|e| HarError::parquet(path, e))?;
     let batches = reader

@@ -128,7 +128,8 @@ pub struct FieldSpec {
 pub fn parse_type(text: &str) -> Option<DataType> {
     let text = text.trim();
     if let Some(inner) = text.strip_prefix("list<").and_then(|t| t.strip_suffix('>')) {
-        return parse_type(inner).map(|item| DataType::List(Arc::new(Field::new_list_field(item, true))));
+        return parse_type(inner)
+            .map(|item| DataType::List(Arc::new(Field::new_list_field(item, true))));
     }
     Some(match text {
         "bool" => DataType::Boolean,
@@ -161,12 +162,19 @@ impl SchemaFile {
             .iter()
             .map(|spec| {
                 if !seen.insert(spec.name.as_str()) {
-                    return Err(HarError::schema(&self.name, format!("field `{}` declared twice", spec.name)));
+                    return Err(HarError::schema(
+                        &self.name,
+                        format!("field `{}` declared twice", spec.name),
+                    ));
                 }
                 let data_type = parse_type(&spec.type_name).ok_or_else(|| {
-                    HarError::schema(&self.name, format!("field `{}`: unknown type `{}`", spec.name, spec.type_name))
+                    HarError::schema(
+                        &self.name,
+                        format!("field `{}`: unknown type `{}`", spec.name, spec.type_name),
+                    )
                 })?;
-                let mut metadata = HashMap::from([("description".to_string(), spec.description.clone())]);
+                let mut metadata =
+                    HashMap::from([("description".to_string(), spec.description.clone())]);
                 if let Some(unit) = &spec.unit {
                     metadata.insert("unit".to_string(), unit.clone());
                 }
@@ -221,7 +229,11 @@ pub fn build_batch(name: SchemaName, columns: Vec<ArrayRef>) -> Result<RecordBat
     if columns.len() != schema.fields().len() {
         return Err(HarError::schema(
             name.file_stem(),
-            format!("code built {} columns, the file declares {}", columns.len(), schema.fields().len()),
+            format!(
+                "code built {} columns, the file declares {}",
+                columns.len(),
+                schema.fields().len()
+            ),
         ));
     }
     for (field, column) in schema.fields().iter().zip(&columns) {
@@ -237,7 +249,8 @@ pub fn build_batch(name: SchemaName, columns: Vec<ArrayRef>) -> Result<RecordBat
             ));
         }
     }
-    RecordBatch::try_new(schema, columns).map_err(|e| HarError::schema(name.file_stem(), e.to_string()))
+    RecordBatch::try_new(schema, columns)
+        .map_err(|e| HarError::schema(name.file_stem(), e.to_string()))
 }
 
 /// Checks that a received batch has the declared fields and types (metadata may differ, as it
@@ -247,22 +260,42 @@ pub fn check_batch(name: SchemaName, batch: &RecordBatch) -> Result<()> {
     let got = batch.schema();
     for field in schema.fields() {
         let actual = got.field_with_name(field.name()).map_err(|_| {
-            HarError::schema(name.file_stem(), format!("field `{}` is missing", field.name()))
+            HarError::schema(
+                name.file_stem(),
+                format!("field `{}` is missing", field.name()),
+            )
         })?;
         if actual.data_type() != field.data_type() {
             return Err(HarError::schema(
                 name.file_stem(),
-                format!("field `{}` has type {}, expected {}", field.name(), actual.data_type(), field.data_type()),
+                format!(
+                    "field `{}` has type {}, expected {}",
+                    field.name(),
+                    actual.data_type(),
+                    field.data_type()
+                ),
             ));
         }
-        if !field.is_nullable() && actual.is_nullable() && batch.column_by_name(field.name()).is_some_and(|c| c.null_count() > 0) {
-            return Err(HarError::schema(name.file_stem(), format!("field `{}` holds nulls", field.name())));
+        if !field.is_nullable()
+            && actual.is_nullable()
+            && batch
+                .column_by_name(field.name())
+                .is_some_and(|c| c.null_count() > 0)
+        {
+            return Err(HarError::schema(
+                name.file_stem(),
+                format!("field `{}` holds nulls", field.name()),
+            ));
         }
     }
     if got.fields().len() != schema.fields().len() {
         return Err(HarError::schema(
             name.file_stem(),
-            format!("batch has {} fields, expected {}", got.fields().len(), schema.fields().len()),
+            format!(
+                "batch has {} fields, expected {}",
+                got.fields().len(),
+                schema.fields().len()
+            ),
         ));
     }
     Ok(())

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, ListArray, RecordBatch,
-    StringArray, UInt32Array, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
+    ListArray, RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field};
@@ -49,59 +49,53 @@ pub struct SensorChunk {
     pub ingest_ts_ns: i64,
 }
 
-/// One modality of a preprocessed window (schema `window`).
+/// Identity, ground truth and timing of one modality of one window; shared by the window
+/// and token messages, whose schemas start with the same columns.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WindowMessage {
-    /// Window number (per device and run).
+pub struct WindowKey {
+    /// Window number (per device and run); equal across the modalities of one window.
     pub window_id: u64,
     /// Producer.
     pub source: Source,
     /// Modality name.
     pub modality: String,
-    /// First sample time.
+    /// First sample time (sensor clock).
     pub start_ns: i64,
-    /// Last sample time.
+    /// Last sample time (sensor clock).
     pub end_ns: i64,
+    /// Ground truth, when known.
+    pub label: Option<i32>,
+    /// Wall clock when the window's last sample was ingested.
+    pub ingest_ts_ns: i64,
+    /// Wall clock when preprocess emitted the window.
+    pub preprocess_ts_ns: i64,
+}
+
+/// One modality of a preprocessed window (schema `window`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowMessage {
+    /// Which window.
+    pub key: WindowKey,
     /// Steps (T).
     pub num_steps: u32,
     /// Channels (C).
     pub num_channels: u32,
-    /// T × C normalised values.
+    /// T × C normalised values, row-major.
     pub values: Vec<f32>,
-    /// Ground truth, when known.
-    pub label: Option<i32>,
-    /// Wall clock when the last sample was ingested.
-    pub ingest_ts_ns: i64,
-    /// Wall clock when the window was emitted.
-    pub preprocess_ts_ns: i64,
 }
 
 /// One modality's tokens for a window (schema `token_embedding`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenMessage {
-    /// Window number.
-    pub window_id: u64,
-    /// Producer.
-    pub source: Source,
-    /// Modality name.
-    pub modality: String,
-    /// First sample time.
-    pub start_ns: i64,
-    /// Last sample time.
-    pub end_ns: i64,
+    /// Which window.
+    pub key: WindowKey,
     /// Tokens (N).
     pub num_tokens: u32,
     /// Token dimension (D).
     pub dim: u32,
-    /// N × D values.
+    /// N × D values, row-major.
     pub values: Vec<f32>,
-    /// Ground truth, when known.
-    pub label: Option<i32>,
-    /// Ingest wall clock.
-    pub ingest_ts_ns: i64,
-    /// Preprocess wall clock.
-    pub preprocess_ts_ns: i64,
-    /// Encode wall clock.
+    /// Wall clock when the encoder emitted the tokens.
     pub encode_ts_ns: i64,
 }
 
@@ -157,21 +151,32 @@ fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
 }
 
 fn source_columns(sources: impl Iterator<Item = Source> + Clone) -> [ArrayRef; 3] {
-    let collect = |f: fn(Source) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values(sources.clone().map(f))) };
-    [collect(|s| s.device_id), collect(|s| s.subject_id), collect(|s| s.session_id)]
+    let collect = |f: fn(Source) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(sources.clone().map(f)))
+    };
+    [
+        collect(|s| s.device_id),
+        collect(|s| s.subject_id),
+        collect(|s| s.session_id),
+    ]
 }
 
 /// A list column from rows of a primitive array type.
 fn list<A: Array + 'static>(rows: Vec<Option<usize>>, values: A) -> ArrayRef {
-    let nulls: Option<arrow::buffer::NullBuffer> =
-        rows.iter().any(|r| r.is_none()).then(|| rows.iter().map(|r| r.is_some()).collect());
+    let nulls: Option<arrow::buffer::NullBuffer> = rows
+        .iter()
+        .any(|r| r.is_none())
+        .then(|| rows.iter().map(|r| r.is_some()).collect());
     let item = Arc::new(Field::new_list_field(values.data_type().clone(), true));
     let offsets = OffsetBuffer::from_lengths(rows.iter().map(|r| r.unwrap_or(0)));
     Arc::new(ListArray::new(item, offsets, Arc::new(values), nulls))
 }
 
 fn list_f32<'a>(rows: impl Iterator<Item = &'a [f32]> + Clone) -> ArrayRef {
-    list(rows.clone().map(|r| Some(r.len())).collect(), Float32Array::from_iter_values(rows.flatten().copied()))
+    list(
+        rows.clone().map(|r| Some(r.len())).collect(),
+        Float32Array::from_iter_values(rows.flatten().copied()),
+    )
 }
 
 /// Reads typed columns of a batch, with errors naming the stream and field.
@@ -198,11 +203,19 @@ impl<'a> Columns<'a> {
     }
 
     fn strings(&self, name: &str) -> Result<Vec<String>> {
-        Ok(self.get::<StringArray>(name)?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+        Ok(self
+            .get::<StringArray>(name)?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
     }
 
     fn sources(&self) -> Result<Vec<Source>> {
-        let (d, s, e) = (self.strings("device_id")?, self.strings("subject_id")?, self.strings("session_id")?);
+        let (d, s, e) = (
+            self.strings("device_id")?,
+            self.strings("subject_id")?,
+            self.strings("session_id")?,
+        );
         Ok(d.into_iter()
             .zip(s)
             .zip(e)
@@ -215,7 +228,10 @@ impl<'a> Columns<'a> {
     }
 
     /// Rows of a list column of primitive `T` (null rows become `None`, null items NaN/0).
-    fn list_rows<T: arrow::datatypes::ArrowPrimitiveType>(&self, name: &str) -> Result<Vec<Option<Vec<T::Native>>>> {
+    fn list_rows<T: arrow::datatypes::ArrowPrimitiveType>(
+        &self,
+        name: &str,
+    ) -> Result<Vec<Option<Vec<T::Native>>>> {
         let list = self.get::<ListArray>(name)?;
         let values = list
             .values()
@@ -224,14 +240,20 @@ impl<'a> Columns<'a> {
         Ok((0..list.len())
             .map(|i| {
                 list.is_valid(i).then(|| {
-                    let (a, b) = (list.value_offsets()[i] as usize, list.value_offsets()[i + 1] as usize);
+                    let (a, b) = (
+                        list.value_offsets()[i] as usize,
+                        list.value_offsets()[i + 1] as usize,
+                    );
                     values.values()[a..b].to_vec()
                 })
             })
             .collect())
     }
 
-    fn required_rows<T: arrow::datatypes::ArrowPrimitiveType>(&self, name: &str) -> Result<Vec<Vec<T::Native>>> {
+    fn required_rows<T: arrow::datatypes::ArrowPrimitiveType>(
+        &self,
+        name: &str,
+    ) -> Result<Vec<Vec<T::Native>>> {
         self.list_rows::<T>(name)?
             .into_iter()
             .map(|r| r.ok_or_else(|| self.error(name, "null list")))
@@ -241,7 +263,11 @@ impl<'a> Columns<'a> {
 
 fn check_len(schema: SchemaName, field: &str, got: usize, expected: usize) -> Result<()> {
     if got != expected {
-        return Err(HarError::invalid(schema.file_stem(), field, format!("{got} values, expected {expected}")));
+        return Err(HarError::invalid(
+            schema.file_stem(),
+            field,
+            format!("{got} values, expected {expected}"),
+        ));
     }
     Ok(())
 }
@@ -251,7 +277,12 @@ impl StreamMessage for SensorChunk {
 
     fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
         for r in rows {
-            check_len(Self::SCHEMA, "values", r.values.len(), r.timestamps_ns.len() * r.channel_count as usize)?;
+            check_len(
+                Self::SCHEMA,
+                "values",
+                r.values.len(),
+                r.timestamps_ns.len() * r.channel_count as usize,
+            )?;
             if let Some(labels) = &r.labels {
                 check_len(Self::SCHEMA, "labels", labels.len(), r.timestamps_ns.len())?;
             }
@@ -262,8 +293,12 @@ impl StreamMessage for SensorChunk {
             Int64Array::from_iter_values(rows.iter().flat_map(|r| r.timestamps_ns.iter().copied())),
         );
         let labels = list(
-            rows.iter().map(|r| r.labels.as_ref().map(Vec::len)).collect(),
-            Int32Array::from_iter_values(rows.iter().flat_map(|r| r.labels.iter().flatten().copied())),
+            rows.iter()
+                .map(|r| r.labels.as_ref().map(Vec::len))
+                .collect(),
+            Int32Array::from_iter_values(
+                rows.iter().flat_map(|r| r.labels.iter().flatten().copied()),
+            ),
         );
         build_batch(
             Self::SCHEMA,
@@ -272,13 +307,21 @@ impl StreamMessage for SensorChunk {
                 subject,
                 session,
                 strings(rows.iter().map(|r| r.modality.as_str())),
-                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.chunk_seq))),
-                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.sample_rate_hz))),
-                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.channel_count))),
+                Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.chunk_seq),
+                )),
+                Arc::new(Float64Array::from_iter_values(
+                    rows.iter().map(|r| r.sample_rate_hz),
+                )),
+                Arc::new(UInt32Array::from_iter_values(
+                    rows.iter().map(|r| r.channel_count),
+                )),
                 timestamps,
                 list_f32(rows.iter().map(|r| r.values.as_slice())),
                 labels,
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.ingest_ts_ns))),
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.ingest_ts_ns),
+                )),
             ],
         )
     }
@@ -296,10 +339,20 @@ impl StreamMessage for SensorChunk {
         let labels = c.list_rows::<arrow::datatypes::Int32Type>("labels")?;
         let ingest = c.get::<Int64Array>("ingest_ts_ns")?;
         let mut out = Vec::with_capacity(batch.num_rows());
-        for (i, (((source, timestamps_ns), values), labels)) in
-            c.sources()?.into_iter().zip(timestamps).zip(values).zip(labels).enumerate()
+        for (i, (((source, timestamps_ns), values), labels)) in c
+            .sources()?
+            .into_iter()
+            .zip(timestamps)
+            .zip(values)
+            .zip(labels)
+            .enumerate()
         {
-            check_len(Self::SCHEMA, "values", values.len(), timestamps_ns.len() * channels.value(i) as usize)?;
+            check_len(
+                Self::SCHEMA,
+                "values",
+                values.len(),
+                timestamps_ns.len() * channels.value(i) as usize,
+            )?;
             if let Some(labels) = &labels {
                 check_len(Self::SCHEMA, "labels", labels.len(), timestamps_ns.len())?;
             }
@@ -319,70 +372,118 @@ impl StreamMessage for SensorChunk {
     }
 }
 
+/// A window key with a row-major matrix: the common part of window and token messages.
+struct Matrix<'a> {
+    key: &'a WindowKey,
+    rows: u32,
+    cols: u32,
+    values: &'a [f32],
+}
+
+/// The 13 leading columns shared by the `window` and `token_embedding` schemas.
+fn matrix_columns(schema: SchemaName, matrices: &[Matrix]) -> Result<Vec<ArrayRef>> {
+    for m in matrices {
+        check_len(schema, "values", m.values.len(), (m.rows * m.cols) as usize)?;
+    }
+    let keys = || matrices.iter().map(|m| m.key);
+    let [device, subject, session] = source_columns(keys().map(|k| k.source.clone()));
+    Ok(vec![
+        Arc::new(UInt64Array::from_iter_values(keys().map(|k| k.window_id))),
+        device,
+        subject,
+        session,
+        strings(keys().map(|k| k.modality.as_str())),
+        Arc::new(Int64Array::from_iter_values(keys().map(|k| k.start_ns))),
+        Arc::new(Int64Array::from_iter_values(keys().map(|k| k.end_ns))),
+        Arc::new(UInt32Array::from_iter_values(
+            matrices.iter().map(|m| m.rows),
+        )),
+        Arc::new(UInt32Array::from_iter_values(
+            matrices.iter().map(|m| m.cols),
+        )),
+        list_f32(matrices.iter().map(|m| m.values)),
+        Arc::new(Int32Array::from_iter(keys().map(|k| k.label))),
+        Arc::new(Int64Array::from_iter_values(keys().map(|k| k.ingest_ts_ns))),
+        Arc::new(Int64Array::from_iter_values(
+            keys().map(|k| k.preprocess_ts_ns),
+        )),
+    ])
+}
+
+/// A window key with an owned matrix: (key, rows, cols, values).
+type OwnedMatrix = (WindowKey, u32, u32, Vec<f32>);
+
+/// Reads the shared leading columns of every row.
+fn read_matrices(c: &Columns, rows_field: &str, cols_field: &str) -> Result<Vec<OwnedMatrix>> {
+    let (id, modality, start, end) = (
+        c.get::<UInt64Array>("window_id")?,
+        c.strings("modality")?,
+        c.get::<Int64Array>("start_ns")?,
+        c.get::<Int64Array>("end_ns")?,
+    );
+    let (rows, cols, label) = (
+        c.get::<UInt32Array>(rows_field)?,
+        c.get::<UInt32Array>(cols_field)?,
+        c.get::<Int32Array>("label")?,
+    );
+    let (ingest, preprocess) = (
+        c.get::<Int64Array>("ingest_ts_ns")?,
+        c.get::<Int64Array>("preprocess_ts_ns")?,
+    );
+    let values = c.required_rows::<arrow::datatypes::Float32Type>("values")?;
+    c.sources()?
+        .into_iter()
+        .zip(values)
+        .enumerate()
+        .map(|(i, (source, values))| {
+            check_len(
+                c.schema,
+                "values",
+                values.len(),
+                (rows.value(i) * cols.value(i)) as usize,
+            )?;
+            let key = WindowKey {
+                window_id: id.value(i),
+                source,
+                modality: modality[i].clone(),
+                start_ns: start.value(i),
+                end_ns: end.value(i),
+                label: label.is_valid(i).then(|| label.value(i)),
+                ingest_ts_ns: ingest.value(i),
+                preprocess_ts_ns: preprocess.value(i),
+            };
+            Ok((key, rows.value(i), cols.value(i), values))
+        })
+        .collect()
+}
+
 impl StreamMessage for WindowMessage {
     const SCHEMA: SchemaName = SchemaName::Window;
 
     fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
-        for r in rows {
-            check_len(Self::SCHEMA, "values", r.values.len(), (r.num_steps * r.num_channels) as usize)?;
-        }
-        let [device, subject, session] = source_columns(rows.iter().map(|r| r.source.clone()));
-        build_batch(
-            Self::SCHEMA,
-            vec![
-                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.window_id))),
-                device,
-                subject,
-                session,
-                strings(rows.iter().map(|r| r.modality.as_str())),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.start_ns))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.end_ns))),
-                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.num_steps))),
-                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.num_channels))),
-                list_f32(rows.iter().map(|r| r.values.as_slice())),
-                Arc::new(Int32Array::from_iter(rows.iter().map(|r| r.label))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.ingest_ts_ns))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.preprocess_ts_ns))),
-            ],
-        )
+        let matrices: Vec<Matrix> = rows
+            .iter()
+            .map(|r| Matrix {
+                key: &r.key,
+                rows: r.num_steps,
+                cols: r.num_channels,
+                values: &r.values,
+            })
+            .collect();
+        build_batch(Self::SCHEMA, matrix_columns(Self::SCHEMA, &matrices)?)
     }
 
     fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
         let c = Columns::new(Self::SCHEMA, batch)?;
-        let (id, modality, start, end) = (
-            c.get::<UInt64Array>("window_id")?,
-            c.strings("modality")?,
-            c.get::<Int64Array>("start_ns")?,
-            c.get::<Int64Array>("end_ns")?,
-        );
-        let (steps, channels, label) = (
-            c.get::<UInt32Array>("num_steps")?,
-            c.get::<UInt32Array>("num_channels")?,
-            c.get::<Int32Array>("label")?,
-        );
-        let (ingest, preprocess) = (c.get::<Int64Array>("ingest_ts_ns")?, c.get::<Int64Array>("preprocess_ts_ns")?);
-        let values = c.required_rows::<arrow::datatypes::Float32Type>("values")?;
-        c.sources()?
+        Ok(read_matrices(&c, "num_steps", "num_channels")?
             .into_iter()
-            .zip(values)
-            .enumerate()
-            .map(|(i, (source, values))| {
-                check_len(Self::SCHEMA, "values", values.len(), (steps.value(i) * channels.value(i)) as usize)?;
-                Ok(WindowMessage {
-                    window_id: id.value(i),
-                    source,
-                    modality: modality[i].clone(),
-                    start_ns: start.value(i),
-                    end_ns: end.value(i),
-                    num_steps: steps.value(i),
-                    num_channels: channels.value(i),
-                    values,
-                    label: label.is_valid(i).then(|| label.value(i)),
-                    ingest_ts_ns: ingest.value(i),
-                    preprocess_ts_ns: preprocess.value(i),
-                })
+            .map(|(key, num_steps, num_channels, values)| WindowMessage {
+                key,
+                num_steps,
+                num_channels,
+                values,
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -390,72 +491,36 @@ impl StreamMessage for TokenMessage {
     const SCHEMA: SchemaName = SchemaName::TokenEmbedding;
 
     fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
-        for r in rows {
-            check_len(Self::SCHEMA, "values", r.values.len(), (r.num_tokens * r.dim) as usize)?;
-        }
-        let [device, subject, session] = source_columns(rows.iter().map(|r| r.source.clone()));
-        build_batch(
-            Self::SCHEMA,
-            vec![
-                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.window_id))),
-                device,
-                subject,
-                session,
-                strings(rows.iter().map(|r| r.modality.as_str())),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.start_ns))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.end_ns))),
-                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.num_tokens))),
-                Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.dim))),
-                list_f32(rows.iter().map(|r| r.values.as_slice())),
-                Arc::new(Int32Array::from_iter(rows.iter().map(|r| r.label))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.ingest_ts_ns))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.preprocess_ts_ns))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.encode_ts_ns))),
-            ],
-        )
+        let matrices: Vec<Matrix> = rows
+            .iter()
+            .map(|r| Matrix {
+                key: &r.key,
+                rows: r.num_tokens,
+                cols: r.dim,
+                values: &r.values,
+            })
+            .collect();
+        let mut columns = matrix_columns(Self::SCHEMA, &matrices)?;
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| r.encode_ts_ns),
+        )));
+        build_batch(Self::SCHEMA, columns)
     }
 
     fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
         let c = Columns::new(Self::SCHEMA, batch)?;
-        let (id, modality, start, end) = (
-            c.get::<UInt64Array>("window_id")?,
-            c.strings("modality")?,
-            c.get::<Int64Array>("start_ns")?,
-            c.get::<Int64Array>("end_ns")?,
-        );
-        let (tokens, dim, label) = (
-            c.get::<UInt32Array>("num_tokens")?,
-            c.get::<UInt32Array>("dim")?,
-            c.get::<Int32Array>("label")?,
-        );
-        let (ingest, preprocess, encode) = (
-            c.get::<Int64Array>("ingest_ts_ns")?,
-            c.get::<Int64Array>("preprocess_ts_ns")?,
-            c.get::<Int64Array>("encode_ts_ns")?,
-        );
-        let values = c.required_rows::<arrow::datatypes::Float32Type>("values")?;
-        c.sources()?
+        let encode = c.get::<Int64Array>("encode_ts_ns")?;
+        Ok(read_matrices(&c, "num_tokens", "dim")?
             .into_iter()
-            .zip(values)
             .enumerate()
-            .map(|(i, (source, values))| {
-                check_len(Self::SCHEMA, "values", values.len(), (tokens.value(i) * dim.value(i)) as usize)?;
-                Ok(TokenMessage {
-                    window_id: id.value(i),
-                    source,
-                    modality: modality[i].clone(),
-                    start_ns: start.value(i),
-                    end_ns: end.value(i),
-                    num_tokens: tokens.value(i),
-                    dim: dim.value(i),
-                    values,
-                    label: label.is_valid(i).then(|| label.value(i)),
-                    ingest_ts_ns: ingest.value(i),
-                    preprocess_ts_ns: preprocess.value(i),
-                    encode_ts_ns: encode.value(i),
-                })
+            .map(|(i, (key, num_tokens, dim, values))| TokenMessage {
+                key,
+                num_tokens,
+                dim,
+                values,
+                encode_ts_ns: encode.value(i),
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -465,37 +530,65 @@ impl StreamMessage for PredictionMessage {
     fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
         let [device, subject, session] = source_columns(rows.iter().map(|r| r.source.clone()));
         let present = list(
-            rows.iter().map(|r| Some(r.modalities_present.len())).collect(),
-            StringArray::from(rows.iter().flat_map(|r| r.modalities_present.iter().map(String::as_str)).collect::<Vec<_>>()),
+            rows.iter()
+                .map(|r| Some(r.modalities_present.len()))
+                .collect(),
+            StringArray::from(
+                rows.iter()
+                    .flat_map(|r| r.modalities_present.iter().map(String::as_str))
+                    .collect::<Vec<_>>(),
+            ),
         );
         build_batch(
             Self::SCHEMA,
             vec![
-                Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.window_id))),
+                Arc::new(UInt64Array::from_iter_values(
+                    rows.iter().map(|r| r.window_id),
+                )),
                 device,
                 subject,
                 session,
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.start_ns))),
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.start_ns),
+                )),
                 Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.end_ns))),
-                Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.predicted_label))),
+                Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|r| r.predicted_label),
+                )),
                 strings(rows.iter().map(|r| r.predicted_name.as_str())),
-                Arc::new(Float32Array::from_iter_values(rows.iter().map(|r| r.confidence))),
+                Arc::new(Float32Array::from_iter_values(
+                    rows.iter().map(|r| r.confidence),
+                )),
                 list_f32(rows.iter().map(|r| r.probabilities.as_slice())),
                 Arc::new(Int32Array::from_iter(rows.iter().map(|r| r.true_label))),
                 strings(rows.iter().map(|r| r.model_id.as_str())),
                 present,
-                Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.degraded)))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.ingest_ts_ns))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.preprocess_ts_ns))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.encode_ts_ns))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.fuse_ts_ns))),
+                Arc::new(BooleanArray::from_iter(
+                    rows.iter().map(|r| Some(r.degraded)),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.ingest_ts_ns),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.preprocess_ts_ns),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.encode_ts_ns),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    rows.iter().map(|r| r.fuse_ts_ns),
+                )),
             ],
         )
     }
 
     fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>> {
         let c = Columns::new(Self::SCHEMA, batch)?;
-        let (id, start, end) = (c.get::<UInt64Array>("window_id")?, c.get::<Int64Array>("start_ns")?, c.get::<Int64Array>("end_ns")?);
+        let (id, start, end) = (
+            c.get::<UInt64Array>("window_id")?,
+            c.get::<Int64Array>("start_ns")?,
+            c.get::<Int64Array>("end_ns")?,
+        );
         let (label, name, confidence) = (
             c.get::<Int32Array>("predicted_label")?,
             c.strings("predicted_name")?,
@@ -506,41 +599,55 @@ impl StreamMessage for PredictionMessage {
             c.strings("model_id")?,
             c.get::<BooleanArray>("degraded")?,
         );
-        let stamps = ["ingest_ts_ns", "preprocess_ts_ns", "encode_ts_ns", "fuse_ts_ns"]
-            .map(|n| c.get::<Int64Array>(n))
-            .into_iter()
-            .collect::<Result<Vec<_>>>()?;
+        let stamps = [
+            "ingest_ts_ns",
+            "preprocess_ts_ns",
+            "encode_ts_ns",
+            "fuse_ts_ns",
+        ]
+        .map(|n| c.get::<Int64Array>(n))
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
         let probabilities = c.required_rows::<arrow::datatypes::Float32Type>("probabilities")?;
         let present_list = c.get::<ListArray>("modalities_present")?;
         if present_list.values().data_type() != &DataType::Utf8 {
             return Err(c.error("modalities_present", "list items are not utf8"));
         }
         let present: Vec<Vec<String>> = (0..present_list.len())
-            .map(|i| present_list.value(i).as_string::<i32>().iter().map(|s| s.unwrap_or_default().to_string()).collect())
+            .map(|i| {
+                present_list
+                    .value(i)
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|s| s.unwrap_or_default().to_string())
+                    .collect()
+            })
             .collect();
         Ok(c.sources()?
             .into_iter()
             .zip(probabilities)
             .zip(present)
             .enumerate()
-            .map(|(i, ((source, probabilities), modalities_present))| PredictionMessage {
-                window_id: id.value(i),
-                source,
-                start_ns: start.value(i),
-                end_ns: end.value(i),
-                predicted_label: label.value(i),
-                predicted_name: name[i].clone(),
-                confidence: confidence.value(i),
-                probabilities,
-                true_label: truth.is_valid(i).then(|| truth.value(i)),
-                model_id: model[i].clone(),
-                modalities_present,
-                degraded: degraded.value(i),
-                ingest_ts_ns: stamps[0].value(i),
-                preprocess_ts_ns: stamps[1].value(i),
-                encode_ts_ns: stamps[2].value(i),
-                fuse_ts_ns: stamps[3].value(i),
-            })
+            .map(
+                |(i, ((source, probabilities), modalities_present))| PredictionMessage {
+                    window_id: id.value(i),
+                    source,
+                    start_ns: start.value(i),
+                    end_ns: end.value(i),
+                    predicted_label: label.value(i),
+                    predicted_name: name[i].clone(),
+                    confidence: confidence.value(i),
+                    probabilities,
+                    true_label: truth.is_valid(i).then(|| truth.value(i)),
+                    model_id: model[i].clone(),
+                    modalities_present,
+                    degraded: degraded.value(i),
+                    ingest_ts_ns: stamps[0].value(i),
+                    preprocess_ts_ns: stamps[1].value(i),
+                    encode_ts_ns: stamps[2].value(i),
+                    fuse_ts_ns: stamps[3].value(i),
+                },
+            )
             .collect())
     }
 }

@@ -1,7 +1,10 @@
 //! The recording format on disk: round trips, label intervals, and clear errors on bad files.
 
 use har_core::dataset::{ClassInfo, Dataset, DatasetManifest, DatasetWriter, Split};
-use har_core::recording::{intervals_from_sample_labels, LabelInterval, ModalityInfo, ModalityStream, Recording, UNLABELLED};
+use har_core::recording::{
+    intervals_from_sample_labels, LabelInterval, ModalityInfo, ModalityStream, Recording,
+    UNLABELLED,
+};
 
 fn recording() -> Recording {
     let ts: Vec<i64> = (0..6).map(|i| i * 20_000_000).collect();
@@ -18,7 +21,9 @@ fn recording() -> Recording {
             ModalityStream {
                 info: ModalityInfo::inertial("gyro", 50.0, "rad/s", &["x", "y", "z"]),
                 timestamps_ns: ts.clone(),
-                values: (0..18).map(|v| if v == 4 { f32::NAN } else { -(v as f32) }).collect(),
+                values: (0..18)
+                    .map(|v| if v == 4 { f32::NAN } else { -(v as f32) })
+                    .collect(),
             },
         ],
         labels: intervals_from_sample_labels(&ts, &[UNLABELLED, 1, 1, 2, 2, UNLABELLED], 20e6),
@@ -33,7 +38,16 @@ fn manifest() -> DatasetManifest {
         citation: "none".into(),
         synthetic: true,
         source: None,
-        classes: vec![ClassInfo { id: 1, name: "one".into() }, ClassInfo { id: 2, name: "two".into() }],
+        classes: vec![
+            ClassInfo {
+                id: 1,
+                name: "one".into(),
+            },
+            ClassInfo {
+                id: 2,
+                name: "two".into(),
+            },
+        ],
         modalities: recording().streams.iter().map(|s| s.info.clone()).collect(),
         recordings: vec![],
     }
@@ -45,8 +59,16 @@ fn sample_labels_become_intervals_and_back() {
     assert_eq!(
         rec.labels,
         vec![
-            LabelInterval { start_ns: 20_000_000, end_ns: 60_000_000, label: 1 },
-            LabelInterval { start_ns: 60_000_000, end_ns: 100_000_000, label: 2 },
+            LabelInterval {
+                start_ns: 20_000_000,
+                end_ns: 60_000_000,
+                label: 1
+            },
+            LabelInterval {
+                start_ns: 60_000_000,
+                end_ns: 100_000_000,
+                label: 2
+            },
         ]
     );
     let ts = &rec.streams[0].timestamps_ns;
@@ -70,7 +92,11 @@ fn a_dataset_round_trips_through_parquet_exactly() {
         assert_eq!(a.info, b.info);
         assert_eq!(a.timestamps_ns, b.timestamps_ns);
         // NaN (missing value) survives the round trip.
-        assert!(a.values.iter().zip(&b.values).all(|(x, y)| x == y || (x.is_nan() && y.is_nan())));
+        assert!(a
+            .values
+            .iter()
+            .zip(&b.values)
+            .all(|(x, y)| x == y || (x.is_nan() && y.is_nan())));
     }
 }
 
@@ -89,7 +115,10 @@ fn non_monotonic_timestamps_are_an_error_naming_stream_and_sample() {
     let mut rec = recording();
     rec.streams[1].timestamps_ns.swap(2, 3);
     let err = rec.validate().unwrap_err().to_string();
-    assert!(err.contains("rec1/gyro") && err.contains("timestamp_ns") && err.contains("sample 3"), "{err}");
+    assert!(
+        err.contains("rec1/gyro") && err.contains("timestamp_ns") && err.contains("sample 3"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -97,7 +126,10 @@ fn wrong_value_count_is_an_error() {
     let mut rec = recording();
     rec.streams[0].values.pop();
     let err = rec.validate().unwrap_err().to_string();
-    assert!(err.contains("rec1/acc") && err.contains("17 values"), "{err}");
+    assert!(
+        err.contains("rec1/acc") && err.contains("17 values"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -119,5 +151,8 @@ fn a_corrupt_manifest_is_an_error_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("dataset.json"), "{\n  \"name\": 3\n}").unwrap();
     let err = Dataset::open(dir.path()).unwrap_err().to_string();
-    assert!(err.contains("dataset.json") && err.contains("line 2"), "{err}");
+    assert!(
+        err.contains("dataset.json") && err.contains("line 2"),
+        "{err}"
+    );
 }

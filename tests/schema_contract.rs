@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray};
 use har_core::schema::{build_batch, check_batch, parse_type, schema, schema_file, SchemaName};
-use har_core::streams::{PredictionMessage, SensorChunk, Source, StreamMessage, TokenMessage, WindowMessage};
+use har_core::streams::{
+    PredictionMessage, SensorChunk, Source, StreamMessage, TokenMessage, WindowKey, WindowMessage,
+};
 
 #[test]
 fn every_schema_file_is_registered_and_every_registered_schema_has_a_file() {
@@ -17,19 +19,31 @@ fn every_schema_file_is_registered_and_every_registered_schema_has_a_file() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    let in_code: BTreeSet<String> = SchemaName::ALL.iter().map(|s| s.file_stem().to_string()).collect();
+    let in_code: BTreeSet<String> = SchemaName::ALL
+        .iter()
+        .map(|s| s.file_stem().to_string())
+        .collect();
     assert_eq!(on_disk, in_code);
     for name in SchemaName::ALL {
         // The compiled-in text equals the file on disk.
         let disk = std::fs::read_to_string(dir.join(format!("{}.json", name.file_stem()))).unwrap();
         let file = schema_file(name).unwrap();
         let reparsed: serde_json::Value = serde_json::from_str(&disk).unwrap();
-        assert_eq!(reparsed["fields"].as_array().unwrap().len(), file.fields.len(), "{name:?}");
+        assert_eq!(
+            reparsed["fields"].as_array().unwrap().len(),
+            file.fields.len(),
+            "{name:?}"
+        );
         let arrow = schema(name).unwrap();
         assert_eq!(arrow.metadata()["schema_name"], name.file_stem());
         for (field, spec) in arrow.fields().iter().zip(&file.fields) {
             assert_eq!(field.name(), &spec.name);
-            assert!(!spec.description.is_empty(), "{}.{} has no description", name.file_stem(), spec.name);
+            assert!(
+                !spec.description.is_empty(),
+                "{}.{} has no description",
+                name.file_stem(),
+                spec.name
+            );
             assert_eq!(field.metadata().get("unit"), spec.unit.as_ref());
         }
     }
@@ -55,9 +69,16 @@ fn build_batch_rejects_columns_that_disagree_with_the_file() {
     assert!(build_batch(SchemaName::RecordingLabels, good.clone()).is_ok());
     let mut wrong_type = good.clone();
     wrong_type[2] = Arc::new(Int64Array::from(vec![1]));
-    let err = build_batch(SchemaName::RecordingLabels, wrong_type).unwrap_err().to_string();
-    assert!(err.contains("recording_labels") && err.contains("`label`"), "{err}");
-    let err = build_batch(SchemaName::RecordingLabels, good[..3].to_vec()).unwrap_err().to_string();
+    let err = build_batch(SchemaName::RecordingLabels, wrong_type)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("recording_labels") && err.contains("`label`"),
+        "{err}"
+    );
+    let err = build_batch(SchemaName::RecordingLabels, good[..3].to_vec())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("3 columns"), "{err}");
 }
 
@@ -66,6 +87,19 @@ fn source() -> Source {
         device_id: "dev1".into(),
         subject_id: "7".into(),
         session_id: "s".into(),
+    }
+}
+
+fn key(label: Option<i32>) -> WindowKey {
+    WindowKey {
+        window_id: 1,
+        source: source(),
+        modality: "acc".into(),
+        start_ns: 0,
+        end_ns: 20,
+        label,
+        ingest_ts_ns: 1,
+        preprocess_ts_ns: 2,
     }
 }
 
@@ -104,35 +138,27 @@ fn stream_messages_round_trip_through_their_schemas() {
     assert_eq!(SensorChunk::from_batch(&batch).unwrap(), chunks);
 
     let windows = vec![WindowMessage {
-        window_id: 1,
-        source: source(),
-        modality: "acc".into(),
-        start_ns: 0,
-        end_ns: 20,
+        key: key(None),
         num_steps: 2,
         num_channels: 2,
         values: vec![0.1, 0.2, 0.3, 0.4],
-        label: None,
-        ingest_ts_ns: 1,
-        preprocess_ts_ns: 2,
     }];
-    assert_eq!(WindowMessage::from_batch(&WindowMessage::to_batch(&windows).unwrap()).unwrap(), windows);
+    assert_eq!(
+        WindowMessage::from_batch(&WindowMessage::to_batch(&windows).unwrap()).unwrap(),
+        windows
+    );
 
     let tokens = vec![TokenMessage {
-        window_id: 1,
-        source: source(),
-        modality: "acc".into(),
-        start_ns: 0,
-        end_ns: 20,
+        key: key(Some(4)),
         num_tokens: 1,
         dim: 3,
         values: vec![1.0, 2.0, 3.0],
-        label: Some(4),
-        ingest_ts_ns: 1,
-        preprocess_ts_ns: 2,
         encode_ts_ns: 3,
     }];
-    assert_eq!(TokenMessage::from_batch(&TokenMessage::to_batch(&tokens).unwrap()).unwrap(), tokens);
+    assert_eq!(
+        TokenMessage::from_batch(&TokenMessage::to_batch(&tokens).unwrap()).unwrap(),
+        tokens
+    );
 
     let predictions = vec![PredictionMessage {
         window_id: 1,
@@ -160,25 +186,24 @@ fn stream_messages_round_trip_through_their_schemas() {
 #[test]
 fn messages_with_inconsistent_shapes_are_rejected_naming_the_field() {
     let bad = WindowMessage {
-        window_id: 1,
-        source: source(),
-        modality: "acc".into(),
-        start_ns: 0,
-        end_ns: 20,
+        key: key(None),
         num_steps: 2,
         num_channels: 3,
         values: vec![0.0; 5],
-        label: None,
-        ingest_ts_ns: 1,
-        preprocess_ts_ns: 2,
     };
     let err = WindowMessage::to_batch(&[bad]).unwrap_err().to_string();
-    assert!(err.contains("window") && err.contains("values") && err.contains("expected 6"), "{err}");
+    assert!(
+        err.contains("window") && err.contains("values") && err.contains("expected 6"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_batch_of_another_stream_is_rejected_naming_the_missing_field() {
     let windows = WindowMessage::to_batch(&[]).unwrap();
     let err = TokenMessage::from_batch(&windows).unwrap_err().to_string();
-    assert!(err.contains("token_embedding") && err.contains("missing"), "{err}");
+    assert!(
+        err.contains("token_embedding") && err.contains("missing"),
+        "{err}"
+    );
 }

@@ -53,17 +53,20 @@ pub fn parse_ts(path: &Path, text: &str) -> Result<TsFile> {
             match tag.as_str() {
                 "@problemname" => problem_name = rest.join(" "),
                 "@timestamps" if rest.first().is_some_and(|v| v.eq_ignore_ascii_case("true")) => {
-                    return Err(HarError::format(path, place(), "@timeStamps true is not supported"));
+                    return Err(HarError::format(
+                        path,
+                        place(),
+                        "@timeStamps true is not supported",
+                    ));
                 }
                 "@dimensions" => {
-                    dimensions = Some(rest.first().and_then(|v| v.parse().ok()).ok_or_else(|| {
-                        HarError::format(path, place(), "@dimensions needs a number")
-                    })?)
+                    dimensions =
+                        Some(rest.first().and_then(|v| v.parse().ok()).ok_or_else(|| {
+                            HarError::format(path, place(), "@dimensions needs a number")
+                        })?)
                 }
-                "@classlabel" => {
-                    if rest.first().is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-                        class_names = rest[1..].iter().map(|s| s.to_string()).collect();
-                    }
+                "@classlabel" if rest.first().is_some_and(|v| v.eq_ignore_ascii_case("true")) => {
+                    class_names = rest[1..].iter().map(|s| s.to_string()).collect();
                 }
                 "@data" => in_data = true,
                 _ => {}
@@ -71,17 +74,31 @@ pub fn parse_ts(path: &Path, text: &str) -> Result<TsFile> {
             continue;
         }
         if class_names.is_empty() {
-            return Err(HarError::format(path, "@classLabel", "no class labels declared before @data"));
+            return Err(HarError::format(
+                path,
+                "@classLabel",
+                "no class labels declared before @data",
+            ));
         }
         let mut parts: Vec<&str> = line.split(':').collect();
         let label_text = parts.pop().unwrap_or_default().trim();
         let label = class_names
             .iter()
             .position(|c| c == label_text)
-            .ok_or_else(|| HarError::format(path, format!("line {line_no}, class label"), format!("unknown label `{label_text}`")))?;
+            .ok_or_else(|| {
+                HarError::format(
+                    path,
+                    format!("line {line_no}, class label"),
+                    format!("unknown label `{label_text}`"),
+                )
+            })?;
         if let Some(d) = dimensions {
             if parts.len() != d {
-                return Err(HarError::format(path, place(), format!("{} dimensions, header declares {d}", parts.len())));
+                return Err(HarError::format(
+                    path,
+                    place(),
+                    format!("{} dimensions, header declares {d}", parts.len()),
+                ));
             }
         }
         let series = parts
@@ -91,13 +108,20 @@ pub fn parse_ts(path: &Path, text: &str) -> Result<TsFile> {
                 part.split(',')
                     .map(|v| match v.trim() {
                         "?" | "NaN" => Ok(f32::NAN),
-                        v => super::parse_f64(path, || format!("line {line_no}, dimension {dim}"), v).map(|x| x as f32),
+                        v => {
+                            super::parse_f64(path, || format!("line {line_no}, dimension {dim}"), v)
+                                .map(|x| x as f32)
+                        }
                     })
                     .collect::<Result<Vec<f32>>>()
             })
             .collect::<Result<Vec<_>>>()?;
         if let Some(d) = series.iter().position(|s| s.len() != series[0].len()) {
-            return Err(HarError::format(path, format!("line {line_no}, dimension {d}"), "dimensions differ in length"));
+            return Err(HarError::format(
+                path,
+                format!("line {line_no}, dimension {d}"),
+                "dimensions differ in length",
+            ));
         }
         cases.push(TsCase {
             dimensions: series,
@@ -105,7 +129,11 @@ pub fn parse_ts(path: &Path, text: &str) -> Result<TsFile> {
         });
     }
     if !in_data {
-        return Err(HarError::format(path, "@data", "missing @data section (truncated file?)"));
+        return Err(HarError::format(
+            path,
+            "@data",
+            "missing @data section (truncated file?)",
+        ));
     }
     Ok(TsFile {
         problem_name,
@@ -124,14 +152,7 @@ pub fn manifest(class_names: &[String], source: Option<SourceInfo>) -> DatasetMa
             .into(),
         synthetic: false,
         source,
-        classes: class_names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| ClassInfo {
-                id: i as i32,
-                name: name.clone(),
-            })
-            .collect(),
+        classes: ClassInfo::numbered(class_names, 0),
         modalities: vec![
             ModalityInfo::inertial("acc", SAMPLE_RATE_HZ, "device units", &["x", "y", "z"]),
             ModalityInfo::inertial("gyro", SAMPLE_RATE_HZ, "device units", &["x", "y", "z"]),
@@ -141,20 +162,34 @@ pub fn manifest(class_names: &[String], source: Option<SourceInfo>) -> DatasetMa
 }
 
 /// Turns one 6-dimension case into a recording (dims 0–2 acc, 3–5 gyro).
-fn case_recording(path: &Path, id: String, case: &TsCase, modalities: &[ModalityInfo]) -> Result<Recording> {
+fn case_recording(
+    path: &Path,
+    id: String,
+    case: &TsCase,
+    modalities: &[ModalityInfo],
+) -> Result<Recording> {
     if case.dimensions.len() != 6 {
-        return Err(HarError::format(path, &id, format!("{} dimensions, BasicMotions has 6", case.dimensions.len())));
+        return Err(HarError::format(
+            path,
+            &id,
+            format!("{} dimensions, BasicMotions has 6", case.dimensions.len()),
+        ));
     }
     let n = case.dimensions[0].len();
     let period_ns = 1e9 / SAMPLE_RATE_HZ;
-    let timestamps: Vec<i64> = (0..n).map(|i| (i as f64 * period_ns).round() as i64).collect();
+    let timestamps: Vec<i64> = (0..n)
+        .map(|i| (i as f64 * period_ns).round() as i64)
+        .collect();
     let streams = modalities
         .iter()
         .enumerate()
         .map(|(m, info)| ModalityStream {
             info: info.clone(),
             timestamps_ns: timestamps.clone(),
-            values: (0..n).flat_map(|t| (0..3).map(move |c| (t, 3 * m + c))).map(|(t, d)| case.dimensions[d][t]).collect(),
+            values: (0..n)
+                .flat_map(|t| (0..3).map(move |c| (t, 3 * m + c)))
+                .map(|(t, d)| case.dimensions[d][t])
+                .collect(),
         })
         .collect();
     Ok(Recording {
@@ -171,17 +206,33 @@ fn case_recording(path: &Path, id: String, case: &TsCase, modalities: &[Modality
 }
 
 /// Imports `BasicMotions_TRAIN.ts` and `BasicMotions_TEST.ts` into a dataset at `out`.
-pub fn import(train_ts: &Path, test_ts: &Path, out: &Path, source: Option<SourceInfo>) -> Result<Dataset> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| HarError::io(p, e)).and_then(|t| parse_ts(p, &t));
+pub fn import(
+    train_ts: &Path,
+    test_ts: &Path,
+    out: &Path,
+    source: Option<SourceInfo>,
+) -> Result<Dataset> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| HarError::io(p, e))
+            .and_then(|t| parse_ts(p, &t))
+    };
     let train = read(train_ts)?;
     let test = read(test_ts)?;
     if train.class_names != test.class_names {
-        return Err(HarError::format(test_ts, "@classLabel", "classes differ from the TRAIN file's"));
+        return Err(HarError::format(
+            test_ts,
+            "@classLabel",
+            "classes differ from the TRAIN file's",
+        ));
     }
     let manifest = manifest(&train.class_names, source);
     let modalities = manifest.modalities.clone();
     let mut writer = DatasetWriter::create(out, manifest)?;
-    for (file, path, split) in [(&train, train_ts, Split::Train), (&test, test_ts, Split::Test)] {
+    for (file, path, split) in [
+        (&train, train_ts, Split::Train),
+        (&test, test_ts, Split::Test),
+    ] {
         for (i, case) in file.cases.iter().enumerate() {
             let recording = case_recording(path, format!("{split}_case{i:03}"), case, &modalities)?;
             writer.add(&recording, split)?;

@@ -53,13 +53,19 @@ struct Tokens<'a> {
 impl<'a> Tokens<'a> {
     /// Line of the word read last (the one an error is about).
     fn line(&self) -> usize {
-        self.words.get(self.pos.saturating_sub(1)).map_or(0, |w| w.0)
+        self.words
+            .get(self.pos.saturating_sub(1))
+            .map_or(0, |w| w.0)
     }
     fn error(&self, problem: impl Into<String>) -> HarError {
         HarError::format(self.path, format!("line {}", self.line()), problem)
     }
     fn next(&mut self) -> Result<&'a str> {
-        let word = self.words.get(self.pos).map(|w| w.1).ok_or_else(|| self.error("unexpected end of file"))?;
+        let word = self
+            .words
+            .get(self.pos)
+            .map(|w| w.1)
+            .ok_or_else(|| self.error("unexpected end of file"))?;
         self.pos += 1;
         Ok(word)
     }
@@ -73,12 +79,18 @@ impl<'a> Tokens<'a> {
     }
     fn number(&mut self) -> Result<f64> {
         let word = self.next()?;
-        word.parse().map_err(|_| self.error(format!("`{word}` is not a number")))
+        word.parse()
+            .map_err(|_| self.error(format!("`{word}` is not a number")))
     }
 }
 
 /// Parses a joint block after its `ROOT`/`JOINT` keyword.
-fn parse_joint(tokens: &mut Tokens, parent: Option<usize>, joints: &mut Vec<BvhJoint>, channel_count: &mut usize) -> Result<()> {
+fn parse_joint(
+    tokens: &mut Tokens,
+    parent: Option<usize>,
+    joints: &mut Vec<BvhJoint>,
+    channel_count: &mut usize,
+) -> Result<()> {
     let name = tokens.next()?.to_string();
     tokens.expect("{")?;
     tokens.expect("OFFSET")?;
@@ -113,7 +125,9 @@ fn parse_joint(tokens: &mut Tokens, parent: Option<usize>, joints: &mut Vec<BvhJ
         let word = tokens.next()?;
         match word {
             "}" => return Ok(()),
-            w if w.eq_ignore_ascii_case("JOINT") => parse_joint(tokens, Some(index), joints, channel_count)?,
+            w if w.eq_ignore_ascii_case("JOINT") => {
+                parse_joint(tokens, Some(index), joints, channel_count)?
+            }
             w if w.eq_ignore_ascii_case("End") => {
                 tokens.expect("Site")?;
                 tokens.expect("{")?;
@@ -130,15 +144,19 @@ fn parse_joint(tokens: &mut Tokens, parent: Option<usize>, joints: &mut Vec<BvhJ
 
 /// Parses BVH text (`path` names the source in errors).
 pub fn parse_bvh(path: &Path, text: &str) -> Result<Bvh> {
-    let (head, motion) = text
-        .split_once("MOTION")
-        .ok_or_else(|| HarError::format(path, "MOTION", "missing MOTION section (truncated file?)"))?;
+    let (head, motion) = text.split_once("MOTION").ok_or_else(|| {
+        HarError::format(path, "MOTION", "missing MOTION section (truncated file?)")
+    })?;
     let words = head
         .lines()
         .enumerate()
         .flat_map(|(i, line)| line.split_whitespace().map(move |w| (i + 1, w)))
         .collect();
-    let mut tokens = Tokens { path, words, pos: 0 };
+    let mut tokens = Tokens {
+        path,
+        words,
+        pos: 0,
+    };
     tokens.expect("HIERARCHY")?;
     tokens.expect("ROOT")?;
     let mut joints = Vec::new();
@@ -146,18 +164,23 @@ pub fn parse_bvh(path: &Path, text: &str) -> Result<Bvh> {
     parse_joint(&mut tokens, None, &mut joints, &mut channel_count)?;
 
     let motion_line = head.lines().count();
-    let mut lines = motion.lines().enumerate().map(|(i, l)| (i + motion_line, l)).filter(|(_, l)| !l.trim().is_empty());
+    let mut lines = motion
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + motion_line, l))
+        .filter(|(_, l)| !l.trim().is_empty());
     let mut header_value = |key: &str| -> Result<f64> {
-        let (n, line) = lines.next().ok_or_else(|| HarError::format(path, key, "missing"))?;
-        let value = line
-            .trim()
-            .strip_prefix(key)
-            .ok_or_else(|| HarError::format(path, format!("line {n}"), format!("expected `{key}`")))?;
+        let (n, line) = lines
+            .next()
+            .ok_or_else(|| HarError::format(path, key, "missing"))?;
+        let value = line.trim().strip_prefix(key).ok_or_else(|| {
+            HarError::format(path, format!("line {n}"), format!("expected `{key}`"))
+        })?;
         super::parse_f64(path, || format!("line {n}, {key}"), value)
     };
     let frame_count = header_value("Frames:")? as usize;
     let frame_time_s = header_value("Frame Time:")?;
-    if !(frame_time_s > 0.0) {
+    if frame_time_s.is_nan() || frame_time_s <= 0.0 {
         return Err(HarError::format(path, "Frame Time", "must be positive"));
     }
     let mut frames = Vec::with_capacity(frame_count);
@@ -167,14 +190,28 @@ pub fn parse_bvh(path: &Path, text: &str) -> Result<Bvh> {
             .map(|w| super::parse_f64(path, || format!("line {n}"), w))
             .collect::<Result<Vec<f64>>>()?;
         if values.len() != channel_count {
-            return Err(HarError::format(path, format!("line {n}"), format!("{} values, the hierarchy has {channel_count} channels", values.len())));
+            return Err(HarError::format(
+                path,
+                format!("line {n}"),
+                format!(
+                    "{} values, the hierarchy has {channel_count} channels",
+                    values.len()
+                ),
+            ));
         }
         frames.push(values);
     }
     // Fewer frames than declared means a truncated file; some exporters write one more frame
     // than they declare, which is kept (and logged).
     if frames.len() < frame_count {
-        return Err(HarError::format(path, "Frames", format!("declares {frame_count} frames, file has {} (truncated?)", frames.len())));
+        return Err(HarError::format(
+            path,
+            "Frames",
+            format!(
+                "declares {frame_count} frames, file has {} (truncated?)",
+                frames.len()
+            ),
+        ));
     }
     if frames.len() > frame_count {
         tracing::warn!(file = %path.display(), declared = frame_count, found = frames.len(), "more frames than declared; keeping all");
@@ -234,7 +271,10 @@ impl Bvh {
                 None => (local, translation),
                 Some(p) => {
                     let moved = mat_vec(&rotations[p], &translation);
-                    (mat_mul(&rotations[p], &local), [0, 1, 2].map(|a| positions[p][a] + moved[a]))
+                    (
+                        mat_mul(&rotations[p], &local),
+                        [0, 1, 2].map(|a| positions[p][a] + moved[a]),
+                    )
                 }
             };
             rotations.push(rotation);
@@ -246,9 +286,17 @@ impl Bvh {
     /// The skeleton layout: joints, parents, the root as centre, and the neck (or the last
     /// spine joint) as torso top.
     pub fn layout(&self) -> SkeletonLayout {
-        let find = |needle: &str| self.joints.iter().position(|j| j.name.to_ascii_lowercase().contains(needle));
+        let find = |needle: &str| {
+            self.joints
+                .iter()
+                .position(|j| j.name.to_ascii_lowercase().contains(needle))
+        };
         let torso_top = find("neck")
-            .or_else(|| self.joints.iter().rposition(|j| j.name.to_ascii_lowercase().contains("spine")))
+            .or_else(|| {
+                self.joints
+                    .iter()
+                    .rposition(|j| j.name.to_ascii_lowercase().contains("spine"))
+            })
             .unwrap_or(if self.joints.len() > 1 { 1 } else { 0 });
         SkeletonLayout {
             joints: self.joints.iter().map(|j| j.name.clone()).collect(),
@@ -268,7 +316,9 @@ impl Bvh {
             .collect();
         ModalityStream {
             info,
-            timestamps_ns: (0..self.frames.len()).map(|f| (f as f64 * self.frame_time_s * 1e9).round() as i64).collect(),
+            timestamps_ns: (0..self.frames.len())
+                .map(|f| (f as f64 * self.frame_time_s * 1e9).round() as i64)
+                .collect(),
             values,
         }
     }
@@ -290,7 +340,9 @@ pub fn import(dir: &Path, out: &Path) -> Result<(Dataset, Vec<PathBuf>)> {
         .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("bvh")))
         .collect();
     files.sort();
-    let first = files.first().ok_or_else(|| HarError::format(dir, "files", "no .bvh files"))?;
+    let first = files
+        .first()
+        .ok_or_else(|| HarError::format(dir, "files", "no .bvh files"))?;
     let reference = read_bvh(first)?.to_stream("skeleton", "bvh units").info;
     let reference_joints = reference.channel_names.clone();
     let manifest = DatasetManifest {
@@ -315,7 +367,11 @@ pub fn import(dir: &Path, out: &Path) -> Result<(Dataset, Vec<PathBuf>)> {
             skipped.push(path.clone());
             continue;
         }
-        let id = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let id = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let recording = Recording {
             subject_id: id.split('_').next().unwrap_or("unknown").to_string(),
             session_id: id.clone(),
@@ -323,7 +379,9 @@ pub fn import(dir: &Path, out: &Path) -> Result<(Dataset, Vec<PathBuf>)> {
             streams: vec![stream],
             labels: Vec::new(),
         };
-        writer.add(&recording, Split::Train).map_err(|e| HarError::format(path, "skeleton", e.to_string()))?;
+        writer
+            .add(&recording, Split::Train)
+            .map_err(|e| HarError::format(path, "skeleton", e.to_string()))?;
     }
     Ok((writer.finish()?, skipped))
 }

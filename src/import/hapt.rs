@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::dataset::{ClassInfo, Dataset, DatasetManifest, DatasetWriter, SourceInfo, Split};
 use crate::error::{HarError, Result};
-use crate::recording::{intervals_from_sample_labels, ModalityInfo, ModalityStream, Recording, UNLABELLED};
+use crate::recording::{
+    intervals_from_sample_labels, ModalityInfo, ModalityStream, Recording, UNLABELLED,
+};
 
 /// HAPT's sample rate.
 pub const SAMPLE_RATE_HZ: f64 = 50.0;
@@ -54,14 +56,7 @@ pub fn manifest(source: Option<SourceInfo>) -> DatasetManifest {
             .into(),
         synthetic: false,
         source,
-        classes: CLASS_NAMES
-            .iter()
-            .enumerate()
-            .map(|(i, name)| ClassInfo {
-                id: i as i32 + 1,
-                name: name.to_string(),
-            })
-            .collect(),
+        classes: ClassInfo::numbered(&CLASS_NAMES, 1),
         modalities: modalities(),
         recordings: Vec::new(),
     }
@@ -100,7 +95,8 @@ pub fn read_csv(path: &Path) -> Result<Recording> {
     let sequence_col = column("sequence").ok();
 
     let period_ns = 1e9 / SAMPLE_RATE_HZ;
-    let (mut acc, mut gyro, mut labels, mut timestamps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut acc, mut gyro, mut labels, mut timestamps) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (i, line) in lines.enumerate() {
         let line_no = i + 2;
         if line.trim().is_empty() {
@@ -114,7 +110,13 @@ pub fn read_csv(path: &Path) -> Result<Recording> {
                 format!("{} fields, header has {}", fields.len(), header.len()),
             ));
         }
-        let number = |col: usize| super::parse_f64(path, || format!("line {line_no}, column `{}`", header[col]), fields[col]);
+        let number = |col: usize| {
+            super::parse_f64(
+                path,
+                || format!("line {line_no}, column `{}`", header[col]),
+                fields[col],
+            )
+        };
         for &c in &acc_cols {
             acc.push(number(c)? as f32);
         }
@@ -124,7 +126,11 @@ pub fn read_csv(path: &Path) -> Result<Recording> {
         let label = number(label_col)?;
         let label = label as i32;
         if label != UNLABELLED && !(1..=CLASS_NAMES.len() as i32).contains(&label) {
-            return Err(HarError::format(path, format!("line {line_no}, column `label`"), format!("unknown label {label}")));
+            return Err(HarError::format(
+                path,
+                format!("line {line_no}, column `label`"),
+                format!("unknown label {label}"),
+            ));
         }
         labels.push(label);
         let index = match sequence_col {
@@ -134,7 +140,11 @@ pub fn read_csv(path: &Path) -> Result<Recording> {
         timestamps.push((index * period_ns).round() as i64);
     }
     if let Some(i) = timestamps.windows(2).position(|w| w[1] <= w[0]) {
-        return Err(HarError::format(path, format!("line {}, column `sequence`", i + 3), "sample index not increasing"));
+        return Err(HarError::format(
+            path,
+            format!("line {}, column `sequence`", i + 3),
+            "sample index not increasing",
+        ));
     }
     let streams = [("acc", acc), ("gyro", gyro)]
         .into_iter()
@@ -163,7 +173,12 @@ pub fn split_of_user(user: &str) -> Split {
 }
 
 /// Imports every `user*_rec*.csv` in `csv_dir` into a dataset at `out`.
-pub fn import(csv_dir: &Path, out: &Path, source: Option<SourceInfo>, progress: &dyn Fn(usize, usize)) -> Result<Dataset> {
+pub fn import(
+    csv_dir: &Path,
+    out: &Path,
+    source: Option<SourceInfo>,
+    progress: &dyn Fn(usize, usize),
+) -> Result<Dataset> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(csv_dir)
         .map_err(|e| HarError::io(csv_dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -171,7 +186,11 @@ pub fn import(csv_dir: &Path, out: &Path, source: Option<SourceInfo>, progress: 
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(HarError::format(csv_dir, "files", "no userUU_recRR.csv files; run `har data fetch hapt` first"));
+        return Err(HarError::format(
+            csv_dir,
+            "files",
+            "no userUU_recRR.csv files; run `har data fetch hapt` first",
+        ));
     }
     let mut writer = DatasetWriter::create(out, manifest(source))?;
     for (i, path) in files.iter().enumerate() {

@@ -59,7 +59,11 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn error(&self, problem: impl Into<String>) -> HarError {
-        HarError::format(self.path, format!("element at byte {}", self.base + self.pos), problem)
+        HarError::format(
+            self.path,
+            format!("element at byte {}", self.base + self.pos),
+            problem,
+        )
     }
 
     fn u32_at(&self, at: usize) -> Result<u32> {
@@ -68,7 +72,11 @@ impl<'a> Cursor<'a> {
             .get(at..at + 4)
             .and_then(|s| s.try_into().ok())
             .ok_or_else(|| self.error("truncated"))?;
-        Ok(if self.big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        Ok(if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
 
     /// Reads one tag and returns (type, data slice), advancing past padding.
@@ -80,17 +88,25 @@ impl<'a> Cursor<'a> {
             if size > 4 {
                 return Err(self.error(format!("small element of {size} bytes")));
             }
-            let data = self.bytes.get(self.pos + 4..self.pos + 4 + size).ok_or_else(|| self.error("truncated"))?;
+            let data = self
+                .bytes
+                .get(self.pos + 4..self.pos + 4 + size)
+                .ok_or_else(|| self.error("truncated"))?;
             self.pos += 8;
             return Ok((ty, data));
         }
         let size = self.u32_at(self.pos + 4)? as usize;
         let start = self.pos + 8;
-        let data = self
-            .bytes
-            .get(start..start + size)
-            .ok_or_else(|| self.error(format!("element of {size} bytes runs past the end (truncated file?)")))?;
-        self.pos = if ty_is_compressed(first) { start + size } else { start + size.div_ceil(8) * 8 };
+        let data = self.bytes.get(start..start + size).ok_or_else(|| {
+            self.error(format!(
+                "element of {size} bytes runs past the end (truncated file?)"
+            ))
+        })?;
+        self.pos = if ty_is_compressed(first) {
+            start + size
+        } else {
+            start + size.div_ceil(8) * 8
+        };
         Ok((first, data))
     }
 }
@@ -103,13 +119,22 @@ fn numbers(path: &Path, ty: u32, data: &[u8], big_endian: bool, place: &str) -> 
     macro_rules! decode {
         ($t:ty) => {{
             const N: usize = std::mem::size_of::<$t>();
+            #[allow(clippy::modulo_one)]
             if data.len() % N != 0 {
-                return Err(HarError::format(path, place, "data length is not a multiple of its type size"));
+                return Err(HarError::format(
+                    path,
+                    place,
+                    "data length is not a multiple of its type size",
+                ));
             }
             data.chunks_exact(N)
                 .map(|c| {
                     let b: [u8; N] = c.try_into().expect("chunk size");
-                    (if big_endian { <$t>::from_be_bytes(b) } else { <$t>::from_le_bytes(b) }) as f64
+                    (if big_endian {
+                        <$t>::from_be_bytes(b)
+                    } else {
+                        <$t>::from_le_bytes(b)
+                    }) as f64
                 })
                 .collect()
         }};
@@ -125,7 +150,13 @@ fn numbers(path: &Path, ty: u32, data: &[u8], big_endian: bool, place: &str) -> 
         MI_DOUBLE => decode!(f64),
         MI_INT64 => decode!(i64),
         MI_UINT64 => decode!(u64),
-        other => return Err(HarError::format(path, place, format!("unsupported data type {other}"))),
+        other => {
+            return Err(HarError::format(
+                path,
+                place,
+                format!("unsupported data type {other}"),
+            ))
+        }
     })
 }
 
@@ -166,7 +197,13 @@ fn parse_matrix(cur: &mut Cursor) -> Result<Option<MatArray>> {
 }
 
 /// Parses the elements of `bytes` into arrays.
-fn parse_elements(path: &Path, bytes: &[u8], big_endian: bool, base: usize, out: &mut Vec<MatArray>) -> Result<()> {
+fn parse_elements(
+    path: &Path,
+    bytes: &[u8],
+    big_endian: bool,
+    base: usize,
+    out: &mut Vec<MatArray>,
+) -> Result<()> {
     let mut cur = Cursor {
         path,
         bytes,
@@ -182,7 +219,13 @@ fn parse_elements(path: &Path, bytes: &[u8], big_endian: bool, base: usize, out:
                 let mut inflated = Vec::new();
                 flate2::read::ZlibDecoder::new(data)
                     .read_to_end(&mut inflated)
-                    .map_err(|e| HarError::format(path, format!("compressed element at byte {}", base + at), e.to_string()))?;
+                    .map_err(|e| {
+                        HarError::format(
+                            path,
+                            format!("compressed element at byte {}", base + at),
+                            e.to_string(),
+                        )
+                    })?;
                 parse_elements(path, &inflated, big_endian, base + at, out)?;
             }
             MI_MATRIX => {
@@ -212,18 +255,38 @@ pub fn read_mat(path: &Path) -> Result<Vec<MatArray>> {
 /// Parses MAT v5 bytes (`path` names the source in errors).
 pub fn parse_mat(path: &Path, bytes: &[u8]) -> Result<Vec<MatArray>> {
     if bytes.len() < HEADER_LEN {
-        return Err(HarError::format(path, "header", format!("{} bytes, a MAT v5 header has 128", bytes.len())));
+        return Err(HarError::format(
+            path,
+            "header",
+            format!("{} bytes, a MAT v5 header has 128", bytes.len()),
+        ));
     }
     if bytes.starts_with(b"MATLAB 7.3") || bytes.starts_with(&[0x89, b'H', b'D', b'F']) {
-        return Err(HarError::format(path, "header", "MAT v7.3 (HDF5) is not supported; save with -v7 or -v6"));
+        return Err(HarError::format(
+            path,
+            "header",
+            "MAT v7.3 (HDF5) is not supported; save with -v7 or -v6",
+        ));
     }
     let big_endian = match &bytes[126..128] {
         b"IM" => false,
         b"MI" => true,
-        _ => return Err(HarError::format(path, "header", "no MAT v5 endian indicator (not a MAT v5 file?)")),
+        _ => {
+            return Err(HarError::format(
+                path,
+                "header",
+                "no MAT v5 endian indicator (not a MAT v5 file?)",
+            ))
+        }
     };
     let mut arrays = Vec::new();
-    parse_elements(path, &bytes[HEADER_LEN..], big_endian, HEADER_LEN, &mut arrays)?;
+    parse_elements(
+        path,
+        &bytes[HEADER_LEN..],
+        big_endian,
+        HEADER_LEN,
+        &mut arrays,
+    )?;
     Ok(arrays)
 }
 
@@ -254,8 +317,16 @@ pub fn write_mat(path: &Path, variables: &[MatArray], compress: bool) -> Result<
     out.extend_from_slice(b"IM");
     for var in variables {
         let mut matrix = Vec::new();
-        push_tag(&mut matrix, MI_UINT32, &[&(MX_DOUBLE_CLASS as u32).to_le_bytes()[..], &[0; 4]].concat());
-        let dims: Vec<u8> = var.dims.iter().flat_map(|&d| (d as i32).to_le_bytes()).collect();
+        push_tag(
+            &mut matrix,
+            MI_UINT32,
+            &[&(MX_DOUBLE_CLASS as u32).to_le_bytes()[..], &[0; 4]].concat(),
+        );
+        let dims: Vec<u8> = var
+            .dims
+            .iter()
+            .flat_map(|&d| (d as i32).to_le_bytes())
+            .collect();
         push_tag(&mut matrix, MI_INT32, &dims);
         push_tag(&mut matrix, MI_INT8, var.name.as_bytes());
         let data: Vec<u8> = var.data.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -263,8 +334,11 @@ pub fn write_mat(path: &Path, variables: &[MatArray], compress: bool) -> Result<
         let mut element = Vec::new();
         push_tag(&mut element, MI_MATRIX, &matrix);
         if compress {
-            let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-            encoder.write_all(&element).map_err(|e| HarError::io(path, e))?;
+            let mut encoder =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder
+                .write_all(&element)
+                .map_err(|e| HarError::io(path, e))?;
             let compressed = encoder.finish().map_err(|e| HarError::io(path, e))?;
             out.extend_from_slice(&MI_COMPRESSED.to_le_bytes());
             out.extend_from_slice(&(compressed.len() as u32).to_le_bytes());

@@ -24,11 +24,26 @@ pub const GRAVITY: f64 = 9.80665;
 /// Cross-fade between bouts, seconds.
 pub const CROSSFADE_S: f64 = 1.0;
 /// The activities, in label order (label = index).
-pub const ACTIVITIES: [&str; 6] = ["standing", "walking", "running", "waving", "sitting", "jumping"];
+pub const ACTIVITIES: [&str; 6] = [
+    "standing", "walking", "running", "waving", "sitting", "jumping",
+];
 /// Skeleton joints.
 pub const JOINTS: [&str; 15] = [
-    "pelvis", "neck", "head", "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist", "l_hip", "l_knee",
-    "l_ankle", "r_hip", "r_knee", "r_ankle",
+    "pelvis",
+    "neck",
+    "head",
+    "l_shoulder",
+    "l_elbow",
+    "l_wrist",
+    "r_shoulder",
+    "r_elbow",
+    "r_wrist",
+    "l_hip",
+    "l_knee",
+    "l_ankle",
+    "r_hip",
+    "r_knee",
+    "r_ankle",
 ];
 const PARENTS: [Option<usize>; 15] = [
     None,
@@ -198,15 +213,16 @@ impl Body {
                 elbow_flex: [1.2; 2],
             },
             _ => {
+                // Smooth hops: up at φ = π, crouched at φ = 0.
                 let phi = 2.0 * PI * 1.5 * f * t;
-                let air = phi.sin().max(0.0).powi(2);
-                let crouch = (-phi.sin()).max(0.0).powi(2);
+                let air = ((1.0 - phi.cos()) / 2.0).powi(2);
+                let crouch = ((1.0 + phi.cos()) / 2.0).powi(2);
                 Pose {
-                    pelvis_z: self.leg() + 0.12 * v * air - 0.1 * crouch,
+                    pelvis_z: self.leg() + 0.1 * v * air - 0.1 * crouch,
                     trunk_pitch: 0.1 * crouch,
                     hip_flex: [0.3 * crouch; 2],
                     knee_flex: [0.1 + 0.6 * crouch; 2],
-                    shoulder_flex: [0.9 * v * air; 2],
+                    shoulder_flex: [0.5 * v * air; 2],
                     shoulder_abd: [0.15; 2],
                     elbow_flex: [0.3; 2],
                 }
@@ -226,8 +242,14 @@ impl Body {
         joints[2] = head;
         let mut right_forearm = trunk;
         for (side, sign) in [(0usize, 1.0), (1, -1.0)] {
-            let shoulder = add(neck, apply(&trunk, [0.0, sign * self.shoulder_half_width, 0.0]));
-            let upper = mul(&mul(&trunk, &rot(0, sign * pose.shoulder_abd[side])), &rot(1, -pose.shoulder_flex[side]));
+            let shoulder = add(
+                neck,
+                apply(&trunk, [0.0, sign * self.shoulder_half_width, 0.0]),
+            );
+            let upper = mul(
+                &mul(&trunk, &rot(0, sign * pose.shoulder_abd[side])),
+                &rot(1, -pose.shoulder_flex[side]),
+            );
             let elbow = add(shoulder, apply(&upper, [0.0, 0.0, -self.upper_arm]));
             let fore = mul(&upper, &rot(1, -pose.elbow_flex[side]));
             let wrist = add(elbow, apply(&fore, [0.0, 0.0, -self.forearm]));
@@ -273,7 +295,9 @@ impl Motion {
         }
         let x = (t - start) / CROSSFADE_S;
         let w = x * x * (3.0 - 2.0 * x);
-        self.body.activity_pose(self.bouts[k - 1].1, t).lerp(&current, w)
+        self.body
+            .activity_pose(self.bouts[k - 1].1, t)
+            .lerp(&current, w)
     }
 
     /// Joint positions at `t`.
@@ -295,15 +319,22 @@ impl Motion {
         let (p, r) = self.imu_frame(t);
         let (p_next, r_next) = self.imu_frame(t + h);
         let accel = [0, 1, 2].map(|i| (p_next[i] - 2.0 * p[i] + p_prev[i]) / (h * h));
-        let specific = transpose_apply(&r, [accel[0], accel[1], accel[2] + GRAVITY]).map(|v| v / GRAVITY);
+        let specific =
+            transpose_apply(&r, [accel[0], accel[1], accel[2] + GRAVITY]).map(|v| v / GRAVITY);
         // Body angular rate: ω× = Rᵀ Ṙ, Ṙ by central difference; take the skew part.
         let mut s = [[0.0; 3]; 3];
         for i in 0..3 {
             for j in 0..3 {
-                s[i][j] = (0..3).map(|k| r[k][i] * (r_next[k][j] - r_prev[k][j]) / (2.0 * h)).sum();
+                s[i][j] = (0..3)
+                    .map(|k| r[k][i] * (r_next[k][j] - r_prev[k][j]) / (2.0 * h))
+                    .sum();
             }
         }
-        let omega = [(s[2][1] - s[1][2]) / 2.0, (s[0][2] - s[2][0]) / 2.0, (s[1][0] - s[0][1]) / 2.0];
+        let omega = [
+            (s[2][1] - s[1][2]) / 2.0,
+            (s[0][2] - s[2][0]) / 2.0,
+            (s[1][0] - s[0][1]) / 2.0,
+        ];
         (specific, omega)
     }
 }
@@ -392,8 +423,14 @@ pub fn modalities(config: &SyntheticConfig) -> Vec<ModalityInfo> {
 
 /// The motion script of one subject's session: every activity once, in random order.
 pub fn motion(config: &SyntheticConfig, subject: u32, session: u32) -> Motion {
-    let mut rng = Rng::new(config.seed ^ (u64::from(subject) << 32) ^ u64::from(session).wrapping_mul(0x9E37));
-    let body = Body::new(rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.1), rng.uniform(0.85, 1.15));
+    let mut rng = Rng::new(
+        config.seed ^ (u64::from(subject) << 32) ^ u64::from(session).wrapping_mul(0x9E37),
+    );
+    let body = Body::new(
+        rng.uniform(0.9, 1.1),
+        rng.uniform(0.9, 1.1),
+        rng.uniform(0.85, 1.15),
+    );
     let mut order: Vec<usize> = (0..ACTIVITIES.len()).collect();
     for i in (1..order.len()).rev() {
         order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
@@ -414,7 +451,9 @@ pub fn motion(config: &SyntheticConfig, subject: u32, session: u32) -> Motion {
 /// Generates one recording (skeleton + wrist IMU of one motion, with noise).
 pub fn generate_recording(config: &SyntheticConfig, subject: u32, session: u32) -> Recording {
     let motion = motion(config, subject, session);
-    let mut rng = Rng::new(config.seed.wrapping_add(0xA5A5) ^ (u64::from(subject) << 40) ^ u64::from(session));
+    let mut rng = Rng::new(
+        config.seed.wrapping_add(0xA5A5) ^ (u64::from(subject) << 40) ^ u64::from(session),
+    );
     let infos = modalities(config);
     let clock = |rate: f64| (0..(motion.duration_s * rate) as usize).map(move |k| k as f64 / rate);
     let (mut acc, mut gyro, mut imu_ts) = (Vec::new(), Vec::new(), Vec::new());
@@ -426,7 +465,13 @@ pub fn generate_recording(config: &SyntheticConfig, subject: u32, session: u32) 
     }
     let (mut skeleton, mut skeleton_ts) = (Vec::new(), Vec::new());
     for t in clock(config.skeleton_rate_hz) {
-        skeleton.extend(motion.joints(t).iter().flatten().map(|v| (v + config.noise.2 * rng.normal()) as f32));
+        skeleton.extend(
+            motion
+                .joints(t)
+                .iter()
+                .flatten()
+                .map(|v| (v + config.noise.2 * rng.normal()) as f32),
+        );
         skeleton_ts.push((t * 1e9).round() as i64);
     }
     let mut labels = Vec::new();
@@ -468,26 +513,24 @@ pub fn generate_recording(config: &SyntheticConfig, subject: u32, session: u32) 
 pub fn generate(config: &SyntheticConfig, out: &Path) -> Result<Dataset> {
     let manifest = DatasetManifest {
         name: "synthetic_paired".into(),
-        description: "SYNTHETIC: kinematic body, skeleton + wrist IMU derived from the same motion".into(),
+        description: "SYNTHETIC: kinematic body, skeleton + wrist IMU derived from the same motion"
+            .into(),
         licence: "generated by har-core; no restrictions".into(),
         citation: "synthetic data, not a measurement".into(),
         synthetic: true,
         source: None,
-        classes: ACTIVITIES
-            .iter()
-            .enumerate()
-            .map(|(i, n)| ClassInfo {
-                id: i as i32,
-                name: n.to_string(),
-            })
-            .collect(),
+        classes: ClassInfo::numbered(&ACTIVITIES, 0),
         modalities: modalities(config),
         recordings: Vec::new(),
     };
     let mut writer = DatasetWriter::create(out, manifest)?;
     for subject in 1..=config.subjects {
         for session in 1..=config.sessions_per_subject {
-            let split = if subject % 2 == 1 { Split::Train } else { Split::Test };
+            let split = if subject % 2 == 1 {
+                Split::Train
+            } else {
+                Split::Test
+            };
             writer.add(&generate_recording(config, subject, session), split)?;
         }
     }

@@ -126,34 +126,53 @@ pub fn parse_file_name(path: &Path) -> Option<((u32, u32, u32), String)> {
 }
 
 fn timestamps(n: usize, rate: f64) -> Vec<i64> {
-    (0..n).map(|i| (i as f64 * 1e9 / rate).round() as i64).collect()
+    (0..n)
+        .map(|i| (i as f64 * 1e9 / rate).round() as i64)
+        .collect()
 }
 
 /// Reads one trial from its inertial and skeleton files.
 pub fn read_trial(key: (u32, u32, u32), inertial: &Path, skeleton: &Path) -> Result<Recording> {
     let (action, subject, trial) = key;
     if !(1..=ACTIONS.len() as u32).contains(&action) {
-        return Err(HarError::format(inertial, "file name", format!("unknown action a{action}")));
+        return Err(HarError::format(
+            inertial,
+            "file name",
+            format!("unknown action a{action}"),
+        ));
     }
     let iner = read_variable(inertial, "d_iner")?;
     if iner.dims.len() != 2 || iner.dims[1] != 6 {
-        return Err(HarError::format(inertial, "variable `d_iner`", format!("dimensions {:?}, expected N × 6", iner.dims)));
+        return Err(HarError::format(
+            inertial,
+            "variable `d_iner`",
+            format!("dimensions {:?}, expected N × 6", iner.dims),
+        ));
     }
     let skel = read_variable(skeleton, "d_skel")?;
     if skel.dims.len() != 3 || skel.dims[0] != 20 || skel.dims[1] != 3 {
-        return Err(HarError::format(skeleton, "variable `d_skel`", format!("dimensions {:?}, expected 20 × 3 × T", skel.dims)));
+        return Err(HarError::format(
+            skeleton,
+            "variable `d_skel`",
+            format!("dimensions {:?}, expected 20 × 3 × T", skel.dims),
+        ));
     }
     let infos = modalities();
     let n = iner.dims[0];
     let columns = |range: std::ops::Range<usize>| -> Vec<f32> {
-        (0..n).flat_map(|row| range.clone().map(move |col| (row, col))).map(|(r, c)| iner.at(&[r, c]) as f32).collect()
+        (0..n)
+            .flat_map(|row| range.clone().map(move |col| (row, col)))
+            .map(|(r, c)| iner.at(&[r, c]) as f32)
+            .collect()
     };
     let frames = skel.dims[2];
     let skeleton_values: Vec<f32> = (0..frames)
         .flat_map(|t| (0..20).flat_map(move |j| (0..3).map(move |a| (j, a, t))))
         .map(|(j, a, t)| skel.at(&[j, a, t]) as f32)
         .collect();
-    let duration_ns = (n as f64 / INERTIAL_RATE_HZ * 1e9).max(frames as f64 / SKELETON_RATE_HZ * 1e9).round() as i64;
+    let duration_ns = (n as f64 / INERTIAL_RATE_HZ * 1e9)
+        .max(frames as f64 / SKELETON_RATE_HZ * 1e9)
+        .round() as i64;
     let streams = vec![
         ModalityStream {
             info: infos[0].clone(),
@@ -210,16 +229,26 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 pub fn import(root: &Path, out: &Path) -> Result<(Dataset, ImportReport)> {
     let mut files = Vec::new();
     walk(root, &mut files)?;
-    let mut trials: BTreeMap<(u32, u32, u32), (Option<PathBuf>, Option<PathBuf>)> = BTreeMap::new();
+    // (action, subject, trial) -> (inertial file, skeleton file)
+    type Pair = (Option<PathBuf>, Option<PathBuf>);
+    let mut trials: BTreeMap<(u32, u32, u32), Pair> = BTreeMap::new();
     for path in files {
         match parse_file_name(&path) {
-            Some((key, kind)) if kind == "inertial" => trials.entry(key).or_default().0 = Some(path),
-            Some((key, kind)) if kind == "skeleton" => trials.entry(key).or_default().1 = Some(path),
+            Some((key, kind)) if kind == "inertial" => {
+                trials.entry(key).or_default().0 = Some(path)
+            }
+            Some((key, kind)) if kind == "skeleton" => {
+                trials.entry(key).or_default().1 = Some(path)
+            }
             _ => {} // depth, RGB or unrelated files
         }
     }
     if trials.is_empty() {
-        return Err(HarError::format(root, "files", "no a{A}_s{S}_t{T}_inertial.mat / _skeleton.mat files"));
+        return Err(HarError::format(
+            root,
+            "files",
+            "no a{A}_s{S}_t{T}_inertial.mat / _skeleton.mat files",
+        ));
     }
     let manifest = DatasetManifest {
         name: "utd_mhad".into(),
@@ -230,14 +259,7 @@ pub fn import(root: &Path, out: &Path) -> Result<(Dataset, ImportReport)> {
             .into(),
         synthetic: false,
         source: None,
-        classes: ACTIONS
-            .iter()
-            .enumerate()
-            .map(|(i, name)| ClassInfo {
-                id: i as i32 + 1,
-                name: name.to_string(),
-            })
-            .collect(),
+        classes: ClassInfo::numbered(&ACTIONS, 1),
         modalities: modalities(),
         recordings: Vec::new(),
     };
@@ -247,7 +269,11 @@ pub fn import(root: &Path, out: &Path) -> Result<(Dataset, ImportReport)> {
         match pair {
             (Some(inertial), Some(skeleton)) => {
                 let recording = read_trial(key, &inertial, &skeleton)?;
-                let split = if key.1 % 2 == 1 { Split::Train } else { Split::Test };
+                let split = if key.1 % 2 == 1 {
+                    Split::Train
+                } else {
+                    Split::Test
+                };
                 writer.add(&recording, split)?;
                 report.imported += 1;
             }

@@ -68,19 +68,41 @@ pub struct AlignedRecording {
 /// Aligns a recording's modalities onto a common clock and applies the gap/NaN policy.
 pub fn align(recording: &Recording, config: &AlignConfig) -> Result<AlignedRecording> {
     recording.validate()?;
-    let rate_hz = config
-        .rate_hz
-        .unwrap_or_else(|| recording.streams.iter().map(|s| s.info.sample_rate_hz).fold(0.0, f64::max));
+    let rate_hz = config.rate_hz.unwrap_or_else(|| {
+        recording
+            .streams
+            .iter()
+            .map(|s| s.info.sample_rate_hz)
+            .fold(0.0, f64::max)
+    });
     if !(rate_hz.is_finite() && rate_hz > 0.0) {
-        return Err(HarError::invalid(&recording.id, "rate_hz", format!("{rate_hz} is not a positive rate")));
+        return Err(HarError::invalid(
+            &recording.id,
+            "rate_hz",
+            format!("{rate_hz} is not a positive rate"),
+        ));
     }
     let nonempty = recording.streams.iter().all(|s| !s.is_empty());
-    let start = recording.streams.iter().filter_map(|s| s.timestamps_ns.first()).copied().max().unwrap_or(0);
-    let end = recording.streams.iter().filter_map(|s| s.timestamps_ns.last()).copied().min().unwrap_or(-1);
+    let start = recording
+        .streams
+        .iter()
+        .filter_map(|s| s.timestamps_ns.first())
+        .copied()
+        .max()
+        .unwrap_or(0);
+    let end = recording
+        .streams
+        .iter()
+        .filter_map(|s| s.timestamps_ns.last())
+        .copied()
+        .min()
+        .unwrap_or(-1);
     let period_ns = 1e9 / rate_hz;
     let grid: Vec<i64> = if nonempty && end >= start {
         let n = ((end - start) as f64 / period_ns).floor() as usize + 1;
-        (0..n).map(|k| start + (k as f64 * period_ns).round() as i64).collect()
+        (0..n)
+            .map(|k| start + (k as f64 * period_ns).round() as i64)
+            .collect()
     } else {
         Vec::new()
     };
@@ -92,7 +114,12 @@ pub fn align(recording: &Recording, config: &AlignConfig) -> Result<AlignedRecor
     let mut streams = Vec::with_capacity(recording.streams.len());
     for stream in &recording.streams {
         let mut values = resample(stream, &grid, config.max_gap_periods, &mut valid);
-        report.nan_filled += fill_nan_runs(&mut values, stream.info.channels(), config.max_nan_run, &mut valid);
+        report.nan_filled += fill_nan_runs(
+            &mut values,
+            stream.info.channels(),
+            config.max_nan_run,
+            &mut valid,
+        );
         streams.push((stream.info.clone(), values));
     }
     report.invalid = valid.iter().filter(|v| !**v).count();
@@ -109,7 +136,12 @@ pub fn align(recording: &Recording, config: &AlignConfig) -> Result<AlignedRecor
 }
 
 /// Values of `stream` at each grid instant; marks instants in a gap invalid.
-fn resample(stream: &ModalityStream, grid: &[i64], max_gap_periods: f64, valid: &mut [bool]) -> Vec<f32> {
+fn resample(
+    stream: &ModalityStream,
+    grid: &[i64],
+    max_gap_periods: f64,
+    valid: &mut [bool],
+) -> Vec<f32> {
     let c = stream.info.channels();
     let ts = &stream.timestamps_ns;
     if ts.len() >= grid.len() && ts.starts_with(grid) {
@@ -141,7 +173,11 @@ fn resample(stream: &ModalityStream, grid: &[i64], max_gap_periods: f64, valid: 
 /// number of rows filled.
 fn fill_nan_runs(values: &mut [f32], channels: usize, max_run: usize, valid: &mut [bool]) -> usize {
     let rows = valid.len();
-    let has_nan = |values: &[f32], r: usize| values[r * channels..(r + 1) * channels].iter().any(|v| v.is_nan());
+    let has_nan = |values: &[f32], r: usize| {
+        values[r * channels..(r + 1) * channels]
+            .iter()
+            .any(|v| v.is_nan())
+    };
     let mut filled = 0;
     let mut r = 0;
     while r < rows {
@@ -159,8 +195,13 @@ fn fill_nan_runs(values: &mut [f32], channels: usize, max_run: usize, valid: &mu
             continue;
         }
         for ch in 0..channels {
-            let before = (0..start).rev().map(|i| values[i * channels + ch]).find(|v| !v.is_nan());
-            let after = (r..rows).map(|i| values[i * channels + ch]).find(|v| !v.is_nan());
+            let before = (0..start)
+                .rev()
+                .map(|i| values[i * channels + ch])
+                .find(|v| !v.is_nan());
+            let after = (r..rows)
+                .map(|i| values[i * channels + ch])
+                .find(|v| !v.is_nan());
             for (n, row) in run.clone().enumerate() {
                 let slot = &mut values[row * channels + ch];
                 if !slot.is_nan() {

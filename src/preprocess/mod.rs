@@ -43,7 +43,11 @@ pub struct PreprocessConfig {
 
 /// Windows of every recording of one split, with the summed alignment report and the number
 /// of skeleton frames too degenerate to scale.
-pub fn dataset_windows(dataset: &Dataset, split: Split, config: &PreprocessConfig) -> Result<(WindowSet, AlignReport)> {
+pub fn dataset_windows(
+    dataset: &Dataset,
+    split: Split,
+    config: &PreprocessConfig,
+) -> Result<(WindowSet, AlignReport)> {
     let mut windows = WindowSet::default();
     let mut report = AlignReport::default();
     for entry in dataset.entries(split) {

@@ -34,7 +34,11 @@ impl Normalizer {
     /// Fits means and standard deviations over every step of every window (NaN-free input).
     pub fn fit(windows: &WindowSet) -> Result<Self> {
         if windows.is_empty() {
-            return Err(HarError::invalid("window set", "windows", "cannot fit normalisation on no windows"));
+            return Err(HarError::invalid(
+                "window set",
+                "windows",
+                "cannot fit normalisation on no windows",
+            ));
         }
         let modalities = windows
             .modalities
@@ -88,14 +92,23 @@ impl Normalizer {
     /// Standardises a whole window set in place; its modalities must match the fitted ones.
     pub fn apply(&self, windows: &mut WindowSet) -> Result<()> {
         if windows.modalities.len() != self.modalities.len() {
-            return Err(HarError::invalid("normalisation", "modalities", "count differs from the fitted set"));
+            return Err(HarError::invalid(
+                "normalisation",
+                "modalities",
+                "count differs from the fitted set",
+            ));
         }
         for (m, info) in windows.modalities.iter().enumerate() {
-            if info.name != self.modalities[m].modality || info.channel_names != self.modalities[m].channel_names {
+            if info.name != self.modalities[m].modality
+                || info.channel_names != self.modalities[m].channel_names
+            {
                 return Err(HarError::invalid(
                     "normalisation",
                     &info.name,
-                    format!("fitted on modality `{}` with other channels", self.modalities[m].modality),
+                    format!(
+                        "fitted on modality `{}` with other channels",
+                        self.modalities[m].modality
+                    ),
                 ));
             }
         }
@@ -114,15 +127,23 @@ impl Normalizer {
     /// Reads statistics written by [`Normalizer::save`], checking their shapes.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| HarError::io(path, e))?;
-        let normalizer: Normalizer =
-            serde_json::from_str(&text).map_err(|e| HarError::format(path, format!("line {}", e.line()), e.to_string()))?;
+        let normalizer: Normalizer = serde_json::from_str(&text)
+            .map_err(|e| HarError::format(path, format!("line {}", e.line()), e.to_string()))?;
         for stats in &normalizer.modalities {
             let c = stats.channel_names.len();
             if stats.mean.len() != c || stats.std.len() != c {
-                return Err(HarError::format(path, &stats.modality, "mean/std length differs from channel count"));
+                return Err(HarError::format(
+                    path,
+                    &stats.modality,
+                    "mean/std length differs from channel count",
+                ));
             }
-            if stats.std.iter().any(|s| !(*s >= MIN_STD)) {
-                return Err(HarError::format(path, &stats.modality, "std must be positive"));
+            if stats.std.iter().any(|s| s.is_nan() || *s < MIN_STD) {
+                return Err(HarError::format(
+                    path,
+                    &stats.modality,
+                    "std must be positive",
+                ));
             }
         }
         Ok(normalizer)

@@ -21,7 +21,7 @@ pub fn normalise_frame(layout: &SkeletonLayout, frame: &mut [f32]) -> bool {
     }
     let top = &frame[3 * layout.torso_top_joint..3 * layout.torso_top_joint + 3];
     let torso = top.iter().map(|v| v * v).sum::<f32>().sqrt();
-    if !(torso >= MIN_TORSO_LENGTH) {
+    if torso.is_nan() || torso < MIN_TORSO_LENGTH {
         return false;
     }
     frame.iter_mut().for_each(|v| *v /= torso);

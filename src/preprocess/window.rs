@@ -47,11 +47,19 @@ impl WindowConfig {
     /// Checks length, stride and policy.
     pub fn validate(&self) -> Result<()> {
         if self.length == 0 || self.stride == 0 {
-            return Err(HarError::invalid("window config", "length/stride", "must be positive"));
+            return Err(HarError::invalid(
+                "window config",
+                "length/stride",
+                "must be positive",
+            ));
         }
         if let LabelPolicy::Majority { min_fraction } = self.label_policy {
             if !(min_fraction > 0.0 && min_fraction <= 1.0) {
-                return Err(HarError::invalid("window config", "min_fraction", format!("{min_fraction} is not in (0, 1]")));
+                return Err(HarError::invalid(
+                    "window config",
+                    "min_fraction",
+                    format!("{min_fraction} is not in (0, 1]"),
+                ));
             }
         }
         Ok(())
@@ -62,7 +70,9 @@ impl WindowConfig {
 pub fn window_label(labels: &[i32], policy: LabelPolicy) -> Option<i32> {
     let first = *labels.first()?;
     match policy {
-        LabelPolicy::Pure => (first != UNLABELLED && labels.iter().all(|&l| l == first)).then_some(first),
+        LabelPolicy::Pure => {
+            (first != UNLABELLED && labels.iter().all(|&l| l == first)).then_some(first)
+        }
         LabelPolicy::Majority { min_fraction } => {
             let mut counts: BTreeMap<i32, usize> = BTreeMap::new();
             for &l in labels {
@@ -70,7 +80,8 @@ pub fn window_label(labels: &[i32], policy: LabelPolicy) -> Option<i32> {
             }
             // Highest count wins; among equal counts the smaller id (BTreeMap order, max_by_key keeps the last max).
             let (&label, &count) = counts.iter().rev().max_by_key(|(_, &c)| c)?;
-            (label != UNLABELLED && count as f32 >= min_fraction * labels.len() as f32).then_some(label)
+            (label != UNLABELLED && count as f32 >= min_fraction * labels.len() as f32)
+                .then_some(label)
         }
     }
 }
@@ -135,7 +146,10 @@ impl WindowSet {
         let kept: Vec<usize> = (0..self.len()).filter(|&i| keep(i)).collect();
         for m in 0..self.modalities.len() {
             let size = self.length * self.modalities[m].channels();
-            self.values[m] = kept.iter().flat_map(|&i| self.values[m][i * size..(i + 1) * size].iter().copied()).collect();
+            self.values[m] = kept
+                .iter()
+                .flat_map(|&i| self.values[m][i * size..(i + 1) * size].iter().copied())
+                .collect();
         }
         self.labels = kept.iter().map(|&i| self.labels[i]).collect();
         self.subjects = kept.iter().map(|&i| self.subjects[i].clone()).collect();
@@ -149,9 +163,18 @@ impl WindowSet {
             *self = other;
             return Ok(());
         }
-        let names = |s: &WindowSet| s.modalities.iter().map(|m| m.channel_names.clone()).collect::<Vec<_>>();
+        let names = |s: &WindowSet| {
+            s.modalities
+                .iter()
+                .map(|m| m.channel_names.clone())
+                .collect::<Vec<_>>()
+        };
         if other.length != self.length || names(&other) != names(self) {
-            return Err(HarError::invalid("window set", "modalities", "cannot append windows of another shape"));
+            return Err(HarError::invalid(
+                "window set",
+                "modalities",
+                "cannot append windows of another shape",
+            ));
         }
         for (mine, theirs) in self.values.iter_mut().zip(other.values) {
             mine.extend(theirs);
@@ -167,7 +190,11 @@ impl WindowSet {
 /// Lays windows from the start of each valid segment and keeps those the label policy accepts.
 pub fn extract_windows(aligned: &AlignedRecording, config: &WindowConfig) -> Result<WindowSet> {
     config.validate()?;
-    let modalities: Vec<ModalityInfo> = aligned.streams.iter().map(|(info, _)| info.clone()).collect();
+    let modalities: Vec<ModalityInfo> = aligned
+        .streams
+        .iter()
+        .map(|(info, _)| info.clone())
+        .collect();
     let mut set = WindowSet::new(modalities, config.length);
     for segment in &aligned.segments {
         let mut start = segment.start;

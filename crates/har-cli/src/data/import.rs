@@ -19,7 +19,9 @@ fn read_source(src: &Path) -> Result<Option<SourceInfo>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&path)?;
-    Ok(Some(serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?))
+    Ok(Some(
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?,
+    ))
 }
 
 /// A progress bar over `total` items.
@@ -57,7 +59,10 @@ pub fn import(dataset: ImportKind, src: &Path, out: &Path) -> Result<()> {
         ImportKind::UtdMhad => {
             let (dataset, report) = utd_mhad::import(src, out)?;
             if !report.unpaired.is_empty() {
-                println!("skipped {} files without their inertial/skeleton partner:", report.unpaired.len());
+                println!(
+                    "skipped {} files without their inertial/skeleton partner:",
+                    report.unpaired.len()
+                );
                 for path in &report.unpaired {
                     println!("  {}", path.display());
                 }
@@ -66,11 +71,17 @@ pub fn import(dataset: ImportKind, src: &Path, out: &Path) -> Result<()> {
         }
         ImportKind::Bvh => {
             if !src.exists() {
-                bail!("{} does not exist; install Debian's assimp-testmodels or pass --src", src.display());
+                bail!(
+                    "{} does not exist; install Debian's assimp-testmodels or pass --src",
+                    src.display()
+                );
             }
             let (dataset, skipped) = bvh::import(src, out)?;
             for path in &skipped {
-                println!("skipped {} (other skeleton than the first file)", path.display());
+                println!(
+                    "skipped {} (other skeleton than the first file)",
+                    path.display()
+                );
             }
             dataset
         }

@@ -67,8 +67,15 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         ..Default::default()
     };
     config.align.rate_hz = args.rate;
-    if let Some(unknown) = args.classes.iter().find(|c| !m.classes.iter().any(|k| k.id == **c)) {
-        bail!("--classes: class id {unknown} is not in {}", args.dataset.display());
+    if let Some(unknown) = args
+        .classes
+        .iter()
+        .find(|c| !m.classes.iter().any(|k| k.id == **c))
+    {
+        bail!(
+            "--classes: class id {unknown} is not in {}",
+            args.dataset.display()
+        );
     }
 
     let mut per_split = BTreeMap::new();
@@ -85,8 +92,11 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         let splits: BTreeMap<String, serde_json::Value> = per_split
             .iter()
             .map(|(split, (windows, report))| {
-                let counts: BTreeMap<String, usize> =
-                    windows.class_counts().into_iter().map(|(id, n)| (m.class_name(id), n)).collect();
+                let counts: BTreeMap<String, usize> = windows
+                    .class_counts()
+                    .into_iter()
+                    .map(|(id, n)| (m.class_name(id), n))
+                    .collect();
                 (
                     split.to_string(),
                     serde_json::json!({
@@ -107,10 +117,18 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         return Ok(());
     }
 
-    println!("dataset {} — {}{}", m.name, m.description, if m.synthetic { " [SYNTHETIC]" } else { "" });
+    println!(
+        "dataset {} — {}{}",
+        m.name,
+        m.description,
+        if m.synthetic { " [SYNTHETIC]" } else { "" }
+    );
     println!("licence: {}", m.licence);
     if let Some(source) = &m.source {
-        println!("source: {} ({}, sha256 {})", source.origin, source.file, source.sha256);
+        println!(
+            "source: {} ({}, sha256 {})",
+            source.origin, source.file, source.sha256
+        );
     }
     println!("\nmodalities:");
     for info in &m.modalities {
@@ -131,7 +149,14 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         println!("\nrecordings:");
         for r in &m.recordings {
             let samples: Vec<String> = r.samples.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("  {:<16} subject {:<8} {:<5} {:>8.1} s  {}", r.id, r.subject_id, r.split, r.duration_s, samples.join(" "));
+            println!(
+                "  {:<16} subject {:<8} {:<5} {:>8.1} s  {}",
+                r.id,
+                r.subject_id,
+                r.split,
+                r.duration_s,
+                samples.join(" ")
+            );
         }
     }
     let policy = match config.window.label_policy {
@@ -142,9 +167,16 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         "\nwindows: length {} stride {} ({policy}){}",
         args.window,
         args.stride,
-        if args.classes.is_empty() { String::new() } else { format!(", classes {:?}", args.classes) }
+        if args.classes.is_empty() {
+            String::new()
+        } else {
+            format!(", classes {:?}", args.classes)
+        }
     );
-    println!("  {:<5} {:>10} {:>8} {:>10} {:>9}", "split", "recordings", "subjects", "duration", "windows");
+    println!(
+        "  {:<5} {:>10} {:>8} {:>10} {:>9}",
+        "split", "recordings", "subjects", "duration", "windows"
+    );
     for (split, (windows, _)) in &per_split {
         let duration = dataset.entries(*split).map(|r| r.duration_s).sum::<f64>() + 0.0;
         println!(
@@ -156,12 +188,25 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             windows.len()
         );
     }
-    println!("\n  {:>4} {:<22} {:>9} {:>9}", "id", "class", "train", "test");
+    println!(
+        "\n  {:>4} {:<22} {:>9} {:>9}",
+        "id", "class", "train", "test"
+    );
     for class in &m.classes {
-        let count = |s: Split| per_split[&s].0.class_counts().get(&class.id).copied().unwrap_or(0);
+        let count = |s: Split| {
+            per_split[&s]
+                .0
+                .class_counts()
+                .get(&class.id)
+                .copied()
+                .unwrap_or(0)
+        };
         let (train, test) = (count(Split::Train), count(Split::Test));
         if args.classes.is_empty() || args.classes.contains(&class.id) {
-            println!("  {:>4} {:<22} {:>9} {:>9}", class.id, class.name, train, test);
+            println!(
+                "  {:>4} {:<22} {:>9} {:>9}",
+                class.id, class.name, train, test
+            );
         }
     }
     for (split, (_, report)) in &per_split {
