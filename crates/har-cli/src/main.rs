@@ -2,6 +2,8 @@
 //! dataflow itself (datasets now; training, evaluation and SQL over the logs come next).
 
 mod data;
+mod model;
+mod plot;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -21,6 +23,12 @@ enum Command {
         #[command(subcommand)]
         command: data::DataCommand,
     },
+    /// Train a DMFT teacher (or, with --student, a student from scratch).
+    Train(model::TrainArgs),
+    /// Distil a trained teacher into the lite student.
+    Distill(model::DistillArgs),
+    /// Evaluate a model directory on a dataset's test split.
+    Eval(model::EvalArgs),
 }
 
 fn main() -> Result<()> {
@@ -32,5 +40,8 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Data { command } => data::run(command),
+        Command::Train(args) => model::train_command(&args),
+        Command::Distill(args) => model::distill_command(&args),
+        Command::Eval(args) => model::eval_command(&args),
     }
 }

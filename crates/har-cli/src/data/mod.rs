@@ -2,12 +2,13 @@
 //! format, inspect the result.
 
 mod fetch;
-mod import;
+pub mod import;
 mod inspect;
 
 use std::path::PathBuf;
 
 use anyhow::Result;
+pub use import::progress_bar;
 use clap::{Subcommand, ValueEnum};
 
 /// A dataset `har data fetch` can download from a package registry.

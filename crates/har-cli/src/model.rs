@@ -1,0 +1,372 @@
+//! `har train`, `har distill`, `har eval`: DMFT models on imported datasets.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use har_core::dataset::{Dataset, Split};
+use har_core::preprocess::{LabelPolicy, Normalizer, PreprocessConfig, WindowConfig};
+use har_model::artifact::{self, ModelCard, Provenance};
+use har_model::data::{carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData};
+use har_model::dmft::DmftConfig;
+use har_model::metrics::Metrics;
+use har_model::train::{self, DistillConfig, EpochRecord, Observer, Teacher, TrainConfig};
+use indicatif::ProgressBar;
+
+use crate::data::progress_bar;
+
+/// Which data and windows a model is trained on.
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// Dataset folder (from `har data import`).
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Class ids to learn (comma-separated) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Vec<i32>,
+    /// Window length in samples.
+    #[arg(long, default_value_t = 128)]
+    pub window: usize,
+    /// Stride between windows in samples.
+    #[arg(long, default_value_t = 64)]
+    pub stride: usize,
+    /// Share of the training subjects held out for validation (early stopping).
+    #[arg(long, default_value_t = 0.2)]
+    pub val_fraction: f64,
+}
+
+/// Optimisation and shape options shared by train and distill.
+#[derive(Debug, Clone, Args)]
+pub struct FitArgs {
+    /// Output model directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Most epochs.
+    #[arg(long, default_value_t = 40)]
+    pub epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Early-stopping patience in epochs.
+    #[arg(long, default_value_t = 8)]
+    pub patience: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 17)]
+    pub seed: u64,
+    /// Probability of dropping a modality of a training window.
+    #[arg(long, default_value_t = 0.15)]
+    pub modality_dropout: f64,
+    /// Train without gain/jitter augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Override: modality-specific layers (0 = early fusion).
+    #[arg(long)]
+    pub modality_layers: Option<usize>,
+    /// Override: joint layers after fusion (0 = late fusion).
+    #[arg(long)]
+    pub joint_layers: Option<usize>,
+    /// Override: token dimension.
+    #[arg(long)]
+    pub dim: Option<usize>,
+    /// Override: attention heads.
+    #[arg(long)]
+    pub heads: Option<usize>,
+}
+
+/// `har train` arguments.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    fit: FitArgs,
+    /// Train the student shape from scratch (no teacher) instead of the teacher shape.
+    #[arg(long)]
+    student: bool,
+}
+
+/// `har distill` arguments.
+#[derive(Debug, Args)]
+pub struct DistillArgs {
+    /// The trained teacher's model directory.
+    #[arg(long)]
+    teacher: PathBuf,
+    /// Dataset folder [default: the one the teacher was trained on must be given].
+    #[arg(long)]
+    dataset: PathBuf,
+    #[command(flatten)]
+    fit: FitArgs,
+    /// Softmax temperature.
+    #[arg(long, default_value_t = 4.0)]
+    temperature: f64,
+    /// Weight of the hard-label loss.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// Weight of the mid-fusion feature matching.
+    #[arg(long, default_value_t = 0.1)]
+    feature_weight: f64,
+}
+
+/// `har eval` arguments.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Dataset folder; its test split is evaluated.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Evaluate with these modalities missing (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    drop: Vec<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Confusion-matrix PNG path [default: MODEL/confusion.png].
+    #[arg(long)]
+    png: Option<PathBuf>,
+}
+
+/// Training, validation and the provenance pieces of a prepared dataset.
+struct Prepared {
+    classes: ClassMap,
+    preprocess: PreprocessConfig,
+    normalizer: Normalizer,
+    train: TensorData,
+    validation: TensorData,
+    modalities: Vec<har_model::dmft::ModalitySpec>,
+    provenance: Provenance,
+}
+
+fn prepare(data: &DataArgs, seed: u64, settings: &TrainConfig) -> Result<Prepared> {
+    let dataset = Dataset::open(&data.dataset)?;
+    let classes = ClassMap::from_dataset(&dataset, &data.classes)?;
+    let preprocess = PreprocessConfig {
+        window: WindowConfig {
+            length: data.window,
+            stride: data.stride,
+            label_policy: LabelPolicy::Pure,
+        },
+        ..Default::default()
+    };
+    let windows = split_windows(&dataset, Split::Train, &preprocess, &classes)?;
+    let (train_windows, val_windows) = carve_validation(&windows, data.val_fraction, seed);
+    let normalizer = Normalizer::fit(&train_windows)?;
+    let provenance = Provenance {
+        dataset: dataset.manifest.name.clone(),
+        dataset_source_sha256: dataset.manifest.source.as_ref().map(|s| s.sha256.clone()),
+        train_windows_sha256: windows_checksum(&train_windows),
+        train_windows: train_windows.len(),
+        validation_windows: val_windows.len(),
+        validation_subjects: val_windows.subjects.iter().collect::<std::collections::BTreeSet<_>>().into_iter().cloned().collect(),
+        settings: settings.clone(),
+        distilled_from: None,
+        epochs_run: 0,
+        best_epoch: 0,
+        seconds: 0.0,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    tracing::info!(train = train_windows.len(), validation = val_windows.len(), "windows");
+    Ok(Prepared {
+        modalities: dataset.manifest.modalities.iter().map(modality_spec).collect(),
+        train: TensorData::new(&train_windows, &normalizer, &classes)?,
+        validation: TensorData::new(&val_windows, &normalizer, &classes)?,
+        classes,
+        preprocess,
+        normalizer,
+        provenance,
+    })
+}
+
+fn settings(fit: &FitArgs) -> TrainConfig {
+    TrainConfig {
+        epochs: fit.epochs,
+        batch_size: fit.batch_size,
+        learning_rate: fit.lr,
+        patience: fit.patience,
+        seed: fit.seed,
+        modality_dropout: fit.modality_dropout,
+        augment: !fit.no_augment,
+        ..Default::default()
+    }
+}
+
+fn apply_overrides(mut config: DmftConfig, fit: &FitArgs) -> DmftConfig {
+    config.modality_layers = fit.modality_layers.unwrap_or(config.modality_layers);
+    config.joint_layers = fit.joint_layers.unwrap_or(config.joint_layers);
+    config.dim = fit.dim.unwrap_or(config.dim);
+    config.heads = fit.heads.unwrap_or(config.heads);
+    config
+}
+
+/// Shows epochs and batches with indicatif.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl Observer for Progress {
+    fn epoch_started(&self, epoch: usize, batches: usize) {
+        self.bar.reset();
+        self.bar.set_length(batches as u64);
+        self.bar.set_message(format!("epoch {epoch}"));
+    }
+    fn batch_done(&self) {
+        self.bar.inc(1);
+    }
+    fn epoch_done(&self, r: &EpochRecord) {
+        self.bar.println(format!(
+            "epoch {:>3}  lr {:.2e}  train loss {:.4}  val loss {:.4}  val acc {:.4}  val macro-F1 {:.4}  ({:.1}s)",
+            r.epoch, r.learning_rate, r.train_loss, r.val_loss, r.val_accuracy, r.val_macro_f1, r.seconds
+        ));
+    }
+}
+
+fn fit_and_save(
+    role: &str,
+    config: DmftConfig,
+    prepared: Prepared,
+    settings: TrainConfig,
+    teacher: Option<(Teacher, String)>,
+    out: &Path,
+) -> Result<()> {
+    if config.window_len != prepared.train.shapes[0].0 {
+        bail!("model window length {} differs from the data's {}", config.window_len, prepared.train.shapes[0].0);
+    }
+    let progress = Progress {
+        bar: progress_bar(0, "training"),
+    };
+    let names = prepared.classes.names();
+    let (teacher, teacher_id) = match teacher {
+        Some((t, id)) => (Some(t), Some(id)),
+        None => (None, None),
+    };
+    let distill = teacher.as_ref().map(|t| t.config.clone());
+    let trained = train::train(&config, &prepared.train, &prepared.validation, &names, &settings, teacher, &progress)?;
+    progress.bar.finish_and_clear();
+    let mut provenance = prepared.provenance;
+    provenance.distilled_from = teacher_id.zip(distill);
+    provenance.epochs_run = trained.history.len();
+    provenance.best_epoch = trained.best_epoch;
+    provenance.seconds = trained.seconds;
+    let mut card = ModelCard {
+        role: role.to_string(),
+        config,
+        classes: prepared.classes.classes.clone(),
+        preprocess: prepared.preprocess,
+        parameters: 0,
+        flops_per_window: 0,
+        weights_sha256: String::new(),
+        provenance,
+    };
+    artifact::save(out, &mut card, &trained.varmap, &prepared.normalizer, &trained.history)?;
+    let best = &trained.history[trained.best_epoch - 1];
+    println!(
+        "saved {} to {}: {} parameters, {} FLOPs/window, best epoch {} of {} (val acc {:.4}, macro-F1 {:.4}), {:.0}s",
+        card.model_id(),
+        out.display(),
+        card.parameters,
+        card.flops_per_window,
+        trained.best_epoch,
+        trained.history.len(),
+        best.val_accuracy,
+        best.val_macro_f1,
+        trained.seconds
+    );
+    Ok(())
+}
+
+/// Runs `har train`.
+pub fn train_command(args: &TrainArgs) -> Result<()> {
+    let settings = settings(&args.fit);
+    let prepared = prepare(&args.data, args.fit.seed, &settings)?;
+    let teacher = DmftConfig::teacher(prepared.modalities.clone(), args.data.window, prepared.classes.classes.len());
+    let (role, base) = if args.student { ("student-scratch", teacher.student()) } else { ("teacher", teacher) };
+    fit_and_save(role, apply_overrides(base, &args.fit), prepared, settings, None, &args.fit.out)
+}
+
+/// Runs `har distill`.
+pub fn distill_command(args: &DistillArgs) -> Result<()> {
+    let teacher = artifact::load(&args.teacher).with_context(|| format!("loading teacher {}", args.teacher.display()))?;
+    let settings = settings(&args.fit);
+    let card = &teacher.card;
+    let data = DataArgs {
+        dataset: args.dataset.clone(),
+        classes: card.classes.iter().map(|c| c.id).collect(),
+        window: card.preprocess.window.length,
+        stride: card.preprocess.window.stride,
+        val_fraction: 0.2,
+    };
+    let prepared = prepare(&data, args.fit.seed, &settings)?;
+    if prepared.provenance.dataset != card.provenance.dataset {
+        bail!("teacher was trained on `{}`, not `{}`", card.provenance.dataset, prepared.provenance.dataset);
+    }
+    let distill = DistillConfig {
+        temperature: args.temperature,
+        alpha: args.alpha,
+        feature_weight: args.feature_weight,
+    };
+    let student = apply_overrides(card.config.student(), &args.fit);
+    let t = Teacher {
+        model: &teacher.model,
+        config: distill,
+    };
+    fit_and_save("student", student, prepared, settings, Some((t, card.model_id())), &args.fit.out)
+}
+
+/// Runs `har eval`.
+pub fn eval_command(args: &EvalArgs) -> Result<()> {
+    let loaded = artifact::load(&args.model)?;
+    let card = &loaded.card;
+    let dataset = Dataset::open(&args.dataset)?;
+    let classes = ClassMap { classes: card.classes.clone() };
+    let test = split_windows(&dataset, Split::Test, &card.preprocess, &classes)?;
+    let data = TensorData::new(&test, &loaded.normalizer, &classes)?;
+    let names: Vec<&str> = card.config.modalities.iter().map(|m| m.name.as_str()).collect();
+    if let Some(unknown) = args.drop.iter().find(|d| !names.contains(&d.as_str())) {
+        bail!("--drop: the model has no modality `{unknown}` (it has {names:?})");
+    }
+    let present: Vec<bool> = names.iter().map(|n| !args.drop.iter().any(|d| d == n)).collect();
+    if !present.iter().any(|p| *p) {
+        bail!("--drop removes every modality");
+    }
+    let started = std::time::Instant::now();
+    let probabilities = train::predict_with(&loaded.model, &data, 256, Some(&present))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let metrics = Metrics::compute(&train::argmax(&probabilities), &data.targets, &classes.names());
+    let png = args.png.clone().unwrap_or_else(|| args.model.join("confusion.png"));
+    crate::plot::confusion_png(&png, &metrics, &format!("{} on {} test", card.model_id(), dataset.manifest.name))?;
+    let report = serde_json::json!({
+        "model": card.model_id(),
+        "dataset": dataset.manifest.name,
+        "test_windows": data.len(),
+        "missing_modalities": args.drop,
+        "accuracy": metrics.accuracy,
+        "macro_f1": metrics.macro_f1,
+        "per_class": metrics.per_class,
+        "confusion": metrics.confusion,
+        "parameters": card.parameters,
+        "flops_per_window": card.flops_per_window,
+        "fusion_stage": card.config.fusion_stage(),
+        "seconds": seconds,
+        "confusion_png": png,
+    });
+    if args.drop.is_empty() {
+        std::fs::write(args.model.join("eval.json"), serde_json::to_string_pretty(&report)? + "\n")?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("{} on {} test ({} windows{})", card.model_id(), dataset.manifest.name, data.len(),
+        if args.drop.is_empty() { String::new() } else { format!(", without {}", args.drop.join(",")) });
+    println!("accuracy {:.4}   macro-F1 {:.4}   parameters {}   FLOPs/window {}", metrics.accuracy, metrics.macro_f1, card.parameters, card.flops_per_window);
+    println!("  {:<22} {:>9} {:>9} {:>9} {:>8}", "class", "precision", "recall", "F1", "support");
+    for c in &metrics.per_class {
+        println!("  {:<22} {:>9.4} {:>9.4} {:>9.4} {:>8}", c.name, c.precision, c.recall, c.f1, c.support);
+    }
+    println!("confusion matrix: {}", png.display());
+    Ok(())
+}

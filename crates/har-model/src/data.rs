@@ -1,0 +1,194 @@
+//! Training data: windows of a dataset as per-modality tensors, class mapping, the
+//! validation split carved from training subjects, and the training-data checksum.
+
+use std::collections::BTreeSet;
+
+use candle_core::{Device, Tensor};
+use har_core::dataset::{ClassInfo, Dataset, Split};
+use har_core::import::synthetic::Rng;
+use har_core::preprocess::{dataset_windows, Normalizer, PreprocessConfig, WindowSet};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::dmft::ModalitySpec;
+use crate::error::{ModelError, Result};
+
+/// The model's classes: output index → dataset class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassMap {
+    /// Dataset classes in output order.
+    pub classes: Vec<ClassInfo>,
+}
+
+impl ClassMap {
+    /// The dataset's classes, restricted to `filter` when it is not empty.
+    pub fn from_dataset(dataset: &Dataset, filter: &[i32]) -> Result<Self> {
+        let classes: Vec<ClassInfo> = dataset
+            .manifest
+            .classes
+            .iter()
+            .filter(|c| filter.is_empty() || filter.contains(&c.id))
+            .cloned()
+            .collect();
+        if let Some(missing) = filter.iter().find(|id| !classes.iter().any(|c| c.id == **id)) {
+            return Err(ModelError::Invalid(format!("class id {missing} is not in dataset `{}`", dataset.manifest.name)));
+        }
+        if classes.len() < 2 {
+            return Err(ModelError::Invalid("fewer than 2 classes to learn".into()));
+        }
+        Ok(Self { classes })
+    }
+
+    /// Output index of dataset label `label`.
+    pub fn index(&self, label: i32) -> Option<usize> {
+        self.classes.iter().position(|c| c.id == label)
+    }
+
+    /// Class names in output order.
+    pub fn names(&self) -> Vec<String> {
+        self.classes.iter().map(|c| c.name.clone()).collect()
+    }
+}
+
+/// Token groups of a dataset modality: one group for an inertial sensor, one per joint for a
+/// skeleton.
+pub fn modality_spec(info: &har_core::recording::ModalityInfo) -> ModalitySpec {
+    let c = info.channels();
+    let groups = match &info.kind {
+        har_core::recording::ModalityKind::Inertial => vec![(0..c).collect()],
+        har_core::recording::ModalityKind::Skeleton(layout) => {
+            (0..layout.joints.len()).map(|j| vec![3 * j, 3 * j + 1, 3 * j + 2]).collect()
+        }
+    };
+    ModalitySpec {
+        name: info.name.clone(),
+        channels: c,
+        groups,
+    }
+}
+
+/// Windows of one dataset split, restricted to the model's classes.
+pub fn split_windows(dataset: &Dataset, split: Split, preprocess: &PreprocessConfig, classes: &ClassMap) -> Result<WindowSet> {
+    let (mut windows, _) = dataset_windows(dataset, split, preprocess)?;
+    let labels = windows.labels.clone();
+    windows.retain(|i| classes.index(labels[i]).is_some());
+    if windows.is_empty() {
+        return Err(ModelError::Invalid(format!("no {split} windows of the chosen classes in `{}`", dataset.manifest.name)));
+    }
+    Ok(windows)
+}
+
+/// Splits training windows into (train, validation): about `fraction` of the training
+/// subjects, chosen by `seed`, form the validation part. With fewer than two subjects the
+/// recordings are split instead.
+pub fn carve_validation(windows: &WindowSet, fraction: f64, seed: u64) -> (WindowSet, WindowSet) {
+    let subjects: BTreeSet<&String> = windows.subjects.iter().collect();
+    let by_subject = subjects.len() >= 2;
+    let keys: Vec<String> = if by_subject {
+        subjects.into_iter().cloned().collect()
+    } else {
+        windows.recordings.iter().collect::<BTreeSet<_>>().into_iter().cloned().collect()
+    };
+    let mut order = keys.clone();
+    let mut rng = Rng::new(seed);
+    for i in (1..order.len()).rev() {
+        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+    }
+    let take = ((keys.len() as f64 * fraction).round() as usize).clamp(1, keys.len() - 1);
+    let held: BTreeSet<String> = order.into_iter().take(take).collect();
+    let key = |i: usize| if by_subject { &windows.subjects[i] } else { &windows.recordings[i] };
+    let mut train = windows.clone();
+    train.retain(|i| !held.contains(key(i)));
+    let mut validation = windows.clone();
+    validation.retain(|i| held.contains(key(i)));
+    (train, validation)
+}
+
+/// SHA-256 over the exact training windows (values of every modality, then labels).
+pub fn windows_checksum(windows: &WindowSet) -> String {
+    let mut hasher = Sha256::new();
+    for values in &windows.values {
+        for v in values {
+            hasher.update(v.to_le_bytes());
+        }
+    }
+    for l in &windows.labels {
+        hasher.update(l.to_le_bytes());
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Normalised windows as flat per-modality arrays plus class indices, ready for batching.
+#[derive(Debug, Clone)]
+pub struct TensorData {
+    /// Per modality: windows × T × C values.
+    pub values: Vec<Vec<f32>>,
+    /// Per modality: (T, C).
+    pub shapes: Vec<(usize, usize)>,
+    /// Class index per window.
+    pub targets: Vec<u32>,
+}
+
+impl TensorData {
+    /// Normalises `windows` with `normalizer` and maps labels through `classes`.
+    pub fn new(windows: &WindowSet, normalizer: &Normalizer, classes: &ClassMap) -> Result<Self> {
+        let mut normalised = windows.clone();
+        normalizer.apply(&mut normalised)?;
+        let targets = windows
+            .labels
+            .iter()
+            .map(|&l| {
+                classes
+                    .index(l)
+                    .map(|i| i as u32)
+                    .ok_or_else(|| ModelError::Invalid(format!("label {l} is not one of the model's classes")))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            shapes: windows.modalities.iter().map(|m| (windows.length, m.channels())).collect(),
+            values: normalised.values,
+            targets,
+        })
+    }
+
+    /// Number of windows.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// The inputs of windows `indices` as `[B, T, C]` tensors, optionally augmented (per window
+    /// and modality: random gain in [0.9, 1.1] and Gaussian jitter σ = 0.03, in normalised units).
+    pub fn inputs(&self, indices: &[usize], augment: Option<&mut Rng>) -> Result<Vec<Tensor>> {
+        let mut rng = augment;
+        self.shapes
+            .iter()
+            .zip(&self.values)
+            .map(|(&(t, c), values)| {
+                let size = t * c;
+                let mut batch = Vec::with_capacity(indices.len() * size);
+                for &i in indices {
+                    let window = &values[i * size..(i + 1) * size];
+                    match rng.as_deref_mut() {
+                        Some(rng) => {
+                            let gain = rng.uniform(0.9, 1.1) as f32;
+                            batch.extend(window.iter().map(|v| v * gain + 0.03 * rng.normal() as f32));
+                        }
+                        None => batch.extend_from_slice(window),
+                    }
+                }
+                Ok(Tensor::from_vec(batch, (indices.len(), t, c), &Device::Cpu)?)
+            })
+            .collect()
+    }
+
+    /// Class indices of windows `indices` as a `[B]` tensor.
+    pub fn target_tensor(&self, indices: &[usize]) -> Result<Tensor> {
+        let targets: Vec<u32> = indices.iter().map(|&i| self.targets[i]).collect();
+        Ok(Tensor::from_vec(targets, indices.len(), &Device::Cpu)?)
+    }
+}

@@ -1,0 +1,391 @@
+//! DMFT: the distilled multi-modal mid-fusion transformer (seed S1), teacher and student.
+//!
+//! The paper publishes only its outline; the design here is this project's:
+//!
+//! 1. **Unified representation.** Each modality window `[T, C]` is cut into `S = T / P`
+//!    temporal patches. A modality's channels form one or more *groups* (an inertial sensor is
+//!    one group; a skeleton has one group per joint); each group's patch (`P × |g|` values) is
+//!    projected to `D`. Every token gets a learned group embedding (which sensor / joint) and a
+//!    learned temporal position embedding: tokens `[S, G_m, D]` per modality.
+//! 2. **Modality encoders** (`modality_layers` blocks per modality, own weights): spatial
+//!    attention across the modality's groups at each time step (when it has several), then
+//!    temporal attention across the `S` steps of each group. This is the *encoder part* of
+//!    the split forward ([`Dmft::encode`]): the dataflow runs it in one node per modality.
+//! 3. **Temporal mid-fusion** ([`Dmft::fuse`]): at each time step, attention across the
+//!    tokens of all modalities (masked for missing ones), then attention pooling across them:
+//!    one fused token per time step, `[S, D]` — the *mid-fusion features* that distillation
+//!    matches. `joint_layers` temporal transformer layers follow, then attention pooling over
+//!    time, layer norm and a linear head.
+//! 4. **Fusion stage** follows from the depths: `modality_layers = 0` fuses right after
+//!    tokenisation (early), `joint_layers = 0` fuses at the end (late), both positive is mid.
+//! 5. **Student**: the same code from a smaller [`DmftConfig`] (see [`DmftConfig::student`]).
+//!
+//! A missing modality is given as zero tokens with its mask off; masked scores are −1e9, whose
+//! softmax weight is exactly 0 in f32, so the prediction equals one computed without those
+//! tokens at all.
+
+use candle_core::{DType, Device, Result, Tensor, D};
+use candle_nn::{Init, Linear, Module, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::layers::{linear, AttentionPool, LayerNorm, Train, TransformerLayer};
+
+/// Score bias of a masked token.
+pub const MASKED: f64 = -1e9;
+
+/// One input modality: its name, channels and channel groups (one token per group).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModalitySpec {
+    /// Modality name (as in the dataset).
+    pub name: String,
+    /// Channels per sample (C).
+    pub channels: usize,
+    /// Channel indices of each token group.
+    pub groups: Vec<Vec<usize>>,
+}
+
+/// Shape of a DMFT model (teacher or student).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DmftConfig {
+    /// Input modalities, in order.
+    pub modalities: Vec<ModalitySpec>,
+    /// Window length in samples (T).
+    pub window_len: usize,
+    /// Patch length in samples (P); `T` must be a multiple.
+    pub patch_len: usize,
+    /// Token dimension (D).
+    pub dim: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Feed-forward width as a multiple of `dim`.
+    pub ffn_mult: usize,
+    /// Modality-specific blocks before fusion.
+    pub modality_layers: usize,
+    /// Joint temporal layers after fusion.
+    pub joint_layers: usize,
+    /// Number of classes.
+    pub num_classes: usize,
+}
+
+/// Where the modalities meet, derived from the depths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionStage {
+    /// Right after tokenisation.
+    Early,
+    /// Between modality-specific and joint layers.
+    Mid,
+    /// After all layers.
+    Late,
+}
+
+impl DmftConfig {
+    /// The patch length giving about 16 time steps: the divisor `P` of `window_len` with
+    /// `window_len / P` closest to 16 (8 for 128-sample windows, 5 for 100).
+    pub fn default_patch_len(window_len: usize) -> usize {
+        (1..=window_len)
+            .filter(|p| window_len % p == 0)
+            .min_by_key(|p| ((window_len / p) as i64 - 16).abs())
+            .unwrap_or(1)
+    }
+
+    /// The teacher's shape for these modalities.
+    pub fn teacher(modalities: Vec<ModalitySpec>, window_len: usize, num_classes: usize) -> Self {
+        Self {
+            modalities,
+            window_len,
+            patch_len: Self::default_patch_len(window_len),
+            dim: 64,
+            heads: 4,
+            ffn_mult: 2,
+            modality_layers: 2,
+            joint_layers: 2,
+            num_classes,
+        }
+    }
+
+    /// The lite student: half the width, half the heads, one layer on each side of the fusion.
+    pub fn student(&self) -> Self {
+        Self {
+            dim: 32,
+            heads: 2,
+            modality_layers: 1,
+            joint_layers: 1,
+            ..self.clone()
+        }
+    }
+
+    /// Time steps (S = T / P).
+    pub fn steps(&self) -> usize {
+        self.window_len / self.patch_len
+    }
+
+    /// Where fusion happens.
+    pub fn fusion_stage(&self) -> FusionStage {
+        match (self.modality_layers, self.joint_layers) {
+            (0, _) => FusionStage::Early,
+            (_, 0) => FusionStage::Late,
+            _ => FusionStage::Mid,
+        }
+    }
+
+    /// Checks the shape makes sense.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.modalities.is_empty() {
+            return Err("no modalities".into());
+        }
+        if self.patch_len == 0 || self.window_len % self.patch_len != 0 {
+            return Err(format!("window length {} is not a multiple of patch length {}", self.window_len, self.patch_len));
+        }
+        if self.heads == 0 || self.dim % self.heads != 0 {
+            return Err(format!("dim {} is not divisible by {} heads", self.dim, self.heads));
+        }
+        if self.num_classes < 2 {
+            return Err("fewer than 2 classes".into());
+        }
+        for m in &self.modalities {
+            if m.groups.is_empty() || m.groups.iter().flatten().any(|&c| c >= m.channels) {
+                return Err(format!("modality `{}`: groups must be non-empty channel indices below {}", m.name, m.channels));
+            }
+        }
+        Ok(())
+    }
+
+    /// Multiply-add FLOPs (2 per multiply-add) of one window's forward pass with every modality.
+    pub fn flops_per_window(&self) -> u64 {
+        let (s, d, f) = (self.steps() as u64, self.dim as u64, (self.dim * self.ffn_mult) as u64);
+        // One transformer layer over `n` sequences of length `l`.
+        let layer = |n: u64, l: u64| n * (2 * l * d * 3 * d + 4 * l * l * d + 2 * l * d * d + 4 * l * d * f);
+        let pool = |n: u64, l: u64| n * 4 * l * d;
+        let mut total = 0;
+        let mut groups_total = 0;
+        for m in &self.modalities {
+            let g = m.groups.len() as u64;
+            groups_total += g;
+            let tokenise: u64 = m.groups.iter().map(|grp| 2 * s * (self.patch_len * grp.len()) as u64 * d).sum();
+            let spatial = if g > 1 { layer(s, g) } else { 0 };
+            total += tokenise + self.modality_layers as u64 * (spatial + layer(g, s));
+        }
+        total += layer(s, groups_total) + pool(s, groups_total);
+        total += self.joint_layers as u64 * layer(1, s) + pool(1, s) + 2 * d * self.num_classes as u64;
+        total
+    }
+}
+
+/// Tokeniser and modality-specific layers of one modality.
+#[derive(Debug, Clone)]
+pub struct ModalityEncoder {
+    spec: ModalitySpec,
+    patch_projections: Vec<Linear>,
+    group_indices: Vec<Tensor>,
+    group_embedding: Tensor,
+    position_embedding: Tensor,
+    spatial: Vec<TransformerLayer>,
+    temporal: Vec<TransformerLayer>,
+}
+
+impl ModalityEncoder {
+    fn new(config: &DmftConfig, spec: &ModalitySpec, vb: VarBuilder) -> Result<Self> {
+        let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
+        let patch_projections = spec
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| linear(config.patch_len * group.len(), d, vb.pp(format!("patch{g}"))))
+            .collect::<Result<_>>()?;
+        let group_indices = spec
+            .groups
+            .iter()
+            .map(|g| Tensor::from_vec(g.iter().map(|&c| c as u32).collect::<Vec<_>>(), g.len(), &Device::Cpu))
+            .collect::<Result<_>>()?;
+        let emb = Init::Randn { mean: 0.0, stdev: 0.02 };
+        let several_groups = spec.groups.len() > 1;
+        let mut spatial = Vec::new();
+        let mut temporal = Vec::new();
+        for l in 0..config.modality_layers {
+            if several_groups {
+                spatial.push(TransformerLayer::new(d, config.heads, ffn, vb.pp(format!("spatial{l}")))?);
+            }
+            temporal.push(TransformerLayer::new(d, config.heads, ffn, vb.pp(format!("temporal{l}")))?);
+        }
+        Ok(Self {
+            spec: spec.clone(),
+            patch_projections,
+            group_indices,
+            group_embedding: vb.get_with_hints((spec.groups.len(), d), "group_embedding", emb)?,
+            position_embedding: vb.get_with_hints((config.steps(), d), "position_embedding", emb)?,
+            spatial,
+            temporal,
+        })
+    }
+
+    /// `[B, T, C]` → tokens `[B, S, G, D]`.
+    fn forward(&self, xs: &Tensor, config: &DmftConfig, train: Train) -> Result<Tensor> {
+        let (b, t, c) = xs.dims3()?;
+        if t != config.window_len || c != self.spec.channels {
+            candle_core::bail!(
+                "modality `{}`: input [{b}, {t}, {c}], expected [B, {}, {}]",
+                self.spec.name,
+                config.window_len,
+                self.spec.channels
+            );
+        }
+        let (s, p, d) = (config.steps(), config.patch_len, config.dim);
+        let patches = xs.reshape((b, s, p, c))?;
+        let tokens = self
+            .patch_projections
+            .iter()
+            .zip(&self.group_indices)
+            .zip(&self.spec.groups)
+            .map(|((projection, indices), group)| {
+                let selected = if group.len() == c { patches.clone() } else { patches.index_select(indices, 3)? };
+                projection.forward(&selected.reshape((b, s, p * group.len()))?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let g = tokens.len();
+        let mut xs = Tensor::stack(&tokens, 2)?
+            .broadcast_add(&self.group_embedding.reshape((1, 1, g, d))?)?
+            .broadcast_add(&self.position_embedding.reshape((1, s, 1, d))?)?;
+        for (l, temporal) in self.temporal.iter().enumerate() {
+            if let Some(spatial) = self.spatial.get(l) {
+                xs = spatial.forward(&xs.reshape((b * s, g, d))?, None, train)?.reshape((b, s, g, d))?;
+            }
+            let sequences = xs.transpose(1, 2)?.contiguous()?.reshape((b * g, s, d))?;
+            xs = temporal.forward(&sequences, None, train)?.reshape((b, g, s, d))?.transpose(1, 2)?.contiguous()?;
+        }
+        Ok(xs)
+    }
+}
+
+/// The output of the fusion part.
+#[derive(Debug, Clone)]
+pub struct FusionOutput {
+    /// Class scores `[B, K]`.
+    pub logits: Tensor,
+    /// Mid-fusion features `[B, S, D]` (one fused token per time step).
+    pub fused: Tensor,
+}
+
+/// A DMFT model: one encoder per modality and the fusion part.
+#[derive(Debug, Clone)]
+pub struct Dmft {
+    config: DmftConfig,
+    encoders: Vec<ModalityEncoder>,
+    fusion_layer: TransformerLayer,
+    group_pool: AttentionPool,
+    joint: Vec<TransformerLayer>,
+    time_pool: AttentionPool,
+    norm: LayerNorm,
+    head: Linear,
+}
+
+impl Dmft {
+    /// Builds the model; parameters come from `vb` (seeded init or a checkpoint).
+    pub fn new(config: &DmftConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate().map_err(candle_core::Error::msg)?;
+        let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
+        let encoders = config
+            .modalities
+            .iter()
+            .map(|m| ModalityEncoder::new(config, m, vb.pp(format!("enc.{}", m.name))))
+            .collect::<Result<_>>()?;
+        let fuse = vb.pp("fuse");
+        Ok(Self {
+            config: config.clone(),
+            encoders,
+            fusion_layer: TransformerLayer::new(d, config.heads, ffn, fuse.pp("spatial"))?,
+            group_pool: AttentionPool::new(d, fuse.pp("group_pool"))?,
+            joint: (0..config.joint_layers)
+                .map(|l| TransformerLayer::new(d, config.heads, ffn, fuse.pp(format!("joint{l}"))))
+                .collect::<Result<_>>()?,
+            time_pool: AttentionPool::new(d, fuse.pp("time_pool"))?,
+            norm: LayerNorm::new(d, fuse.pp("norm"))?,
+            head: linear(d, config.num_classes, fuse.pp("head"))?,
+        })
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &DmftConfig {
+        &self.config
+    }
+
+    /// Encoder part of modality `m`: `[B, T, C]` → tokens `[B, S, G_m, D]`.
+    pub fn encode(&self, m: usize, xs: &Tensor, train: Train) -> Result<Tensor> {
+        self.encoders[m].forward(xs, &self.config, train)
+    }
+
+    /// Fusion part: the tokens of every modality (`[B, S, G_m, D]` each) and which modalities
+    /// are present per window (`[B, M]`, 1 or 0; `None` = all present).
+    pub fn fuse(&self, tokens: &[Tensor], present: Option<&Tensor>, train: Train) -> Result<FusionOutput> {
+        let (b, s, _, d) = tokens[0].dims4()?;
+        let all = Tensor::cat(tokens, 2)?;
+        let g = all.dim(2)?;
+        let bias = match present {
+            None => None,
+            Some(present) => {
+                // Per-token mask [B, G] from the per-modality mask [B, M].
+                let per_token = tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(m, t)| present.narrow(1, m, 1)?.broadcast_as((b, t.dim(2)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                let keep = Tensor::cat(&per_token, 1)?;
+                Some(((1.0 - keep)? * MASKED)?)
+            }
+        };
+        let tokens_bias = match &bias {
+            Some(bias) => Some(bias.reshape((b, 1, 1, g))?.broadcast_as((b, s, 1, g))?.reshape((b * s, 1, 1, g))?),
+            None => None,
+        };
+        let pool_bias = match &bias {
+            Some(bias) => Some(bias.reshape((b, 1, g))?.broadcast_as((b, s, g))?.reshape((b * s, g))?),
+            None => None,
+        };
+        let spatial = self.fusion_layer.forward(&all.reshape((b * s, g, d))?, tokens_bias.as_ref(), train)?;
+        let fused = self.group_pool.forward(&spatial, pool_bias.as_ref(), train)?.reshape((b, s, d))?;
+        let mut xs = fused.clone();
+        for layer in &self.joint {
+            xs = layer.forward(&xs, None, train)?;
+        }
+        let pooled = self.time_pool.forward(&xs, None, train)?;
+        let logits = self.head.forward(&self.norm.forward(&pooled, train)?)?;
+        Ok(FusionOutput { logits, fused })
+    }
+
+    /// Monolithic forward: every modality's `[B, T, C]` input, optional presence mask `[B, M]`.
+    pub fn forward(&self, inputs: &[Tensor], present: Option<&Tensor>, train: Train) -> Result<FusionOutput> {
+        let tokens = inputs
+            .iter()
+            .enumerate()
+            .map(|(m, xs)| self.encode(m, xs, train))
+            .collect::<Result<Vec<_>>>()?;
+        self.fuse(&tokens, present, train)
+    }
+
+    /// Fusion with some modalities missing (`None`): zero tokens, masked.
+    pub fn fuse_available(&self, tokens: &[Option<Tensor>], train: Train) -> Result<FusionOutput> {
+        let reference = tokens
+            .iter()
+            .flatten()
+            .next()
+            .ok_or_else(|| candle_core::Error::msg("no modality present"))?;
+        let (b, s, _, d) = reference.dims4()?;
+        let mut full = Vec::with_capacity(tokens.len());
+        let mut present = Vec::with_capacity(tokens.len());
+        for (m, t) in tokens.iter().enumerate() {
+            let g = self.config.modalities[m].groups.len();
+            full.push(match t {
+                Some(t) => t.clone(),
+                None => Tensor::zeros((b, s, g, d), DType::F32, &Device::Cpu)?,
+            });
+            present.push(if t.is_some() { 1f32 } else { 0f32 });
+        }
+        let mask = Tensor::from_vec(present, (1, tokens.len()), &Device::Cpu)?.broadcast_as((b, tokens.len()))?.contiguous()?;
+        self.fuse(&full, Some(&mask), train)
+    }
+}
+
+/// Class probabilities from logits (softmax over the last dimension).
+pub fn probabilities(logits: &Tensor) -> Result<Tensor> {
+    candle_nn::ops::softmax(logits, D::Minus1)
+}

@@ -1,0 +1,159 @@
+//! Building blocks: layer norm, multi-head attention, pre-norm transformer layer, attention
+//! pooling. Every `forward` takes `train`: training composes differentiable primitive ops,
+//! inference uses candle's fused CPU kernels (same maths, no autograd).
+
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{Init, Linear, VarBuilder};
+
+/// Whether a forward pass must be differentiable.
+pub type Train = bool;
+
+/// A linear layer with seeded init: weights N(0, 1/in), bias 0.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    let std = (1.0 / in_dim as f64).sqrt();
+    let weight = vb.get_with_hints((out_dim, in_dim), "weight", Init::Randn { mean: 0.0, stdev: std })?;
+    let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
+    Ok(Linear::new(weight, Some(bias)))
+}
+
+/// Softmax over the last dimension.
+pub fn softmax(xs: &Tensor, train: Train) -> Result<Tensor> {
+    if train {
+        candle_nn::ops::softmax(xs, D::Minus1)
+    } else {
+        candle_nn::ops::softmax_last_dim(&xs.contiguous()?)
+    }
+}
+
+/// Layer normalisation over the last dimension, with learned scale and shift.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl LayerNorm {
+    /// Epsilon added to the variance.
+    pub const EPS: f64 = 1e-5;
+
+    /// A layer norm over `dim` features.
+    pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            weight: vb.get_with_hints(dim, "weight", Init::Const(1.0))?,
+            bias: vb.get_with_hints(dim, "bias", Init::Const(0.0))?,
+        })
+    }
+
+    /// Normalises `xs` over its last dimension.
+    pub fn forward(&self, xs: &Tensor, train: Train) -> Result<Tensor> {
+        if !train {
+            return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, Self::EPS as f32);
+        }
+        let dim = xs.dim(D::Minus1)? as f64;
+        let centred = xs.broadcast_sub(&(xs.sum_keepdim(D::Minus1)? / dim)?)?;
+        let variance = (centred.sqr()?.sum_keepdim(D::Minus1)? / dim)?;
+        centred
+            .broadcast_div(&(variance + Self::EPS)?.sqrt()?)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// Multi-head self-attention over sequences `[N, L, D]`.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    qkv: Linear,
+    out: Linear,
+    heads: usize,
+}
+
+impl Attention {
+    /// Attention with `heads` heads over `dim` features (`dim` divisible by `heads`).
+    pub fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        if dim % heads != 0 {
+            candle_core::bail!("dim {dim} is not divisible by {heads} heads");
+        }
+        Ok(Self {
+            qkv: linear(dim, 3 * dim, vb.pp("qkv"))?,
+            out: linear(dim, dim, vb.pp("out"))?,
+            heads,
+        })
+    }
+
+    /// `bias`, if given, is added to the attention scores and must broadcast to `[N, H, L, L]`
+    /// (use a large negative value to mask keys).
+    pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
+        let (n, l, d) = xs.dims3()?;
+        let head_dim = d / self.heads;
+        let qkv = self.qkv.forward(xs)?.reshape((n, l, 3, self.heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
+        let q = (qkv.get(0)?.contiguous()? * (1.0 / (head_dim as f64).sqrt()))?;
+        let k = qkv.get(1)?.contiguous()?;
+        let v = qkv.get(2)?.contiguous()?;
+        let mut scores = q.matmul(&k.t()?)?;
+        if let Some(bias) = bias {
+            scores = scores.broadcast_add(bias)?;
+        }
+        let weights = softmax(&scores, train)?;
+        let ys = weights.matmul(&v)?.transpose(1, 2)?.reshape((n, l, d))?;
+        self.out.forward(&ys)
+    }
+}
+
+/// A pre-norm transformer encoder layer: `x + attn(ln(x))`, then `x + ffn(ln(x))` (GELU).
+#[derive(Debug, Clone)]
+pub struct TransformerLayer {
+    norm1: LayerNorm,
+    attention: Attention,
+    norm2: LayerNorm,
+    ffn_in: Linear,
+    ffn_out: Linear,
+}
+
+impl TransformerLayer {
+    /// A layer of `dim` features, `heads` heads and a `ffn_dim`-wide feed-forward block.
+    pub fn new(dim: usize, heads: usize, ffn_dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            norm1: LayerNorm::new(dim, vb.pp("norm1"))?,
+            attention: Attention::new(dim, heads, vb.pp("attn"))?,
+            norm2: LayerNorm::new(dim, vb.pp("norm2"))?,
+            ffn_in: linear(dim, ffn_dim, vb.pp("ffn_in"))?,
+            ffn_out: linear(ffn_dim, dim, vb.pp("ffn_out"))?,
+        })
+    }
+
+    /// Applies the layer to `[N, L, D]` sequences.
+    pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
+        let xs = (xs + self.attention.forward(&self.norm1.forward(xs, train)?, bias, train)?)?;
+        let hidden = self.ffn_in.forward(&self.norm2.forward(&xs, train)?)?.gelu()?;
+        xs + self.ffn_out.forward(&hidden)?
+    }
+}
+
+/// Attention pooling: a learned query scores each element; the output is the
+/// softmax-weighted sum, `[N, L, D] → [N, D]`.
+#[derive(Debug, Clone)]
+pub struct AttentionPool {
+    query: Tensor,
+    scale: f64,
+}
+
+impl AttentionPool {
+    /// A pool over `dim` features.
+    pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
+        let std = (1.0 / dim as f64).sqrt();
+        Ok(Self {
+            query: vb.get_with_hints((dim, 1), "query", Init::Randn { mean: 0.0, stdev: std })?,
+            scale: 1.0 / (dim as f64).sqrt(),
+        })
+    }
+
+    /// Pools `xs` `[N, L, D]`; `bias` `[N, L]` (0 or large negative) masks elements.
+    pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
+        let (n, l, d) = xs.dims3()?;
+        let mut scores = (xs.reshape((n * l, d))?.matmul(&self.query)? * self.scale)?.reshape((n, 1, l))?;
+        if let Some(bias) = bias {
+            scores = scores.broadcast_add(&bias.reshape((n, 1, l))?)?;
+        }
+        softmax(&scores, train)?.matmul(xs)?.reshape((n, d))
+    }
+}

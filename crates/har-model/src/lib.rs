@@ -1,0 +1,14 @@
+//! DMFT — distilled multi-modal mid-fusion transformer for human activity recognition, in
+//! candle: the model ([`dmft`]), its layers, seeded initialisation, training and distillation
+//! ([`train`]), metrics, and the self-describing model directory ([`artifact`]).
+
+pub mod artifact;
+pub mod data;
+pub mod dmft;
+pub mod error;
+pub mod init;
+pub mod layers;
+pub mod metrics;
+pub mod train;
+
+pub use error::{ModelError, Result};

@@ -1,0 +1,348 @@
+//! Training and distillation: AdamW, warm-up + cosine learning rate, modality dropout, early
+//! stopping on validation macro-F1 (best weights restored), fixed seeds, a record per epoch.
+//!
+//! Distillation loss of the student: `α·CE(y, s) + (1 − α)·τ²·KL(softmax(t/τ) ‖ softmax(s/τ))
+//! + β·MSE(W·f_s, f_t)`, where `f` are the mid-fusion features `[B, S, D]` and `W` a learned
+//! projection from the student's width to the teacher's (trained with the student, not saved).
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, D};
+use candle_nn::{AdamW, Linear, Module, Optimizer, ParamsAdamW, VarMap};
+use har_core::import::synthetic::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::TensorData;
+use crate::dmft::{Dmft, DmftConfig};
+use crate::error::Result;
+use crate::init::seeded_var_builder;
+use crate::layers::linear;
+use crate::metrics::Metrics;
+
+/// Optimisation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Most epochs.
+    pub epochs: usize,
+    /// Windows per batch.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    /// AdamW weight decay.
+    pub weight_decay: f64,
+    /// Epochs of linear warm-up.
+    pub warmup_epochs: usize,
+    /// Stop after this many epochs without a better validation macro-F1.
+    pub patience: usize,
+    /// Probability of dropping each modality of a training window (never all of them).
+    pub modality_dropout: f64,
+    /// Random gain and jitter on training windows.
+    pub augment: bool,
+    /// Seed of initialisation, shuffling, dropout and augmentation.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 40,
+            batch_size: 64,
+            learning_rate: 2e-3,
+            weight_decay: 0.05,
+            warmup_epochs: 2,
+            patience: 8,
+            modality_dropout: 0.15,
+            augment: true,
+            seed: 17,
+        }
+    }
+}
+
+/// Distillation weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistillConfig {
+    /// Softmax temperature τ.
+    pub temperature: f64,
+    /// Weight α of the hard-label cross-entropy.
+    pub alpha: f64,
+    /// Weight β of the mid-fusion feature matching.
+    pub feature_weight: f64,
+}
+
+impl Default for DistillConfig {
+    fn default() -> Self {
+        Self {
+            temperature: 4.0,
+            alpha: 0.5,
+            feature_weight: 0.1,
+        }
+    }
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Learning rate at the epoch's end.
+    pub learning_rate: f64,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Validation cross-entropy.
+    pub val_loss: f64,
+    /// Validation accuracy.
+    pub val_accuracy: f64,
+    /// Validation macro-F1.
+    pub val_macro_f1: f64,
+    /// Wall time of the epoch.
+    pub seconds: f64,
+}
+
+/// Receives progress (the CLI shows it with indicatif).
+pub trait Observer {
+    /// An epoch of `batches` batches starts.
+    fn epoch_started(&self, _epoch: usize, _batches: usize) {}
+    /// A batch finished.
+    fn batch_done(&self) {}
+    /// An epoch finished.
+    fn epoch_done(&self, _record: &EpochRecord) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// A trained model with its parameters and history.
+pub struct Trained {
+    /// The model (weights are the best epoch's).
+    pub model: Dmft,
+    /// Its parameters.
+    pub varmap: VarMap,
+    /// One record per epoch run.
+    pub history: Vec<EpochRecord>,
+    /// Epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Total training time.
+    pub seconds: f64,
+}
+
+/// A teacher to distil from.
+pub struct Teacher<'a> {
+    /// The trained teacher.
+    pub model: &'a Dmft,
+    /// Loss weights.
+    pub config: DistillConfig,
+}
+
+fn learning_rate(config: &TrainConfig, step: usize, steps_per_epoch: usize) -> f64 {
+    let warmup = (config.warmup_epochs * steps_per_epoch).max(1);
+    let total = (config.epochs * steps_per_epoch).max(warmup + 1);
+    if step < warmup {
+        return config.learning_rate * (step + 1) as f64 / warmup as f64;
+    }
+    let progress = (step - warmup) as f64 / (total - warmup) as f64;
+    let floor = 0.05 * config.learning_rate;
+    floor + (config.learning_rate - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+}
+
+/// Per-window modality presence `[B, M]`: each modality dropped with probability `p`,
+/// never all of them.
+fn presence_mask(batch: usize, modalities: usize, p: f64, rng: &mut Rng) -> Result<Tensor> {
+    let mut mask = Vec::with_capacity(batch * modalities);
+    for _ in 0..batch {
+        let mut row: Vec<f32> = (0..modalities).map(|_| if rng.uniform(0.0, 1.0) < p { 0.0 } else { 1.0 }).collect();
+        if row.iter().all(|v| *v == 0.0) {
+            row[(rng.next_u64() % modalities as u64) as usize] = 1.0;
+        }
+        mask.extend(row);
+    }
+    Ok(Tensor::from_vec(mask, (batch, modalities), &Device::Cpu)?)
+}
+
+fn kl_divergence(student_logits: &Tensor, teacher_logits: &Tensor, temperature: f64) -> Result<Tensor> {
+    let log_p_student = candle_nn::ops::log_softmax(&(student_logits / temperature)?, D::Minus1)?;
+    let log_p_teacher = candle_nn::ops::log_softmax(&(teacher_logits / temperature)?, D::Minus1)?;
+    let p_teacher = log_p_teacher.exp()?;
+    let batch = student_logits.dim(0)? as f64;
+    Ok(((p_teacher * (log_p_teacher - log_p_student)?)?.sum_all()? / batch)?)
+}
+
+/// The distillation loss for one batch; public so tests can check it against a hand
+/// computation. `projection` maps student features to the teacher's width.
+pub fn distillation_loss(
+    student_logits: &Tensor,
+    teacher_logits: &Tensor,
+    student_features: &Tensor,
+    teacher_features: &Tensor,
+    projection: &Linear,
+    targets: &Tensor,
+    config: &DistillConfig,
+) -> Result<Tensor> {
+    let hard = candle_nn::loss::cross_entropy(student_logits, targets)?;
+    let soft = (kl_divergence(student_logits, teacher_logits, config.temperature)? * config.temperature.powi(2))?;
+    let features = candle_nn::loss::mse(&projection.forward(student_features)?, teacher_features)?;
+    Ok(((hard * config.alpha)? + (soft * (1.0 - config.alpha))? + (features * config.feature_weight)?)?)
+}
+
+/// Class probabilities of every window, in batches, with all modalities present.
+pub fn predict(model: &Dmft, data: &TensorData, batch_size: usize) -> Result<Vec<Vec<f32>>> {
+    predict_with(model, data, batch_size, None)
+}
+
+/// Like [`predict`], with only the modalities whose flag in `present` is true.
+pub fn predict_with(model: &Dmft, data: &TensorData, batch_size: usize, present: Option<&[bool]>) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(data.len());
+    let all: Vec<usize> = (0..data.len()).collect();
+    for indices in all.chunks(batch_size.max(1)) {
+        let inputs = data.inputs(indices, None)?;
+        let output = match present {
+            None => model.forward(&inputs, None, false)?,
+            Some(flags) => {
+                let tokens = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(m, xs)| if flags[m] { model.encode(m, xs, false).map(Some) } else { Ok(None) })
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                model.fuse_available(&tokens, false)?
+            }
+        };
+        out.extend(crate::dmft::probabilities(&output.logits)?.to_vec2::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// Index of the largest probability of each row.
+pub fn argmax(probabilities: &[Vec<f32>]) -> Vec<u32> {
+    probabilities
+        .iter()
+        .map(|p| p.iter().enumerate().fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32)
+        .collect()
+}
+
+fn evaluate(model: &Dmft, data: &TensorData, names: &[String]) -> Result<(f64, Metrics)> {
+    let probabilities = predict(model, data, 256)?;
+    let loss = probabilities
+        .iter()
+        .zip(&data.targets)
+        .map(|(p, &t)| -(p[t as usize].max(1e-12) as f64).ln())
+        .sum::<f64>()
+        / data.len().max(1) as f64;
+    Ok((loss, Metrics::compute(&argmax(&probabilities), &data.targets, names)))
+}
+
+/// Trains a model of `config` on `train`, selecting the epoch by `validation` macro-F1;
+/// distils from `teacher` when given.
+pub fn train(
+    config: &DmftConfig,
+    train: &TensorData,
+    validation: &TensorData,
+    class_names: &[String],
+    settings: &TrainConfig,
+    teacher: Option<Teacher>,
+    observer: &dyn Observer,
+) -> Result<Trained> {
+    let started = Instant::now();
+    let varmap = VarMap::new();
+    let model = Dmft::new(config, seeded_var_builder(&varmap, settings.seed))?;
+    let projection_vars = VarMap::new();
+    let projection = match &teacher {
+        Some(t) => Some(linear(config.dim, t.model.config().dim, seeded_var_builder(&projection_vars, settings.seed).pp("kd_proj"))?),
+        None => None,
+    };
+    let mut params = varmap.all_vars();
+    params.extend(projection_vars.all_vars());
+    let mut optimizer = AdamW::new(
+        params,
+        ParamsAdamW {
+            lr: settings.learning_rate,
+            weight_decay: settings.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let mut rng = Rng::new(settings.seed ^ 0x5EED);
+    let steps_per_epoch = train.len().div_ceil(settings.batch_size);
+    let modalities = config.modalities.len();
+    let mut history = Vec::new();
+    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    let mut step = 0;
+    for epoch in 1..=settings.epochs {
+        let epoch_start = Instant::now();
+        observer.epoch_started(epoch, steps_per_epoch);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        for i in (1..order.len()).rev() {
+            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
+        }
+        let mut loss_sum = 0.0;
+        for indices in order.chunks(settings.batch_size) {
+            optimizer.set_learning_rate(learning_rate(settings, step, steps_per_epoch));
+            let inputs = train.inputs(indices, settings.augment.then_some(&mut rng))?;
+            let targets = train.target_tensor(indices)?;
+            let present = (modalities > 1 && settings.modality_dropout > 0.0)
+                .then(|| presence_mask(indices.len(), modalities, settings.modality_dropout, &mut rng))
+                .transpose()?;
+            let output = model.forward(&inputs, present.as_ref(), true)?;
+            let loss = match (&teacher, &projection) {
+                (Some(t), Some(projection)) => {
+                    let target_output = t.model.forward(&inputs, present.as_ref(), false)?;
+                    distillation_loss(
+                        &output.logits,
+                        &target_output.logits.detach(),
+                        &output.fused,
+                        &target_output.fused.detach(),
+                        projection,
+                        &targets,
+                        &t.config,
+                    )?
+                }
+                _ => candle_nn::loss::cross_entropy(&output.logits, &targets)?,
+            };
+            optimizer.backward_step(&loss)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            step += 1;
+            observer.batch_done();
+        }
+        let (val_loss, metrics) = evaluate(&model, validation, class_names)?;
+        let record = EpochRecord {
+            epoch,
+            learning_rate: learning_rate(settings, step.saturating_sub(1), steps_per_epoch),
+            train_loss: loss_sum / steps_per_epoch as f64,
+            val_loss,
+            val_accuracy: metrics.accuracy,
+            val_macro_f1: metrics.macro_f1,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+        };
+        observer.epoch_done(&record);
+        tracing::info!(epoch, train_loss = record.train_loss, val_loss, val_f1 = record.val_macro_f1, "epoch");
+        history.push(record);
+        let improved = best.as_ref().is_none_or(|(score, _, _)| metrics.macro_f1 > *score);
+        if improved {
+            best = Some((metrics.macro_f1, epoch, snapshot(&varmap)?));
+        } else if epoch - best.as_ref().map_or(0, |b| b.1) >= settings.patience {
+            tracing::info!(epoch, "early stop");
+            break;
+        }
+    }
+    let (_, best_epoch, weights) = best.ok_or_else(|| crate::ModelError::Invalid("no epoch ran".into()))?;
+    restore(&varmap, &weights)?;
+    Ok(Trained {
+        model,
+        varmap,
+        history,
+        best_epoch,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
+    let data = varmap.data().lock().expect("varmap lock");
+    data.iter().map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?))).collect()
+}
+
+fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
+    let data = varmap.data().lock().expect("varmap lock");
+    for (name, tensor) in weights {
+        data[name].set(tensor)?;
+    }
+    Ok(())
+}
+
