@@ -7,7 +7,9 @@ use clap::Args;
 use har_core::dataset::{Dataset, Split};
 use har_core::preprocess::{LabelPolicy, Normalizer, PreprocessConfig, WindowConfig};
 use har_model::artifact::{self, ModelCard, Provenance};
-use har_model::data::{carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData};
+use har_model::data::{
+    carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData,
+};
 use har_model::dmft::DmftConfig;
 use har_model::metrics::Metrics;
 use har_model::train::{self, DistillConfig, EpochRecord, Observer, Teacher, TrainConfig};
@@ -161,7 +163,13 @@ fn prepare(data: &DataArgs, seed: u64, settings: &TrainConfig) -> Result<Prepare
         train_windows_sha256: windows_checksum(&train_windows),
         train_windows: train_windows.len(),
         validation_windows: val_windows.len(),
-        validation_subjects: val_windows.subjects.iter().collect::<std::collections::BTreeSet<_>>().into_iter().cloned().collect(),
+        validation_subjects: val_windows
+            .subjects
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .cloned()
+            .collect(),
         settings: settings.clone(),
         distilled_from: None,
         epochs_run: 0,
@@ -169,9 +177,18 @@ fn prepare(data: &DataArgs, seed: u64, settings: &TrainConfig) -> Result<Prepare
         seconds: 0.0,
         command: std::env::args().collect::<Vec<_>>().join(" "),
     };
-    tracing::info!(train = train_windows.len(), validation = val_windows.len(), "windows");
+    tracing::info!(
+        train = train_windows.len(),
+        validation = val_windows.len(),
+        "windows"
+    );
     Ok(Prepared {
-        modalities: dataset.manifest.modalities.iter().map(modality_spec).collect(),
+        modalities: dataset
+            .manifest
+            .modalities
+            .iter()
+            .map(modality_spec)
+            .collect(),
         train: TensorData::new(&train_windows, &normalizer, &classes)?,
         validation: TensorData::new(&val_windows, &normalizer, &classes)?,
         classes,
@@ -233,7 +250,11 @@ fn fit_and_save(
     out: &Path,
 ) -> Result<()> {
     if config.window_len != prepared.train.shapes[0].0 {
-        bail!("model window length {} differs from the data's {}", config.window_len, prepared.train.shapes[0].0);
+        bail!(
+            "model window length {} differs from the data's {}",
+            config.window_len,
+            prepared.train.shapes[0].0
+        );
     }
     let progress = Progress {
         bar: progress_bar(0, "training"),
@@ -244,7 +265,15 @@ fn fit_and_save(
         None => (None, None),
     };
     let distill = teacher.as_ref().map(|t| t.config.clone());
-    let trained = train::train(&config, &prepared.train, &prepared.validation, &names, &settings, teacher, &progress)?;
+    let trained = train::train(
+        &config,
+        &prepared.train,
+        &prepared.validation,
+        &names,
+        &settings,
+        teacher,
+        &progress,
+    )?;
     progress.bar.finish_and_clear();
     let mut provenance = prepared.provenance;
     provenance.distilled_from = teacher_id.zip(distill);
@@ -261,7 +290,13 @@ fn fit_and_save(
         weights_sha256: String::new(),
         provenance,
     };
-    artifact::save(out, &mut card, &trained.varmap, &prepared.normalizer, &trained.history)?;
+    artifact::save(
+        out,
+        &mut card,
+        &trained.varmap,
+        &prepared.normalizer,
+        &trained.history,
+    )?;
     let best = &trained.history[trained.best_epoch - 1];
     println!(
         "saved {} to {}: {} parameters, {} FLOPs/window, best epoch {} of {} (val acc {:.4}, macro-F1 {:.4}), {:.0}s",
@@ -282,14 +317,30 @@ fn fit_and_save(
 pub fn train_command(args: &TrainArgs) -> Result<()> {
     let settings = settings(&args.fit);
     let prepared = prepare(&args.data, args.fit.seed, &settings)?;
-    let teacher = DmftConfig::teacher(prepared.modalities.clone(), args.data.window, prepared.classes.classes.len());
-    let (role, base) = if args.student { ("student-scratch", teacher.student()) } else { ("teacher", teacher) };
-    fit_and_save(role, apply_overrides(base, &args.fit), prepared, settings, None, &args.fit.out)
+    let teacher = DmftConfig::teacher(
+        prepared.modalities.clone(),
+        args.data.window,
+        prepared.classes.classes.len(),
+    );
+    let (role, base) = if args.student {
+        ("student-scratch", teacher.student())
+    } else {
+        ("teacher", teacher)
+    };
+    fit_and_save(
+        role,
+        apply_overrides(base, &args.fit),
+        prepared,
+        settings,
+        None,
+        &args.fit.out,
+    )
 }
 
 /// Runs `har distill`.
 pub fn distill_command(args: &DistillArgs) -> Result<()> {
-    let teacher = artifact::load(&args.teacher).with_context(|| format!("loading teacher {}", args.teacher.display()))?;
+    let teacher = artifact::load(&args.teacher)
+        .with_context(|| format!("loading teacher {}", args.teacher.display()))?;
     let settings = settings(&args.fit);
     let card = &teacher.card;
     let data = DataArgs {
@@ -301,7 +352,11 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
     };
     let prepared = prepare(&data, args.fit.seed, &settings)?;
     if prepared.provenance.dataset != card.provenance.dataset {
-        bail!("teacher was trained on `{}`, not `{}`", card.provenance.dataset, prepared.provenance.dataset);
+        bail!(
+            "teacher was trained on `{}`, not `{}`",
+            card.provenance.dataset,
+            prepared.provenance.dataset
+        );
     }
     let distill = DistillConfig {
         temperature: args.temperature,
@@ -313,7 +368,14 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
         model: &teacher.model,
         config: distill,
     };
-    fit_and_save("student", student, prepared, settings, Some((t, card.model_id())), &args.fit.out)
+    fit_and_save(
+        "student",
+        student,
+        prepared,
+        settings,
+        Some((t, card.model_id())),
+        &args.fit.out,
+    )
 }
 
 /// Runs `har eval`.
@@ -321,23 +383,44 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let loaded = artifact::load(&args.model)?;
     let card = &loaded.card;
     let dataset = Dataset::open(&args.dataset)?;
-    let classes = ClassMap { classes: card.classes.clone() };
+    let classes = ClassMap {
+        classes: card.classes.clone(),
+    };
     let test = split_windows(&dataset, Split::Test, &card.preprocess, &classes)?;
     let data = TensorData::new(&test, &loaded.normalizer, &classes)?;
-    let names: Vec<&str> = card.config.modalities.iter().map(|m| m.name.as_str()).collect();
+    let names: Vec<&str> = card
+        .config
+        .modalities
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
     if let Some(unknown) = args.drop.iter().find(|d| !names.contains(&d.as_str())) {
         bail!("--drop: the model has no modality `{unknown}` (it has {names:?})");
     }
-    let present: Vec<bool> = names.iter().map(|n| !args.drop.iter().any(|d| d == n)).collect();
+    let present: Vec<bool> = names
+        .iter()
+        .map(|n| !args.drop.iter().any(|d| d == n))
+        .collect();
     if !present.iter().any(|p| *p) {
         bail!("--drop removes every modality");
     }
     let started = std::time::Instant::now();
     let probabilities = train::predict_with(&loaded.model, &data, 256, Some(&present))?;
     let seconds = started.elapsed().as_secs_f64();
-    let metrics = Metrics::compute(&train::argmax(&probabilities), &data.targets, &classes.names());
-    let png = args.png.clone().unwrap_or_else(|| args.model.join("confusion.png"));
-    crate::plot::confusion_png(&png, &metrics, &format!("{} on {} test", card.model_id(), dataset.manifest.name))?;
+    let metrics = Metrics::compute(
+        &train::argmax(&probabilities),
+        &data.targets,
+        &classes.names(),
+    );
+    let png = args
+        .png
+        .clone()
+        .unwrap_or_else(|| args.model.join("confusion.png"));
+    crate::plot::confusion_png(
+        &png,
+        &metrics,
+        &format!("{} on {} test", card.model_id(), dataset.manifest.name),
+    )?;
     let report = serde_json::json!({
         "model": card.model_id(),
         "dataset": dataset.manifest.name,
@@ -354,18 +437,39 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         "confusion_png": png,
     });
     if args.drop.is_empty() {
-        std::fs::write(args.model.join("eval.json"), serde_json::to_string_pretty(&report)? + "\n")?;
+        std::fs::write(
+            args.model.join("eval.json"),
+            serde_json::to_string_pretty(&report)? + "\n",
+        )?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("{} on {} test ({} windows{})", card.model_id(), dataset.manifest.name, data.len(),
-        if args.drop.is_empty() { String::new() } else { format!(", without {}", args.drop.join(",")) });
-    println!("accuracy {:.4}   macro-F1 {:.4}   parameters {}   FLOPs/window {}", metrics.accuracy, metrics.macro_f1, card.parameters, card.flops_per_window);
-    println!("  {:<22} {:>9} {:>9} {:>9} {:>8}", "class", "precision", "recall", "F1", "support");
+    println!(
+        "{} on {} test ({} windows{})",
+        card.model_id(),
+        dataset.manifest.name,
+        data.len(),
+        if args.drop.is_empty() {
+            String::new()
+        } else {
+            format!(", without {}", args.drop.join(","))
+        }
+    );
+    println!(
+        "accuracy {:.4}   macro-F1 {:.4}   parameters {}   FLOPs/window {}",
+        metrics.accuracy, metrics.macro_f1, card.parameters, card.flops_per_window
+    );
+    println!(
+        "  {:<22} {:>9} {:>9} {:>9} {:>8}",
+        "class", "precision", "recall", "F1", "support"
+    );
     for c in &metrics.per_class {
-        println!("  {:<22} {:>9.4} {:>9.4} {:>9.4} {:>8}", c.name, c.precision, c.recall, c.f1, c.support);
+        println!(
+            "  {:<22} {:>9.4} {:>9.4} {:>9.4} {:>8}",
+            c.name, c.precision, c.recall, c.f1, c.support
+        );
     }
     println!("confusion matrix: {}", png.display());
     Ok(())

@@ -85,7 +85,11 @@ pub struct ModelCard {
 impl ModelCard {
     /// A short identifier: role and the first 12 hex digits of the weights' checksum.
     pub fn model_id(&self) -> String {
-        format!("dmft-{}@{}", self.role, &self.weights_sha256[..12.min(self.weights_sha256.len())])
+        format!(
+            "dmft-{}@{}",
+            self.role,
+            &self.weights_sha256[..12.min(self.weights_sha256.len())]
+        )
     }
 }
 
@@ -108,7 +112,10 @@ fn artifact_error(path: &Path, problem: impl std::fmt::Display) -> ModelError {
 
 fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| artifact_error(path, e))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// Number of scalar parameters in a var map.
@@ -117,7 +124,13 @@ pub fn parameter_count(varmap: &VarMap) -> usize {
 }
 
 /// Writes a model directory; fills in `card.weights_sha256` and `card.parameters`.
-pub fn save(dir: &Path, card: &mut ModelCard, varmap: &VarMap, normalizer: &Normalizer, history: &[EpochRecord]) -> Result<()> {
+pub fn save(
+    dir: &Path,
+    card: &mut ModelCard,
+    varmap: &VarMap,
+    normalizer: &Normalizer,
+    history: &[EpochRecord],
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| artifact_error(dir, e))?;
     let weights = dir.join(WEIGHTS_FILE);
     varmap.save(&weights)?;
@@ -125,10 +138,17 @@ pub fn save(dir: &Path, card: &mut ModelCard, varmap: &VarMap, normalizer: &Norm
     card.parameters = parameter_count(varmap);
     card.flops_per_window = card.config.flops_per_window();
     let card_path = dir.join(CARD_FILE);
-    std::fs::write(&card_path, serde_json::to_string_pretty(card).expect("card serialises") + "\n").map_err(|e| artifact_error(&card_path, e))?;
+    std::fs::write(
+        &card_path,
+        serde_json::to_string_pretty(card).expect("card serialises") + "\n",
+    )
+    .map_err(|e| artifact_error(&card_path, e))?;
     normalizer.save(&dir.join(NORMALIZER_FILE))?;
     let metrics_path = dir.join(METRICS_FILE);
-    let lines: String = history.iter().map(|r| serde_json::to_string(r).expect("record serialises") + "\n").collect();
+    let lines: String = history
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("record serialises") + "\n")
+        .collect();
     std::fs::write(&metrics_path, lines).map_err(|e| artifact_error(&metrics_path, e))?;
     Ok(())
 }
@@ -138,8 +158,8 @@ pub fn save(dir: &Path, card: &mut ModelCard, varmap: &VarMap, normalizer: &Norm
 pub fn load_weights(config: &DmftConfig, path: &Path) -> Result<(Dmft, VarMap)> {
     let varmap = VarMap::new();
     let model = Dmft::new(config, seeded_var_builder(&varmap, 0))?;
-    let tensors: HashMap<String, Tensor> =
-        candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| artifact_error(path, format!("unreadable safetensors: {e}")))?;
+    let tensors: HashMap<String, Tensor> = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| artifact_error(path, format!("unreadable safetensors: {e}")))?;
     let checkpoint_error = |tensor: &str, problem: String| ModelError::Checkpoint {
         path: path.to_path_buf(),
         tensor: tensor.to_string(),
@@ -150,15 +170,27 @@ pub fn load_weights(config: &DmftConfig, path: &Path) -> Result<(Dmft, VarMap)> 
         let mut names: Vec<&String> = vars.keys().collect();
         names.sort();
         for name in names {
-            let tensor = tensors.get(name).ok_or_else(|| checkpoint_error(name, "missing from the checkpoint".into()))?;
+            let tensor = tensors
+                .get(name)
+                .ok_or_else(|| checkpoint_error(name, "missing from the checkpoint".into()))?;
             let var = &vars[name];
             if tensor.dims() != var.dims() {
-                return Err(checkpoint_error(name, format!("shape {:?} in the checkpoint, the config needs {:?}", tensor.dims(), var.dims())));
+                return Err(checkpoint_error(
+                    name,
+                    format!(
+                        "shape {:?} in the checkpoint, the config needs {:?}",
+                        tensor.dims(),
+                        var.dims()
+                    ),
+                ));
             }
             var.set(&tensor.to_dtype(candle_core::DType::F32)?)?;
         }
         if let Some(extra) = tensors.keys().find(|k| !vars.contains_key(*k)) {
-            return Err(checkpoint_error(extra, "not a parameter of this config".into()));
+            return Err(checkpoint_error(
+                extra,
+                "not a parameter of this config".into(),
+            ));
         }
     }
     Ok((model, varmap))
@@ -168,10 +200,16 @@ pub fn load_weights(config: &DmftConfig, path: &Path) -> Result<(Dmft, VarMap)> 
 pub fn load(dir: &Path) -> Result<ModelDir> {
     let card_path = dir.join(CARD_FILE);
     let text = std::fs::read_to_string(&card_path).map_err(|e| artifact_error(&card_path, e))?;
-    let card: ModelCard =
-        serde_json::from_str(&text).map_err(|e| artifact_error(&card_path, format!("line {}: {e}", e.line())))?;
-    card.config.validate().map_err(|e| artifact_error(&card_path, e))?;
+    let card: ModelCard = serde_json::from_str(&text)
+        .map_err(|e| artifact_error(&card_path, format!("line {}: {e}", e.line())))?;
+    card.config
+        .validate()
+        .map_err(|e| artifact_error(&card_path, e))?;
     let (model, _) = load_weights(&card.config, &dir.join(WEIGHTS_FILE))?;
     let normalizer = Normalizer::load(&dir.join(NORMALIZER_FILE))?;
-    Ok(ModelDir { card, model, normalizer })
+    Ok(ModelDir {
+        card,
+        model,
+        normalizer,
+    })
 }

@@ -30,8 +30,14 @@ impl ClassMap {
             .filter(|c| filter.is_empty() || filter.contains(&c.id))
             .cloned()
             .collect();
-        if let Some(missing) = filter.iter().find(|id| !classes.iter().any(|c| c.id == **id)) {
-            return Err(ModelError::Invalid(format!("class id {missing} is not in dataset `{}`", dataset.manifest.name)));
+        if let Some(missing) = filter
+            .iter()
+            .find(|id| !classes.iter().any(|c| c.id == **id))
+        {
+            return Err(ModelError::Invalid(format!(
+                "class id {missing} is not in dataset `{}`",
+                dataset.manifest.name
+            )));
         }
         if classes.len() < 2 {
             return Err(ModelError::Invalid("fewer than 2 classes to learn".into()));
@@ -56,9 +62,9 @@ pub fn modality_spec(info: &har_core::recording::ModalityInfo) -> ModalitySpec {
     let c = info.channels();
     let groups = match &info.kind {
         har_core::recording::ModalityKind::Inertial => vec![(0..c).collect()],
-        har_core::recording::ModalityKind::Skeleton(layout) => {
-            (0..layout.joints.len()).map(|j| vec![3 * j, 3 * j + 1, 3 * j + 2]).collect()
-        }
+        har_core::recording::ModalityKind::Skeleton(layout) => (0..layout.joints.len())
+            .map(|j| vec![3 * j, 3 * j + 1, 3 * j + 2])
+            .collect(),
     };
     ModalitySpec {
         name: info.name.clone(),
@@ -68,12 +74,20 @@ pub fn modality_spec(info: &har_core::recording::ModalityInfo) -> ModalitySpec {
 }
 
 /// Windows of one dataset split, restricted to the model's classes.
-pub fn split_windows(dataset: &Dataset, split: Split, preprocess: &PreprocessConfig, classes: &ClassMap) -> Result<WindowSet> {
+pub fn split_windows(
+    dataset: &Dataset,
+    split: Split,
+    preprocess: &PreprocessConfig,
+    classes: &ClassMap,
+) -> Result<WindowSet> {
     let (mut windows, _) = dataset_windows(dataset, split, preprocess)?;
     let labels = windows.labels.clone();
     windows.retain(|i| classes.index(labels[i]).is_some());
     if windows.is_empty() {
-        return Err(ModelError::Invalid(format!("no {split} windows of the chosen classes in `{}`", dataset.manifest.name)));
+        return Err(ModelError::Invalid(format!(
+            "no {split} windows of the chosen classes in `{}`",
+            dataset.manifest.name
+        )));
     }
     Ok(windows)
 }
@@ -87,7 +101,13 @@ pub fn carve_validation(windows: &WindowSet, fraction: f64, seed: u64) -> (Windo
     let keys: Vec<String> = if by_subject {
         subjects.into_iter().cloned().collect()
     } else {
-        windows.recordings.iter().collect::<BTreeSet<_>>().into_iter().cloned().collect()
+        windows
+            .recordings
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .cloned()
+            .collect()
     };
     let mut order = keys.clone();
     let mut rng = Rng::new(seed);
@@ -96,7 +116,13 @@ pub fn carve_validation(windows: &WindowSet, fraction: f64, seed: u64) -> (Windo
     }
     let take = ((keys.len() as f64 * fraction).round() as usize).clamp(1, keys.len() - 1);
     let held: BTreeSet<String> = order.into_iter().take(take).collect();
-    let key = |i: usize| if by_subject { &windows.subjects[i] } else { &windows.recordings[i] };
+    let key = |i: usize| {
+        if by_subject {
+            &windows.subjects[i]
+        } else {
+            &windows.recordings[i]
+        }
+    };
     let mut train = windows.clone();
     train.retain(|i| !held.contains(key(i)));
     let mut validation = windows.clone();
@@ -115,7 +141,11 @@ pub fn windows_checksum(windows: &WindowSet) -> String {
     for l in &windows.labels {
         hasher.update(l.to_le_bytes());
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Normalised windows as flat per-modality arrays plus class indices, ready for batching.
@@ -138,14 +168,17 @@ impl TensorData {
             .labels
             .iter()
             .map(|&l| {
-                classes
-                    .index(l)
-                    .map(|i| i as u32)
-                    .ok_or_else(|| ModelError::Invalid(format!("label {l} is not one of the model's classes")))
+                classes.index(l).map(|i| i as u32).ok_or_else(|| {
+                    ModelError::Invalid(format!("label {l} is not one of the model's classes"))
+                })
             })
             .collect::<Result<_>>()?;
         Ok(Self {
-            shapes: windows.modalities.iter().map(|m| (windows.length, m.channels())).collect(),
+            shapes: windows
+                .modalities
+                .iter()
+                .map(|m| (windows.length, m.channels()))
+                .collect(),
             values: normalised.values,
             targets,
         })
@@ -176,12 +209,18 @@ impl TensorData {
                     match rng.as_deref_mut() {
                         Some(rng) => {
                             let gain = rng.uniform(0.9, 1.1) as f32;
-                            batch.extend(window.iter().map(|v| v * gain + 0.03 * rng.normal() as f32));
+                            batch.extend(
+                                window.iter().map(|v| v * gain + 0.03 * rng.normal() as f32),
+                            );
                         }
                         None => batch.extend_from_slice(window),
                     }
                 }
-                Ok(Tensor::from_vec(batch, (indices.len(), t, c), &Device::Cpu)?)
+                Ok(Tensor::from_vec(
+                    batch,
+                    (indices.len(), t, c),
+                    &Device::Cpu,
+                )?)
             })
             .collect()
     }

@@ -135,17 +135,26 @@ impl DmftConfig {
             return Err("no modalities".into());
         }
         if self.patch_len == 0 || self.window_len % self.patch_len != 0 {
-            return Err(format!("window length {} is not a multiple of patch length {}", self.window_len, self.patch_len));
+            return Err(format!(
+                "window length {} is not a multiple of patch length {}",
+                self.window_len, self.patch_len
+            ));
         }
         if self.heads == 0 || self.dim % self.heads != 0 {
-            return Err(format!("dim {} is not divisible by {} heads", self.dim, self.heads));
+            return Err(format!(
+                "dim {} is not divisible by {} heads",
+                self.dim, self.heads
+            ));
         }
         if self.num_classes < 2 {
             return Err("fewer than 2 classes".into());
         }
         for m in &self.modalities {
             if m.groups.is_empty() || m.groups.iter().flatten().any(|&c| c >= m.channels) {
-                return Err(format!("modality `{}`: groups must be non-empty channel indices below {}", m.name, m.channels));
+                return Err(format!(
+                    "modality `{}`: groups must be non-empty channel indices below {}",
+                    m.name, m.channels
+                ));
             }
         }
         Ok(())
@@ -153,21 +162,32 @@ impl DmftConfig {
 
     /// Multiply-add FLOPs (2 per multiply-add) of one window's forward pass with every modality.
     pub fn flops_per_window(&self) -> u64 {
-        let (s, d, f) = (self.steps() as u64, self.dim as u64, (self.dim * self.ffn_mult) as u64);
+        let (s, d, f) = (
+            self.steps() as u64,
+            self.dim as u64,
+            (self.dim * self.ffn_mult) as u64,
+        );
         // One transformer layer over `n` sequences of length `l`.
-        let layer = |n: u64, l: u64| n * (2 * l * d * 3 * d + 4 * l * l * d + 2 * l * d * d + 4 * l * d * f);
+        let layer = |n: u64, l: u64| {
+            n * (2 * l * d * 3 * d + 4 * l * l * d + 2 * l * d * d + 4 * l * d * f)
+        };
         let pool = |n: u64, l: u64| n * 4 * l * d;
         let mut total = 0;
         let mut groups_total = 0;
         for m in &self.modalities {
             let g = m.groups.len() as u64;
             groups_total += g;
-            let tokenise: u64 = m.groups.iter().map(|grp| 2 * s * (self.patch_len * grp.len()) as u64 * d).sum();
+            let tokenise: u64 = m
+                .groups
+                .iter()
+                .map(|grp| 2 * s * (self.patch_len * grp.len()) as u64 * d)
+                .sum();
             let spatial = if g > 1 { layer(s, g) } else { 0 };
             total += tokenise + self.modality_layers as u64 * (spatial + layer(g, s));
         }
         total += layer(s, groups_total) + pool(s, groups_total);
-        total += self.joint_layers as u64 * layer(1, s) + pool(1, s) + 2 * d * self.num_classes as u64;
+        total +=
+            self.joint_layers as u64 * layer(1, s) + pool(1, s) + 2 * d * self.num_classes as u64;
         total
     }
 }
@@ -191,29 +211,58 @@ impl ModalityEncoder {
             .groups
             .iter()
             .enumerate()
-            .map(|(g, group)| linear(config.patch_len * group.len(), d, vb.pp(format!("patch{g}"))))
+            .map(|(g, group)| {
+                linear(
+                    config.patch_len * group.len(),
+                    d,
+                    vb.pp(format!("patch{g}")),
+                )
+            })
             .collect::<Result<_>>()?;
         let group_indices = spec
             .groups
             .iter()
-            .map(|g| Tensor::from_vec(g.iter().map(|&c| c as u32).collect::<Vec<_>>(), g.len(), &Device::Cpu))
+            .map(|g| {
+                Tensor::from_vec(
+                    g.iter().map(|&c| c as u32).collect::<Vec<_>>(),
+                    g.len(),
+                    &Device::Cpu,
+                )
+            })
             .collect::<Result<_>>()?;
-        let emb = Init::Randn { mean: 0.0, stdev: 0.02 };
+        let emb = Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
         let several_groups = spec.groups.len() > 1;
         let mut spatial = Vec::new();
         let mut temporal = Vec::new();
         for l in 0..config.modality_layers {
             if several_groups {
-                spatial.push(TransformerLayer::new(d, config.heads, ffn, vb.pp(format!("spatial{l}")))?);
+                spatial.push(TransformerLayer::new(
+                    d,
+                    config.heads,
+                    ffn,
+                    vb.pp(format!("spatial{l}")),
+                )?);
             }
-            temporal.push(TransformerLayer::new(d, config.heads, ffn, vb.pp(format!("temporal{l}")))?);
+            temporal.push(TransformerLayer::new(
+                d,
+                config.heads,
+                ffn,
+                vb.pp(format!("temporal{l}")),
+            )?);
         }
         Ok(Self {
             spec: spec.clone(),
             patch_projections,
             group_indices,
             group_embedding: vb.get_with_hints((spec.groups.len(), d), "group_embedding", emb)?,
-            position_embedding: vb.get_with_hints((config.steps(), d), "position_embedding", emb)?,
+            position_embedding: vb.get_with_hints(
+                (config.steps(), d),
+                "position_embedding",
+                emb,
+            )?,
             spatial,
             temporal,
         })
@@ -238,7 +287,11 @@ impl ModalityEncoder {
             .zip(&self.group_indices)
             .zip(&self.spec.groups)
             .map(|((projection, indices), group)| {
-                let selected = if group.len() == c { patches.clone() } else { patches.index_select(indices, 3)? };
+                let selected = if group.len() == c {
+                    patches.clone()
+                } else {
+                    patches.index_select(indices, 3)?
+                };
                 projection.forward(&selected.reshape((b, s, p * group.len()))?)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -248,10 +301,16 @@ impl ModalityEncoder {
             .broadcast_add(&self.position_embedding.reshape((1, s, 1, d))?)?;
         for (l, temporal) in self.temporal.iter().enumerate() {
             if let Some(spatial) = self.spatial.get(l) {
-                xs = spatial.forward(&xs.reshape((b * s, g, d))?, None, train)?.reshape((b, s, g, d))?;
+                xs = spatial
+                    .forward(&xs.reshape((b * s, g, d))?, None, train)?
+                    .reshape((b, s, g, d))?;
             }
             let sequences = xs.transpose(1, 2)?.contiguous()?.reshape((b * g, s, d))?;
-            xs = temporal.forward(&sequences, None, train)?.reshape((b, g, s, d))?.transpose(1, 2)?.contiguous()?;
+            xs = temporal
+                .forward(&sequences, None, train)?
+                .reshape((b, g, s, d))?
+                .transpose(1, 2)?
+                .contiguous()?;
         }
         Ok(xs)
     }
@@ -316,7 +375,12 @@ impl Dmft {
 
     /// Fusion part: the tokens of every modality (`[B, S, G_m, D]` each) and which modalities
     /// are present per window (`[B, M]`, 1 or 0; `None` = all present).
-    pub fn fuse(&self, tokens: &[Tensor], present: Option<&Tensor>, train: Train) -> Result<FusionOutput> {
+    pub fn fuse(
+        &self,
+        tokens: &[Tensor],
+        present: Option<&Tensor>,
+        train: Train,
+    ) -> Result<FusionOutput> {
         let (b, s, _, d) = tokens[0].dims4()?;
         let all = Tensor::cat(tokens, 2)?;
         let g = all.dim(2)?;
@@ -334,15 +398,28 @@ impl Dmft {
             }
         };
         let tokens_bias = match &bias {
-            Some(bias) => Some(bias.reshape((b, 1, 1, g))?.broadcast_as((b, s, 1, g))?.reshape((b * s, 1, 1, g))?),
+            Some(bias) => Some(
+                bias.reshape((b, 1, 1, g))?
+                    .broadcast_as((b, s, 1, g))?
+                    .reshape((b * s, 1, 1, g))?,
+            ),
             None => None,
         };
         let pool_bias = match &bias {
-            Some(bias) => Some(bias.reshape((b, 1, g))?.broadcast_as((b, s, g))?.reshape((b * s, g))?),
+            Some(bias) => Some(
+                bias.reshape((b, 1, g))?
+                    .broadcast_as((b, s, g))?
+                    .reshape((b * s, g))?,
+            ),
             None => None,
         };
-        let spatial = self.fusion_layer.forward(&all.reshape((b * s, g, d))?, tokens_bias.as_ref(), train)?;
-        let fused = self.group_pool.forward(&spatial, pool_bias.as_ref(), train)?.reshape((b, s, d))?;
+        let spatial =
+            self.fusion_layer
+                .forward(&all.reshape((b * s, g, d))?, tokens_bias.as_ref(), train)?;
+        let fused = self
+            .group_pool
+            .forward(&spatial, pool_bias.as_ref(), train)?
+            .reshape((b, s, d))?;
         let mut xs = fused.clone();
         for layer in &self.joint {
             xs = layer.forward(&xs, None, train)?;
@@ -353,7 +430,12 @@ impl Dmft {
     }
 
     /// Monolithic forward: every modality's `[B, T, C]` input, optional presence mask `[B, M]`.
-    pub fn forward(&self, inputs: &[Tensor], present: Option<&Tensor>, train: Train) -> Result<FusionOutput> {
+    pub fn forward(
+        &self,
+        inputs: &[Tensor],
+        present: Option<&Tensor>,
+        train: Train,
+    ) -> Result<FusionOutput> {
         let tokens = inputs
             .iter()
             .enumerate()
@@ -380,7 +462,9 @@ impl Dmft {
             });
             present.push(if t.is_some() { 1f32 } else { 0f32 });
         }
-        let mask = Tensor::from_vec(present, (1, tokens.len()), &Device::Cpu)?.broadcast_as((b, tokens.len()))?.contiguous()?;
+        let mask = Tensor::from_vec(present, (1, tokens.len()), &Device::Cpu)?
+            .broadcast_as((b, tokens.len()))?
+            .contiguous()?;
         self.fuse(&full, Some(&mask), train)
     }
 }

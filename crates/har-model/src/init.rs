@@ -28,7 +28,9 @@ fn name_hash(name: &str) -> u64 {
 fn values(init: Init, n: usize, fan_in: usize, rng: &mut Rng) -> Vec<f32> {
     match init {
         Init::Const(v) => vec![v as f32; n],
-        Init::Randn { mean, stdev } => (0..n).map(|_| (mean + stdev * rng.normal()) as f32).collect(),
+        Init::Randn { mean, stdev } => (0..n)
+            .map(|_| (mean + stdev * rng.normal()) as f32)
+            .collect(),
         Init::Uniform { lo, up } => (0..n).map(|_| rng.uniform(lo, up) as f32).collect(),
         Init::Kaiming { .. } => {
             let std = (1.0 / fan_in.max(1) as f64).sqrt();
@@ -38,32 +40,59 @@ fn values(init: Init, n: usize, fan_in: usize, rng: &mut Rng) -> Vec<f32> {
 }
 
 impl candle_nn::var_builder::SimpleBackend for SeededInit {
-    fn get(&self, shape: Shape, name: &str, init: Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        init: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let mut data = self.varmap.data().lock().expect("varmap lock");
         if let Some(var) = data.get(name) {
             if var.shape() != &shape {
-                candle_core::bail!("parameter {name}: shape {:?} requested, {:?} exists", shape, var.shape());
+                candle_core::bail!(
+                    "parameter {name}: shape {:?} requested, {:?} exists",
+                    shape,
+                    var.shape()
+                );
             }
             return Ok(var.as_tensor().clone());
         }
         let fan_in = shape.dims().last().copied().unwrap_or(1);
         let mut rng = Rng::new(self.seed ^ name_hash(name));
-        let tensor = Tensor::from_vec(values(init, shape.elem_count(), fan_in, &mut rng), shape, dev)?.to_dtype(dtype)?;
+        let tensor = Tensor::from_vec(
+            values(init, shape.elem_count(), fan_in, &mut rng),
+            shape,
+            dev,
+        )?
+        .to_dtype(dtype)?;
         let var = Var::from_tensor(&tensor)?;
         let out = var.as_tensor().clone();
         data.insert(name.to_string(), var);
         Ok(out)
     }
 
-    fn get_unchecked(&self, name: &str, _dtype: DType, _dev: &Device) -> candle_core::Result<Tensor> {
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
         let data = self.varmap.data().lock().expect("varmap lock");
         data.get(name)
             .map(|v| v.as_tensor().clone())
-            .ok_or_else(|| candle_core::Error::CannotFindTensor { path: name.to_string() })
+            .ok_or_else(|| candle_core::Error::CannotFindTensor {
+                path: name.to_string(),
+            })
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.varmap.data().lock().expect("varmap lock").contains_key(name)
+        self.varmap
+            .data()
+            .lock()
+            .expect("varmap lock")
+            .contains_key(name)
     }
 }
 

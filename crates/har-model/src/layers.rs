@@ -11,7 +11,14 @@ pub type Train = bool;
 /// A linear layer with seeded init: weights N(0, 1/in), bias 0.
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let std = (1.0 / in_dim as f64).sqrt();
-    let weight = vb.get_with_hints((out_dim, in_dim), "weight", Init::Randn { mean: 0.0, stdev: std })?;
+    let weight = vb.get_with_hints(
+        (out_dim, in_dim),
+        "weight",
+        Init::Randn {
+            mean: 0.0,
+            stdev: std,
+        },
+    )?;
     let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
     Ok(Linear::new(weight, Some(bias)))
 }
@@ -47,7 +54,12 @@ impl LayerNorm {
     /// Normalises `xs` over its last dimension.
     pub fn forward(&self, xs: &Tensor, train: Train) -> Result<Tensor> {
         if !train {
-            return candle_nn::ops::layer_norm(&xs.contiguous()?, &self.weight, &self.bias, Self::EPS as f32);
+            return candle_nn::ops::layer_norm(
+                &xs.contiguous()?,
+                &self.weight,
+                &self.bias,
+                Self::EPS as f32,
+            );
         }
         let dim = xs.dim(D::Minus1)? as f64;
         let centred = xs.broadcast_sub(&(xs.sum_keepdim(D::Minus1)? / dim)?)?;
@@ -85,7 +97,11 @@ impl Attention {
     pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
         let (n, l, d) = xs.dims3()?;
         let head_dim = d / self.heads;
-        let qkv = self.qkv.forward(xs)?.reshape((n, l, 3, self.heads, head_dim))?.permute((2, 0, 3, 1, 4))?;
+        let qkv = self
+            .qkv
+            .forward(xs)?
+            .reshape((n, l, 3, self.heads, head_dim))?
+            .permute((2, 0, 3, 1, 4))?;
         let q = (qkv.get(0)?.contiguous()? * (1.0 / (head_dim as f64).sqrt()))?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
@@ -123,8 +139,14 @@ impl TransformerLayer {
 
     /// Applies the layer to `[N, L, D]` sequences.
     pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
-        let xs = (xs + self.attention.forward(&self.norm1.forward(xs, train)?, bias, train)?)?;
-        let hidden = self.ffn_in.forward(&self.norm2.forward(&xs, train)?)?.gelu()?;
+        let xs = (xs
+            + self
+                .attention
+                .forward(&self.norm1.forward(xs, train)?, bias, train)?)?;
+        let hidden = self
+            .ffn_in
+            .forward(&self.norm2.forward(&xs, train)?)?
+            .gelu()?;
         xs + self.ffn_out.forward(&hidden)?
     }
 }
@@ -142,7 +164,14 @@ impl AttentionPool {
     pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
         let std = (1.0 / dim as f64).sqrt();
         Ok(Self {
-            query: vb.get_with_hints((dim, 1), "query", Init::Randn { mean: 0.0, stdev: std })?,
+            query: vb.get_with_hints(
+                (dim, 1),
+                "query",
+                Init::Randn {
+                    mean: 0.0,
+                    stdev: std,
+                },
+            )?,
             scale: 1.0 / (dim as f64).sqrt(),
         })
     }
@@ -150,7 +179,8 @@ impl AttentionPool {
     /// Pools `xs` `[N, L, D]`; `bias` `[N, L]` (0 or large negative) masks elements.
     pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
         let (n, l, d) = xs.dims3()?;
-        let mut scores = (xs.reshape((n * l, d))?.matmul(&self.query)? * self.scale)?.reshape((n, 1, l))?;
+        let mut scores =
+            (xs.reshape((n * l, d))?.matmul(&self.query)? * self.scale)?.reshape((n, 1, l))?;
         if let Some(bias) = bias {
             scores = scores.broadcast_add(&bias.reshape((n, 1, l))?)?;
         }

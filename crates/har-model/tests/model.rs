@@ -1,0 +1,230 @@
+//! DMFT model tests: shapes and masks, determinism, split == monolithic forward, missing
+//! modalities, the distillation loss by hand, save/load, and checkpoint errors.
+
+use candle_core::{Device, Tensor};
+use candle_nn::{Linear, VarMap};
+use har_model::artifact::{self, load_weights};
+use har_model::dmft::{Dmft, DmftConfig, ModalitySpec};
+use har_model::init::seeded_var_builder;
+use har_model::train::{distillation_loss, DistillConfig};
+
+fn config() -> DmftConfig {
+    let imu = ModalitySpec {
+        name: "acc".into(),
+        channels: 3,
+        groups: vec![vec![0, 1, 2]],
+    };
+    let skeleton = ModalitySpec {
+        name: "skeleton".into(),
+        channels: 6,
+        groups: vec![vec![0, 1, 2], vec![3, 4, 5]],
+    };
+    DmftConfig {
+        dim: 16,
+        heads: 2,
+        ..DmftConfig::teacher(vec![imu, skeleton], 32, 3)
+    }
+}
+
+fn model(seed: u64) -> (Dmft, VarMap) {
+    let varmap = VarMap::new();
+    (
+        Dmft::new(&config(), seeded_var_builder(&varmap, seed)).unwrap(),
+        varmap,
+    )
+}
+
+fn inputs(batch: usize) -> Vec<Tensor> {
+    let wave = |c: usize, phase: f32| -> Tensor {
+        let v: Vec<f32> = (0..batch * 32 * c)
+            .map(|i| ((i as f32) * 0.37 + phase).sin())
+            .collect();
+        Tensor::from_vec(v, (batch, 32, c), &Device::Cpu).unwrap()
+    };
+    vec![wave(3, 0.0), wave(6, 1.0)]
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn shapes_of_tokens_features_and_logits() {
+    let (m, _) = model(1);
+    let c = config();
+    assert_eq!(c.steps(), 16, "32 samples in patches of 2");
+    let x = inputs(5);
+    assert_eq!(m.encode(0, &x[0], false).unwrap().dims(), &[5, 16, 1, 16]);
+    assert_eq!(
+        m.encode(1, &x[1], false).unwrap().dims(),
+        &[5, 16, 2, 16],
+        "one token per joint group"
+    );
+    let out = m.forward(&x, None, false).unwrap();
+    assert_eq!(out.logits.dims(), &[5, 3]);
+    assert_eq!(out.fused.dims(), &[5, 16, 16]);
+    let wrong = Tensor::zeros((5, 31, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(m
+        .encode(0, &wrong, false)
+        .unwrap_err()
+        .to_string()
+        .contains("expected [B, 32, 3]"));
+}
+
+#[test]
+fn a_fixed_seed_gives_the_same_model() {
+    let x = inputs(3);
+    let a = model(7).0.forward(&x, None, false).unwrap().logits;
+    let b = model(7).0.forward(&x, None, false).unwrap().logits;
+    let c = model(8).0.forward(&x, None, false).unwrap().logits;
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    assert!(max_abs_diff(&a, &c) > 1e-3);
+}
+
+#[test]
+fn split_forward_equals_monolithic_forward() {
+    let (m, _) = model(3);
+    let x = inputs(4);
+    let whole = m.forward(&x, None, false).unwrap();
+    let tokens = vec![
+        m.encode(0, &x[0], false).unwrap(),
+        m.encode(1, &x[1], false).unwrap(),
+    ];
+    let split = m.fuse(&tokens, None, false).unwrap();
+    assert_eq!(max_abs_diff(&whole.logits, &split.logits), 0.0);
+    // One window at a time (as the dataflow runs it) gives the batch's rows.
+    for b in 0..4 {
+        let one: Vec<Tensor> = x.iter().map(|t| t.narrow(0, b, 1).unwrap()).collect();
+        let tokens: Vec<Tensor> = one
+            .iter()
+            .enumerate()
+            .map(|(i, t)| m.encode(i, t, false).unwrap())
+            .collect();
+        let logits = m.fuse(&tokens, None, false).unwrap().logits;
+        assert!(max_abs_diff(&logits, &whole.logits.narrow(0, b, 1).unwrap()) < 1e-5);
+    }
+    // Training-mode (differentiable) ops compute the same function.
+    let train_mode = m.forward(&x, None, true).unwrap();
+    assert!(max_abs_diff(&whole.logits, &train_mode.logits) < 1e-4);
+}
+
+#[test]
+fn a_missing_modality_is_masked_exactly_as_if_absent() {
+    let (m, _) = model(4);
+    let x = inputs(2);
+    let acc = m.encode(0, &x[0], false).unwrap();
+    let masked = m.fuse_available(&[Some(acc.clone()), None], false).unwrap();
+    // The same fusion over the acc tokens alone (no skeleton tokens at all).
+    let alone = m.fuse(&[acc.clone()], None, false).unwrap();
+    assert!(max_abs_diff(&masked.logits, &alone.logits) < 1e-5);
+    // Whatever the masked modality's tokens hold, they do not matter.
+    let garbage = (m.encode(1, &x[1], false).unwrap() * 1000.0).unwrap();
+    let mask = Tensor::from_vec(vec![1f32, 0., 1., 0.], (2, 2), &Device::Cpu).unwrap();
+    let with_garbage = m.fuse(&[acc, garbage], Some(&mask), false).unwrap();
+    assert!(max_abs_diff(&masked.logits, &with_garbage.logits) < 1e-5);
+    assert!(m.fuse_available(&[None, None], false).is_err());
+}
+
+#[test]
+fn distillation_loss_matches_a_hand_computation() {
+    let dev = Device::Cpu;
+    let s = Tensor::new(&[[1.0f32, 0.0, -1.0], [0.5, 0.5, 0.0]], &dev).unwrap();
+    let t = Tensor::new(&[[2.0f32, 0.0, 0.0], [0.0, 1.0, 0.0]], &dev).unwrap();
+    let fs = Tensor::new(&[[[1.0f32, 2.0]], [[0.0, -1.0]]], &dev).unwrap(); // [B=2, S=1, 2]
+    let ft = Tensor::new(&[[[2.0f32, 0.0, 1.0]], [[0.0, 0.0, 0.0]]], &dev).unwrap(); // teacher width 3
+    let w = Tensor::new(&[[1.0f32, 0.0], [0.0, 1.0], [1.0, 1.0]], &dev).unwrap();
+    let projection = Linear::new(w, None);
+    let targets = Tensor::new(&[0u32, 1], &dev).unwrap();
+    let config = DistillConfig {
+        temperature: 2.0,
+        alpha: 0.3,
+        feature_weight: 0.5,
+    };
+    let loss = distillation_loss(&s, &t, &fs, &ft, &projection, &targets, &config)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+
+    let softmax = |v: &[f64], temp: f64| -> Vec<f64> {
+        let e: Vec<f64> = v.iter().map(|x| (x / temp).exp()).collect();
+        let z: f64 = e.iter().sum();
+        e.iter().map(|x| x / z).collect()
+    };
+    let (sv, tv) = (
+        [[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]],
+        [[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+    );
+    let ce = (-softmax(&sv[0], 1.0)[0].ln() - softmax(&sv[1], 1.0)[1].ln()) / 2.0;
+    let kl: f64 = (0..2)
+        .map(|b| {
+            let (p, q) = (softmax(&tv[b], 2.0), softmax(&sv[b], 2.0));
+            (0..3).map(|k| p[k] * (p[k] / q[k]).ln()).sum::<f64>()
+        })
+        .sum::<f64>()
+        / 2.0;
+    // Projected student features: [1, 2, 3] and [0, -1, -1]; squared errors 1+4+4 and 0+1+1.
+    let mse = (1.0 + 4.0 + 4.0 + 0.0 + 1.0 + 1.0) / 6.0;
+    let expected = 0.3 * ce + 0.7 * 4.0 * kl + 0.5 * mse;
+    assert!(
+        (loss as f64 - expected).abs() < 1e-5,
+        "{loss} vs {expected}"
+    );
+}
+
+#[test]
+fn checkpoints_load_identically_and_bad_ones_name_the_tensor() {
+    let (m, varmap) = model(5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    varmap.save(&path).unwrap();
+    let (loaded, _) = load_weights(&config(), &path).unwrap();
+    let x = inputs(3);
+    let a = m.forward(&x, None, false).unwrap().logits;
+    let b = loaded.forward(&x, None, false).unwrap().logits;
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+
+    // A config with a wider head does not fit the checkpoint.
+    let wider = DmftConfig {
+        num_classes: 4,
+        ..config()
+    };
+    let err = load_weights(&wider, &path).err().unwrap().to_string();
+    assert!(err.contains("fuse.head.") && err.contains("shape"), "{err}");
+    // A checkpoint missing a tensor.
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    tensors.remove("fuse.time_pool.query");
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let err = load_weights(&config(), &path).err().unwrap().to_string();
+    assert!(
+        err.contains("fuse.time_pool.query") && err.contains("missing"),
+        "{err}"
+    );
+    // Not a safetensors file at all.
+    std::fs::write(&path, b"garbage").unwrap();
+    let err = load_weights(&config(), &path).err().unwrap().to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+    // A model directory without its card.
+    assert!(artifact::load(dir.path())
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("model.json"));
+}
+
+#[test]
+fn flops_shrink_with_the_student() {
+    let teacher = DmftConfig::teacher(config().modalities, 128, 6);
+    let student = teacher.student();
+    assert!(teacher.flops_per_window() >= 5 * student.flops_per_window());
+    assert_eq!(DmftConfig::default_patch_len(128), 8);
+    assert_eq!(DmftConfig::default_patch_len(100), 5);
+}

@@ -1,0 +1,176 @@
+//! Short training runs on real data (UEA BasicMotions, shipped gzipped in tests/fixtures):
+//! the teacher learns far above chance, the student distils from it, and a saved model
+//! directory reloads with identical predictions.
+
+use std::io::Read;
+use std::path::Path;
+
+use har_core::dataset::{Dataset, Split};
+use har_core::import::basic_motions;
+use har_core::preprocess::{LabelPolicy, Normalizer, PreprocessConfig, WindowConfig};
+use har_model::artifact::{self, ModelCard, Provenance};
+use har_model::data::{
+    carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData,
+};
+use har_model::dmft::DmftConfig;
+use har_model::metrics::Metrics;
+use har_model::train::{self, argmax, predict, Silent, Teacher, TrainConfig};
+
+fn basic_motions(dir: &Path) -> Dataset {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    for split in ["TRAIN", "TEST"] {
+        let mut text = String::new();
+        let file =
+            std::fs::File::open(fixtures.join(format!("BasicMotions_{split}.ts.gz"))).unwrap();
+        flate2::read::GzDecoder::new(file)
+            .read_to_string(&mut text)
+            .unwrap();
+        std::fs::write(dir.join(format!("{split}.ts")), text).unwrap();
+    }
+    basic_motions::import(
+        &dir.join("TRAIN.ts"),
+        &dir.join("TEST.ts"),
+        &dir.join("bm"),
+        None,
+    )
+    .unwrap()
+}
+
+fn preprocess() -> PreprocessConfig {
+    PreprocessConfig {
+        window: WindowConfig {
+            length: 100,
+            stride: 100,
+            label_policy: LabelPolicy::Pure,
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn teacher_and_student_learn_basic_motions_far_above_chance() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = basic_motions(dir.path());
+    let classes = ClassMap::from_dataset(&dataset, &[]).unwrap();
+    let windows = split_windows(&dataset, Split::Train, &preprocess(), &classes).unwrap();
+    let (train_w, val_w) = carve_validation(&windows, 0.2, 1);
+    assert_eq!(train_w.len() + val_w.len(), 40);
+    assert!(!val_w.is_empty() && val_w.len() < 20);
+    let normalizer = Normalizer::fit(&train_w).unwrap();
+    let train_d = TensorData::new(&train_w, &normalizer, &classes).unwrap();
+    let val_d = TensorData::new(&val_w, &normalizer, &classes).unwrap();
+    let test_w = split_windows(&dataset, Split::Test, &preprocess(), &classes).unwrap();
+    let test_d = TensorData::new(&test_w, &normalizer, &classes).unwrap();
+    let names = classes.names();
+    let modalities = dataset
+        .manifest
+        .modalities
+        .iter()
+        .map(modality_spec)
+        .collect();
+    let teacher_config = DmftConfig {
+        dim: 32,
+        heads: 2,
+        modality_layers: 1,
+        joint_layers: 1,
+        ..DmftConfig::teacher(modalities, 100, 4)
+    };
+    let settings = TrainConfig {
+        epochs: 12,
+        batch_size: 8,
+        patience: 12,
+        ..Default::default()
+    };
+
+    let teacher = train::train(
+        &teacher_config,
+        &train_d,
+        &val_d,
+        &names,
+        &settings,
+        None,
+        &Silent,
+    )
+    .unwrap();
+    let accuracy = |model| {
+        Metrics::compute(
+            &argmax(&predict(model, &test_d, 64).unwrap()),
+            &test_d.targets,
+            &names,
+        )
+        .accuracy
+    };
+    let teacher_accuracy = accuracy(&teacher.model);
+    assert!(
+        teacher_accuracy >= 0.8,
+        "teacher test accuracy {teacher_accuracy} (chance 0.25)"
+    );
+    assert!(teacher.history.iter().all(|r| r.train_loss.is_finite()));
+
+    let student_config = DmftConfig {
+        dim: 16,
+        ..teacher_config.student()
+    };
+    let t = Teacher {
+        model: &teacher.model,
+        config: Default::default(),
+    };
+    let student = train::train(
+        &student_config,
+        &train_d,
+        &val_d,
+        &names,
+        &settings,
+        Some(t),
+        &Silent,
+    )
+    .unwrap();
+    let student_accuracy = accuracy(&student.model);
+    assert!(
+        student_accuracy >= 0.7,
+        "student test accuracy {student_accuracy} (chance 0.25)"
+    );
+
+    // Save, reload, and predict identically.
+    let mut card = ModelCard {
+        role: "student".into(),
+        config: student_config,
+        classes: classes.classes.clone(),
+        preprocess: preprocess(),
+        parameters: 0,
+        flops_per_window: 0,
+        weights_sha256: String::new(),
+        provenance: Provenance {
+            dataset: "basic_motions".into(),
+            dataset_source_sha256: None,
+            train_windows_sha256: windows_checksum(&train_w),
+            train_windows: train_w.len(),
+            validation_windows: val_w.len(),
+            validation_subjects: vec![],
+            settings,
+            distilled_from: None,
+            epochs_run: student.history.len(),
+            best_epoch: student.best_epoch,
+            seconds: student.seconds,
+            command: "test".into(),
+        },
+    };
+    let out = dir.path().join("model");
+    artifact::save(
+        &out,
+        &mut card,
+        &student.varmap,
+        &normalizer,
+        &student.history,
+    )
+    .unwrap();
+    let loaded = artifact::load(&out).unwrap();
+    assert_eq!(loaded.card, card);
+    assert_eq!(loaded.normalizer, normalizer);
+    assert_eq!(
+        predict(&loaded.model, &test_d, 64).unwrap(),
+        predict(&student.model, &test_d, 64).unwrap()
+    );
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), student.history.len());
+}
