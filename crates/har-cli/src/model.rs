@@ -44,24 +44,24 @@ pub struct FitArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Most epochs.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 30)]
     pub epochs: usize,
     /// Batch size.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
     /// Early-stopping patience in epochs.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 12)]
     pub patience: usize,
     /// Seed.
     #[arg(long, default_value_t = 17)]
     pub seed: u64,
     /// Probability of dropping a modality of a training window.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = 0.1)]
     pub modality_dropout: f64,
-    /// Train without gain/jitter augmentation.
+    /// Train without jitter augmentation.
     #[arg(long)]
     pub no_augment: bool,
     /// Override: modality-specific layers (0 = early fusion).
@@ -76,6 +76,9 @@ pub struct FitArgs {
     /// Override: attention heads.
     #[arg(long)]
     pub heads: Option<usize>,
+    /// Override: residual dropout while training.
+    #[arg(long)]
+    pub dropout: Option<f32>,
 }
 
 /// `har train` arguments.
@@ -216,6 +219,7 @@ fn apply_overrides(mut config: DmftConfig, fit: &FitArgs) -> DmftConfig {
     config.joint_layers = fit.joint_layers.unwrap_or(config.joint_layers);
     config.dim = fit.dim.unwrap_or(config.dim);
     config.heads = fit.heads.unwrap_or(config.heads);
+    config.dropout = fit.dropout.unwrap_or(config.dropout);
     config
 }
 

@@ -127,3 +127,110 @@ fn bad_input_gives_a_clear_error_and_no_panic() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("class id 42"));
 }
+
+#[test]
+fn train_distill_and_eval_on_a_generated_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synthetic");
+    assert!(har(&[
+        "data",
+        "import",
+        "synthetic",
+        "--out",
+        data.to_str().unwrap()
+    ])
+    .status
+    .success());
+    let (teacher, student) = (dir.path().join("teacher"), dir.path().join("student"));
+    let common = [
+        "--window", "100", "--stride", "50", "--epochs", "2", "--dim", "16", "--heads", "2",
+    ];
+    let mut args = vec![
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--out",
+        teacher.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let out = har(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in [
+        "model.json",
+        "model.safetensors",
+        "normalizer.json",
+        "metrics.jsonl",
+    ] {
+        assert!(teacher.join(file).exists(), "{file}");
+    }
+    let out = har(&[
+        "distill",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--out",
+        student.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--dim",
+        "8",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(student.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["role"], "student");
+    assert!(card["provenance"]["distilled_from"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("dmft-teacher@"));
+    let out = har(&[
+        "eval",
+        "--model",
+        student.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accuracy = report["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy));
+    assert_eq!(report["per_class"].as_array().unwrap().len(), 6);
+    assert!(student.join("confusion.png").exists() && student.join("eval.json").exists());
+    let out = har(&[
+        "eval",
+        "--model",
+        student.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--drop",
+        "wrist_acc,wrist_gyro",
+    ]);
+    assert!(
+        out.status.success(),
+        "dropping two of three modalities still predicts"
+    );
+    let out = har(&[
+        "eval",
+        "--model",
+        student.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--drop",
+        "sonar",
+    ]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("sonar"));
+}

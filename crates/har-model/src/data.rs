@@ -194,8 +194,10 @@ impl TensorData {
         self.targets.is_empty()
     }
 
-    /// The inputs of windows `indices` as `[B, T, C]` tensors, optionally augmented (per window
-    /// and modality: random gain in [0.9, 1.1] and Gaussian jitter σ = 0.03, in normalised units).
+    /// The inputs of windows `indices` as `[B, T, C]` tensors, optionally augmented with
+    /// Gaussian jitter (σ = 0.03 in normalised units). There is deliberately no random gain: a
+    /// gain changes the gravity offset of an accelerometer channel, which is exactly the tilt
+    /// that separates sitting from standing.
     pub fn inputs(&self, indices: &[usize], augment: Option<&mut Rng>) -> Result<Vec<Tensor>> {
         let mut rng = augment;
         self.shapes
@@ -208,10 +210,7 @@ impl TensorData {
                     let window = &values[i * size..(i + 1) * size];
                     match rng.as_deref_mut() {
                         Some(rng) => {
-                            let gain = rng.uniform(0.9, 1.1) as f32;
-                            batch.extend(
-                                window.iter().map(|v| v * gain + 0.03 * rng.normal() as f32),
-                            );
+                            batch.extend(window.iter().map(|v| v + 0.03 * rng.normal() as f32))
                         }
                         None => batch.extend_from_slice(window),
                     }

@@ -65,6 +65,9 @@ pub struct DmftConfig {
     pub joint_layers: usize,
     /// Number of classes.
     pub num_classes: usize,
+    /// Residual dropout in every transformer layer while training.
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 /// Where the modalities meet, derived from the depths.
@@ -101,6 +104,7 @@ impl DmftConfig {
             modality_layers: 2,
             joint_layers: 2,
             num_classes,
+            dropout: 0.1,
         }
     }
 
@@ -243,6 +247,7 @@ impl ModalityEncoder {
                     d,
                     config.heads,
                     ffn,
+                    config.dropout,
                     vb.pp(format!("spatial{l}")),
                 )?);
             }
@@ -250,6 +255,7 @@ impl ModalityEncoder {
                 d,
                 config.heads,
                 ffn,
+                config.dropout,
                 vb.pp(format!("temporal{l}")),
             )?);
         }
@@ -352,10 +358,24 @@ impl Dmft {
         Ok(Self {
             config: config.clone(),
             encoders,
-            fusion_layer: TransformerLayer::new(d, config.heads, ffn, fuse.pp("spatial"))?,
+            fusion_layer: TransformerLayer::new(
+                d,
+                config.heads,
+                ffn,
+                config.dropout,
+                fuse.pp("spatial"),
+            )?,
             group_pool: AttentionPool::new(d, fuse.pp("group_pool"))?,
             joint: (0..config.joint_layers)
-                .map(|l| TransformerLayer::new(d, config.heads, ffn, fuse.pp(format!("joint{l}"))))
+                .map(|l| {
+                    TransformerLayer::new(
+                        d,
+                        config.heads,
+                        ffn,
+                        config.dropout,
+                        fuse.pp(format!("joint{l}")),
+                    )
+                })
                 .collect::<Result<_>>()?,
             time_pool: AttentionPool::new(d, fuse.pp("time_pool"))?,
             norm: LayerNorm::new(d, fuse.pp("norm"))?,

@@ -2,8 +2,11 @@
 //! pooling. Every `forward` takes `train`: training composes differentiable primitive ops,
 //! inference uses candle's fused CPU kernels (same maths, no autograd).
 
+use std::sync::{Arc, Mutex};
+
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, Linear, VarBuilder};
+use har_core::import::synthetic::Rng;
 
 /// Whether a forward pass must be differentiable.
 pub type Train = bool;
@@ -115,6 +118,46 @@ impl Attention {
     }
 }
 
+/// Dropout with its own seeded generator (seeded from the layer's parameter path), so that
+/// training stays reproducible; the identity outside training.
+#[derive(Debug, Clone)]
+pub struct Dropout {
+    rate: f32,
+    rng: Arc<Mutex<Rng>>,
+}
+
+impl Dropout {
+    /// Dropout of `rate`, seeded by `vb`'s path.
+    pub fn new(rate: f32, vb: &VarBuilder) -> Self {
+        let seed = vb.prefix().bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        Self {
+            rate,
+            rng: Arc::new(Mutex::new(Rng::new(seed))),
+        }
+    }
+
+    /// Zeroes each element with probability `rate` and scales the rest by `1 / (1 - rate)`.
+    pub fn forward(&self, xs: &Tensor, train: Train) -> Result<Tensor> {
+        if !train || self.rate <= 0.0 {
+            return Ok(xs.clone());
+        }
+        let keep = 1.0 / (1.0 - self.rate);
+        let mut rng = self.rng.lock().expect("dropout rng");
+        let mask: Vec<f32> = (0..xs.elem_count())
+            .map(|_| {
+                if (rng.uniform(0.0, 1.0) as f32) < self.rate {
+                    0.0
+                } else {
+                    keep
+                }
+            })
+            .collect();
+        xs * Tensor::from_vec(mask, xs.shape(), xs.device())?
+    }
+}
+
 /// A pre-norm transformer encoder layer: `x + attn(ln(x))`, then `x + ffn(ln(x))` (GELU).
 #[derive(Debug, Clone)]
 pub struct TransformerLayer {
@@ -123,12 +166,21 @@ pub struct TransformerLayer {
     norm2: LayerNorm,
     ffn_in: Linear,
     ffn_out: Linear,
+    dropout: Dropout,
 }
 
 impl TransformerLayer {
-    /// A layer of `dim` features, `heads` heads and a `ffn_dim`-wide feed-forward block.
-    pub fn new(dim: usize, heads: usize, ffn_dim: usize, vb: VarBuilder) -> Result<Self> {
+    /// A layer of `dim` features, `heads` heads, a `ffn_dim`-wide feed-forward block and
+    /// residual dropout `dropout` (training only).
+    pub fn new(
+        dim: usize,
+        heads: usize,
+        ffn_dim: usize,
+        dropout: f32,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Ok(Self {
+            dropout: Dropout::new(dropout, &vb),
             norm1: LayerNorm::new(dim, vb.pp("norm1"))?,
             attention: Attention::new(dim, heads, vb.pp("attn"))?,
             norm2: LayerNorm::new(dim, vb.pp("norm2"))?,
@@ -139,15 +191,17 @@ impl TransformerLayer {
 
     /// Applies the layer to `[N, L, D]` sequences.
     pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
-        let xs = (xs
-            + self
-                .attention
-                .forward(&self.norm1.forward(xs, train)?, bias, train)?)?;
+        let attended = self
+            .attention
+            .forward(&self.norm1.forward(xs, train)?, bias, train)?;
+        let xs = (xs + self.dropout.forward(&attended, train)?)?;
         let hidden = self
             .ffn_in
             .forward(&self.norm2.forward(&xs, train)?)?
             .gelu()?;
-        xs + self.ffn_out.forward(&hidden)?
+        xs + self
+            .dropout
+            .forward(&self.ffn_out.forward(&hidden)?, train)?
     }
 }
 

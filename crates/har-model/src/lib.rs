@@ -6,6 +6,7 @@ pub mod artifact;
 pub mod data;
 pub mod dmft;
 pub mod error;
+pub mod fast;
 pub mod init;
 pub mod layers;
 pub mod metrics;

@@ -36,7 +36,7 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Probability of dropping each modality of a training window (never all of them).
     pub modality_dropout: f64,
-    /// Random gain and jitter on training windows.
+    /// Gaussian jitter on training windows.
     pub augment: bool,
     /// Seed of initialisation, shuffling, dropout and augmentation.
     pub seed: u64,
@@ -45,13 +45,13 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            epochs: 40,
+            epochs: 30,
             batch_size: 64,
-            learning_rate: 2e-3,
+            learning_rate: 1e-3,
             weight_decay: 0.05,
             warmup_epochs: 2,
-            patience: 8,
-            modality_dropout: 0.15,
+            patience: 12,
+            modality_dropout: 0.1,
             augment: true,
             seed: 17,
         }

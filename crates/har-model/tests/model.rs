@@ -22,6 +22,7 @@ fn config() -> DmftConfig {
     DmftConfig {
         dim: 16,
         heads: 2,
+        dropout: 0.0,
         ..DmftConfig::teacher(vec![imu, skeleton], 32, 3)
     }
 }
@@ -227,4 +228,92 @@ fn flops_shrink_with_the_student() {
     assert!(teacher.flops_per_window() >= 5 * student.flops_per_window());
     assert_eq!(DmftConfig::default_patch_len(128), 8);
     assert_eq!(DmftConfig::default_patch_len(100), 5);
+}
+
+#[test]
+fn the_plain_rust_forward_computes_the_candle_model() {
+    use har_model::fast::{varmap_tensors, FastDmft};
+    let (m, varmap) = model(9);
+    let mut fast = FastDmft::new(&config(), &varmap_tensors(&varmap)).unwrap();
+    let x = inputs(3);
+    let expected = har_model::dmft::probabilities(&m.forward(&x, None, false).unwrap().logits)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    for b in 0..3 {
+        let windows: Vec<Vec<f32>> = x
+            .iter()
+            .map(|t| t.get(b).unwrap().flatten_all().unwrap().to_vec1().unwrap())
+            .collect();
+        let refs: Vec<&[f32]> = windows.iter().map(Vec::as_slice).collect();
+        let probabilities = fast.predict(&refs).unwrap();
+        for (a, e) in probabilities.iter().zip(&expected[b]) {
+            assert!(
+                (a - e).abs() < 1e-4,
+                "window {b}: {probabilities:?} vs {:?}",
+                expected[b]
+            );
+        }
+        // Tokens of the split forward agree too, and a missing modality is handled alike.
+        let tokens = fast.encode(0, refs[0]).unwrap();
+        let candle_tokens = m
+            .encode(0, &x[0].narrow(0, b, 1).unwrap(), false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert!(tokens
+            .iter()
+            .zip(&candle_tokens)
+            .all(|(a, e)| (a - e).abs() < 1e-4));
+        let alone = fast.fuse(&[Some(&tokens), None]).unwrap();
+        let candle_alone = m
+            .fuse_available(
+                &[
+                    Some(m.encode(0, &x[0].narrow(0, b, 1).unwrap(), false).unwrap()),
+                    None,
+                ],
+                false,
+            )
+            .unwrap();
+        let candle_alone = har_model::dmft::probabilities(&candle_alone.logits)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        assert!(
+            alone
+                .iter()
+                .zip(&candle_alone[0])
+                .all(|(a, e)| (a - e).abs() < 1e-4),
+            "{alone:?} vs {candle_alone:?}"
+        );
+    }
+    assert!(fast.encode(0, &[0.0; 5]).is_err());
+    assert!(fast.fuse(&[None, None]).is_err());
+}
+
+#[test]
+fn dropout_is_seeded_and_only_active_in_training() {
+    let with_dropout = DmftConfig {
+        dropout: 0.3,
+        ..config()
+    };
+    let build = || Dmft::new(&with_dropout, seeded_var_builder(&VarMap::new(), 2)).unwrap();
+    let x = inputs(2);
+    let (a, b) = (build(), build());
+    let train_a = a.forward(&x, None, true).unwrap().logits;
+    assert_eq!(
+        max_abs_diff(&train_a, &b.forward(&x, None, true).unwrap().logits),
+        0.0
+    );
+    let infer = a.forward(&x, None, false).unwrap().logits;
+    assert!(
+        max_abs_diff(&train_a, &infer) > 1e-4,
+        "dropout changed nothing in training"
+    );
+    assert_eq!(
+        max_abs_diff(&infer, &b.forward(&x, None, false).unwrap().logits),
+        0.0
+    );
 }

@@ -1,0 +1,77 @@
+//! Inference speed of the HAPT-shaped student and teacher (2 modalities × 128 × 3, 6 classes):
+//! one window at a time on the plain-Rust path (the edge / dataflow path), a batch of 64
+//! windows, and candle's batched forward for comparison. Weights are seeded, not trained:
+//! speed does not depend on their values. Run on one core:
+//! `taskset -c 0 cargo bench -p har-model --bench inference`.
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use har_model::dmft::{Dmft, DmftConfig, ModalitySpec};
+use har_model::fast::{varmap_tensors, FastDmft};
+use har_model::init::seeded_var_builder;
+
+fn hapt_teacher() -> DmftConfig {
+    let imu = |name: &str| ModalitySpec {
+        name: name.into(),
+        channels: 3,
+        groups: vec![vec![0, 1, 2]],
+    };
+    DmftConfig::teacher(vec![imu("acc"), imu("gyro")], 128, 6)
+}
+
+fn window(seed: usize) -> Vec<f32> {
+    (0..128 * 3)
+        .map(|i| ((i + seed) as f32 * 0.013).sin())
+        .collect()
+}
+
+fn bench_model(c: &mut Criterion, name: &str, config: DmftConfig) {
+    let varmap = VarMap::new();
+    let model = Dmft::new(&config, seeded_var_builder(&varmap, 1)).unwrap();
+    let mut fast = FastDmft::new(&config, &varmap_tensors(&varmap)).unwrap();
+    let (acc, gyro) = (window(0), window(7));
+    c.bench_function(&format!("{name}/fast/1 window"), |b| {
+        b.iter(|| fast.predict(&[&acc, &gyro]).unwrap())
+    });
+
+    let windows: Vec<(Vec<f32>, Vec<f32>)> =
+        (0..64).map(|i| (window(i), window(i + 100))).collect();
+    let mut group = c.benchmark_group(format!("{name}/batch64"));
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("fast", |b| {
+        b.iter(|| {
+            for (a, g) in &windows {
+                fast.predict(&[a, g]).unwrap();
+            }
+        })
+    });
+    let batch = |v: Vec<f32>| Tensor::from_vec(v, (64, 128, 3), &Device::Cpu).unwrap();
+    let inputs = vec![
+        batch(windows.iter().flat_map(|w| w.0.clone()).collect()),
+        batch(windows.iter().flat_map(|w| w.1.clone()).collect()),
+    ];
+    group.bench_function("candle", |b| {
+        b.iter_batched(
+            || inputs.clone(),
+            |x| model.forward(&x, None, false).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    let single = vec![
+        inputs[0].narrow(0, 0, 1).unwrap(),
+        inputs[1].narrow(0, 0, 1).unwrap(),
+    ];
+    c.bench_function(&format!("{name}/candle/1 window"), |b| {
+        b.iter(|| model.forward(&single, None, false).unwrap())
+    });
+}
+
+fn benches(c: &mut Criterion) {
+    bench_model(c, "student", hapt_teacher().student());
+    bench_model(c, "teacher", hapt_teacher());
+}
+
+criterion_group!(inference, benches);
+criterion_main!(inference);

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Reproduces the shipped HAPT models (models/hapt-teacher, models/hapt-student) and, with
+# --ablations, the ablation table of docs/model.md. Needs `har` built in release:
+#   cargo build --release && scripts/train_hapt.sh [--ablations]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+har=${HAR:-target/release/har}
+data=${DATA_DIR:-data}
+[ -f "$data/hapt/dataset.json" ] || { "$har" data fetch hapt --data-dir "$data"; "$har" data import hapt --data-dir "$data"; }
+classes=1,2,3,4,5,6
+
+"$har" train --dataset "$data/hapt" --classes $classes --out models/hapt-teacher
+"$har" distill --teacher models/hapt-teacher --dataset "$data/hapt" --out models/hapt-student
+"$har" eval --model models/hapt-teacher --dataset "$data/hapt"
+"$har" eval --model models/hapt-student --dataset "$data/hapt"
+
+if [ "${1:-}" = "--ablations" ]; then
+  out=${ABLATION_DIR:-target/ablations}
+  mkdir -p "$out"
+  "$har" train --dataset "$data/hapt" --classes $classes --modality-layers 0 --joint-layers 4 --out "$out/teacher-early"
+  "$har" train --dataset "$data/hapt" --classes $classes --modality-layers 4 --joint-layers 0 --out "$out/teacher-late"
+  "$har" train --dataset "$data/hapt" --classes $classes --student --out "$out/student-no-distill"
+  for m in models/hapt-teacher models/hapt-student "$out/teacher-early" "$out/teacher-late" "$out/student-no-distill"; do
+    "$har" eval --model "$m" --dataset "$data/hapt" --json --png "$out/$(basename "$m").png" > "$out/$(basename "$m").json"
+  done
+  for m in models/hapt-teacher models/hapt-student; do
+    for drop in acc gyro; do
+      "$har" eval --model "$m" --dataset "$data/hapt" --drop $drop --json --png "$out/$(basename "$m")-no-$drop.png" > "$out/$(basename "$m")-no-$drop.json"
+    done
+  done
+  python3 - "$out" <<'PY'
+import json, sys, glob, os
+for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
+    d = json.load(open(f))
+    print(f"{os.path.basename(f)[:-5]:<32} acc {d['accuracy']:.4f}  macro-F1 {d['macro_f1']:.4f}  FLOPs {d['flops_per_window']}")
+PY
+fi
