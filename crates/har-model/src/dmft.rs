@@ -104,7 +104,7 @@ impl DmftConfig {
             modality_layers: 2,
             joint_layers: 2,
             num_classes,
-            dropout: 0.1,
+            dropout: 0.0,
         }
     }
 
