@@ -155,9 +155,24 @@ impl Dataset {
         })
     }
 
-    /// Reads one recording listed in the manifest.
+    /// Reads one recording listed in the manifest, its streams in the manifest's modality
+    /// order (files on disk are found in name order).
     pub fn read(&self, entry: &RecordingEntry) -> Result<Recording> {
-        Recording::read(&self.root.join(RECORDINGS_DIR).join(&entry.id))
+        let folder = self.root.join(RECORDINGS_DIR).join(&entry.id);
+        let mut recording = Recording::read(&folder)?;
+        let mut ordered = Vec::with_capacity(self.manifest.modalities.len());
+        for info in &self.manifest.modalities {
+            let index = recording
+                .streams
+                .iter()
+                .position(|s| s.info.name == info.name)
+                .ok_or_else(|| {
+                    HarError::format(&folder, &info.name, "modality of the dataset is missing")
+                })?;
+            ordered.push(recording.streams.swap_remove(index));
+        }
+        recording.streams = ordered;
+        Ok(recording)
     }
 
     /// The manifest entries of one split.

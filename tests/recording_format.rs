@@ -101,6 +101,30 @@ fn a_dataset_round_trips_through_parquet_exactly() {
 }
 
 #[test]
+fn streams_come_back_in_the_manifest_order_not_file_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut m = manifest();
+    m.modalities.reverse(); // gyro before acc, unlike the file names
+    let mut rec = recording();
+    rec.streams.reverse();
+    let mut writer = DatasetWriter::create(dir.path(), m).unwrap();
+    writer.add(&rec, Split::Train).unwrap();
+    let dataset = writer.finish().unwrap();
+    let back = dataset.read(&dataset.manifest.recordings[0]).unwrap();
+    let names: Vec<&str> = back.streams.iter().map(|s| s.info.name.as_str()).collect();
+    assert_eq!(names, ["gyro", "acc"]);
+    std::fs::remove_file(dir.path().join("recordings/rec1/gyro.parquet")).unwrap();
+    let err = dataset
+        .read(&dataset.manifest.recordings[0])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rec1") && err.contains("gyro") && err.contains("missing"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_recording_missing_a_dataset_modality_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut writer = DatasetWriter::create(dir.path(), manifest()).unwrap();

@@ -20,7 +20,7 @@ use crate::data::progress_bar;
 /// Which data and windows a model is trained on.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
-    /// Dataset folder (from `har data import`).
+    /// Dataset folder (from `har data import`), or its name under data/.
     #[arg(long)]
     pub dataset: PathBuf,
     /// Class ids to learn (comma-separated) [default: all].
@@ -121,7 +121,7 @@ pub struct EvalArgs {
     /// Model directory.
     #[arg(long)]
     model: PathBuf,
-    /// Dataset folder; its test split is evaluated.
+    /// Dataset folder or name under data/; its test split is evaluated.
     #[arg(long)]
     dataset: PathBuf,
     /// Evaluate with these modalities missing (comma-separated names).
@@ -133,6 +133,17 @@ pub struct EvalArgs {
     /// Confusion-matrix PNG path [default: MODEL/confusion.png].
     #[arg(long)]
     png: Option<PathBuf>,
+}
+
+/// Opens a dataset given as a folder, or as a name under `data/` (e.g. `hapt`).
+fn open_dataset(path: &Path) -> Result<Dataset> {
+    let by_name = Path::new("data").join(path);
+    if !path.join(har_core::dataset::MANIFEST_FILE).exists()
+        && by_name.join(har_core::dataset::MANIFEST_FILE).exists()
+    {
+        return Ok(Dataset::open(&by_name)?);
+    }
+    Ok(Dataset::open(path)?)
 }
 
 /// Training, validation and the provenance pieces of a prepared dataset.
@@ -147,7 +158,7 @@ struct Prepared {
 }
 
 fn prepare(data: &DataArgs, seed: u64, settings: &TrainConfig) -> Result<Prepared> {
-    let dataset = Dataset::open(&data.dataset)?;
+    let dataset = open_dataset(&data.dataset)?;
     let classes = ClassMap::from_dataset(&dataset, &data.classes)?;
     let preprocess = PreprocessConfig {
         window: WindowConfig {
@@ -386,7 +397,7 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
 pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let loaded = artifact::load(&args.model)?;
     let card = &loaded.card;
-    let dataset = Dataset::open(&args.dataset)?;
+    let dataset = open_dataset(&args.dataset)?;
     let classes = ClassMap {
         classes: card.classes.clone(),
     };

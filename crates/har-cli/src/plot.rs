@@ -6,7 +6,8 @@ use anyhow::{anyhow, Result};
 use har_model::metrics::Metrics;
 use plotters::prelude::*;
 
-/// Draws row-normalised confusion cells with counts, true classes down, predictions across.
+/// Draws row-normalised confusion cells with counts, true classes down (numbered and named),
+/// predictions across (numbered).
 pub fn confusion_png(path: &Path, metrics: &Metrics, title: &str) -> Result<()> {
     let k = metrics.confusion.len();
     let cell = 56u32;
@@ -27,12 +28,12 @@ pub fn confusion_png(path: &Path, metrics: &Metrics, title: &str) -> Result<()> 
         .map_err(|e| anyhow!("{e}"))
     };
     text(title, 10, 10, 18)?;
-    text("true ↓  predicted →", 10, 34, 14)?;
+    text("rows: true class   columns: predicted class", 10, 34, 14)?;
     for t in 0..k {
         let support: usize = metrics.confusion[t].iter().sum::<usize>().max(1);
         let name = &metrics.per_class[t].name;
         text(
-            &name.chars().take(22).collect::<String>(),
+            &format!("{t} {}", name.chars().take(20).collect::<String>()),
             8,
             (margin_top + cell * t as u32 + cell / 2 - 7) as i32,
             13,
@@ -50,6 +51,11 @@ pub fn confusion_png(path: &Path, metrics: &Metrics, title: &str) -> Result<()> 
                 RGBColor(shade, shade, 255).filled(),
             ))
             .map_err(|e| anyhow!("{e}"))?;
+            root.draw(&Rectangle::new(
+                [(x0, y0), (x0 + cell as i32 - 2, y0 + cell as i32 - 2)],
+                RGBColor(200, 200, 220),
+            ))
+            .map_err(|e| anyhow!("{e}"))?;
             let colour = if share > 0.5 { WHITE } else { BLACK };
             root.draw(&Text::new(
                 count.to_string(),
@@ -59,9 +65,8 @@ pub fn confusion_png(path: &Path, metrics: &Metrics, title: &str) -> Result<()> 
             .map_err(|e| anyhow!("{e}"))?;
         }
         let label_y = (margin_top + cell * k as u32 + 8) as i32;
-        let short: String = name.chars().take(6).collect();
         text(
-            &short,
+            &t.to_string(),
             (margin_left + cell * t as u32 + 4) as i32,
             label_y,
             12,
