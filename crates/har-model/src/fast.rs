@@ -55,19 +55,110 @@ impl Dense {
 
     /// Applies to each row of `x` (`rows × in`), writing `rows × out` into `y`.
     fn apply(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
-        let in_dim = x.len() / rows.max(1);
-        y.clear();
-        y.reserve(rows * self.out_dim);
-        for r in 0..rows {
-            let start = y.len();
-            y.extend_from_slice(&self.bias);
-            let out = &mut y[start..];
-            for (i, &xi) in x[r * in_dim..(r + 1) * in_dim].iter().enumerate() {
-                let w = &self.weight_t[i * self.out_dim..(i + 1) * self.out_dim];
-                for (o, wv) in out.iter_mut().zip(w) {
-                    *o += xi * wv;
+        // Every output is written by the kernels, so only a length change needs filling.
+        y.resize(rows * self.out_dim, 0.0);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            unsafe { dense_avx2_fma(&self.weight_t, &self.bias, x, rows, y) };
+            return;
+        }
+        dense_kernel::<false>(&self.weight_t, &self.bias, x, rows, y);
+    }
+}
+
+/// `y = x · Wᵀ + b` row by row, as axpy updates over contiguous rows of `Wᵀ`. With `FMA`, the
+/// updates are fused multiply-adds (only worth it where the CPU has them; elsewhere `mul_add`
+/// would be a slow library call).
+#[inline(always)]
+fn dense_kernel<const FMA: bool>(
+    weight_t: &[f32],
+    bias: &[f32],
+    x: &[f32],
+    rows: usize,
+    y: &mut [f32],
+) {
+    let out_dim = bias.len();
+    let in_dim = x.len() / rows.max(1);
+    for (xr, out) in x.chunks_exact(in_dim).zip(y.chunks_exact_mut(out_dim)) {
+        out.copy_from_slice(bias);
+        for (&xi, w) in xr.iter().zip(weight_t.chunks_exact(out_dim)) {
+            axpy::<FMA>(out, w, xi);
+        }
+    }
+}
+
+/// `out += a · w`, in fixed chunks of 8 lanes so that it compiles to vector instructions.
+#[inline(always)]
+fn axpy<const FMA: bool>(out: &mut [f32], w: &[f32], a: f32) {
+    let mut o8 = out.chunks_exact_mut(8);
+    let mut w8 = w.chunks_exact(8);
+    for (o, w) in (&mut o8).zip(&mut w8) {
+        for k in 0..8 {
+            o[k] = if FMA {
+                a.mul_add(w[k], o[k])
+            } else {
+                o[k] + a * w[k]
+            };
+        }
+    }
+    for (o, &w) in o8.into_remainder().iter_mut().zip(w8.remainder()) {
+        *o = if FMA { a.mul_add(w, *o) } else { *o + a * w };
+    }
+}
+
+/// The dense kernel with AVX2 + FMA: blocks of 32 outputs stay in four registers while the
+/// inputs stream past; leftovers (fewer than 8 outputs) are scalar.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dense_avx2_fma(weight_t: &[f32], bias: &[f32], x: &[f32], rows: usize, y: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let out_dim = bias.len();
+    let in_dim = x.len() / rows.max(1);
+    assert!(weight_t.len() >= in_dim * out_dim && y.len() >= rows * out_dim);
+    let vector_end = out_dim / 8 * 8;
+    for r in 0..rows {
+        let xr = &x[r * in_dim..(r + 1) * in_dim];
+        let out = y.as_mut_ptr().add(r * out_dim);
+        let mut o = 0;
+        while o + 32 <= vector_end {
+            let mut acc = [
+                _mm256_loadu_ps(bias.as_ptr().add(o)),
+                _mm256_loadu_ps(bias.as_ptr().add(o + 8)),
+                _mm256_loadu_ps(bias.as_ptr().add(o + 16)),
+                _mm256_loadu_ps(bias.as_ptr().add(o + 24)),
+            ];
+            for (i, &xi) in xr.iter().enumerate() {
+                let a = _mm256_set1_ps(xi);
+                let w = weight_t.as_ptr().add(i * out_dim + o);
+                for (k, slot) in acc.iter_mut().enumerate() {
+                    *slot = _mm256_fmadd_ps(a, _mm256_loadu_ps(w.add(8 * k)), *slot);
                 }
             }
+            for (k, slot) in acc.iter().enumerate() {
+                _mm256_storeu_ps(out.add(o + 8 * k), *slot);
+            }
+            o += 32;
+        }
+        while o + 8 <= vector_end {
+            let mut acc = _mm256_loadu_ps(bias.as_ptr().add(o));
+            for (i, &xi) in xr.iter().enumerate() {
+                acc = _mm256_fmadd_ps(
+                    _mm256_set1_ps(xi),
+                    _mm256_loadu_ps(weight_t.as_ptr().add(i * out_dim + o)),
+                    acc,
+                );
+            }
+            _mm256_storeu_ps(out.add(o), acc);
+            o += 8;
+        }
+        for oo in vector_end..out_dim {
+            let mut sum = bias[oo];
+            for (i, &xi) in xr.iter().enumerate() {
+                sum = xi.mul_add(weight_t[i * out_dim + oo], sum);
+            }
+            *out.add(oo) = sum;
         }
     }
 }
@@ -90,8 +181,9 @@ impl Norm {
         let d = self.weight.len();
         y.clear();
         for row in x.chunks_exact(d) {
+            // One pass, E[x²] − mean², as candle's layer-norm kernel.
             let mean = row.iter().sum::<f32>() / d as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+            let var = (dot(row, row) / d as f32 - mean * mean).max(0.0);
             let inv = 1.0 / (var + LayerNorm::EPS as f32).sqrt();
             y.extend(
                 row.iter()
@@ -103,21 +195,83 @@ impl Norm {
     }
 }
 
+/// `exp` for softmax arguments (≤ 0 after the max is subtracted; clamped to [−87, 88]):
+/// Cephes' single-precision polynomial on `x − n·ln 2`, scaled by `2ⁿ` through the exponent
+/// bits. Within 2 ulp of the library `exp` and branch-free, so softmax loops vectorise.
+#[inline(always)]
+fn exp_fast(x: f32) -> f32 {
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E).round();
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let e = p * r * r + r + 1.0;
+    e * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
 fn softmax_in_place(xs: &mut [f32]) {
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
     for x in xs.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
+        *x = exp_fast(*x - max);
     }
+    let inv = 1.0 / xs.iter().sum::<f32>();
     for x in xs.iter_mut() {
-        *x /= sum;
+        *x *= inv;
     }
+}
+
+/// `tanh` as a rational function (the approximation Eigen uses for f32): within a few ulp of
+/// the library `tanh` and several times faster, which matters because the feed-forward blocks
+/// call it for every hidden unit.
+fn tanh_fast(x: f32) -> f32 {
+    const ALPHA: [f32; 7] = [
+        4.893_524_6e-3,
+        6.372_619_3e-4,
+        1.485_722_4e-5,
+        5.122_297e-8,
+        -8.604_672e-11,
+        2.000_188e-13,
+        -2.760_768_5e-16,
+    ];
+    const BETA: [f32; 4] = [
+        4.893_525_2e-3,
+        2.268_434_6e-3,
+        1.185_347_1e-4,
+        1.198_258_4e-6,
+    ];
+    let x = x.clamp(-7.905_311, 7.905_311);
+    let x2 = x * x;
+    let mut p = ALPHA[6];
+    for a in ALPHA[..6].iter().rev() {
+        p = p * x2 + a;
+    }
+    let q = ((BETA[3] * x2 + BETA[2]) * x2 + BETA[1]) * x2 + BETA[0];
+    x * p / q
 }
 
 fn gelu(x: f32) -> f32 {
     // The tanh approximation, as candle's `Tensor::gelu`.
-    0.5 * x * (1.0 + (0.797_884_6 * (x + 0.044_715 * x * x * x)).tanh())
+    0.5 * x * (1.0 + tanh_fast(0.797_884_6 * (x + 0.044_715 * x * x * x)))
+}
+
+/// Dot product with eight independent accumulators, so the compiler can vectorise it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// Scratch buffers reused across calls.
@@ -156,40 +310,133 @@ impl Layer {
     }
 
     /// Applies the pre-norm layer in place to a sequence `x` of `len × d`.
+    /// Applies the pre-norm layer in place to `x`: consecutive sequences of `len` rows of `d`
+    /// (attention stays within each sequence; the row-wise parts run on all rows at once).
     fn apply(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
-        let d = x.len() / len;
-        let hd = d / self.heads;
-        let scale = 1.0 / (hd as f32).sqrt();
+        let d = self.norm1.weight.len();
+        let rows = x.len() / d;
         self.norm1.apply(x, &mut s.normed);
-        self.qkv.apply(&s.normed, len, &mut s.qkv);
+        self.qkv.apply(&s.normed, rows, &mut s.qkv);
         s.attended.clear();
-        s.attended.resize(len * d, 0.0);
+        s.attended.resize(rows * d, 0.0);
         s.scores.resize(len, 0.0);
-        for h in 0..self.heads {
-            for i in 0..len {
-                let q = &s.qkv[i * 3 * d + h * hd..i * 3 * d + (h + 1) * hd];
-                for j in 0..len {
-                    let k = &s.qkv[j * 3 * d + d + h * hd..j * 3 * d + d + (h + 1) * hd];
-                    s.scores[j] = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
-                }
-                softmax_in_place(&mut s.scores[..len]);
-                let out = &mut s.attended[i * d + h * hd..i * d + (h + 1) * hd];
-                for j in 0..len {
-                    let v = &s.qkv[j * 3 * d + 2 * d + h * hd..j * 3 * d + 2 * d + (h + 1) * hd];
-                    let w = s.scores[j];
-                    for (o, vv) in out.iter_mut().zip(v) {
-                        *o += w * vv;
-                    }
-                }
-            }
+        for (qkv, attended) in s
+            .qkv
+            .chunks_exact(len * 3 * d)
+            .zip(s.attended.chunks_exact_mut(len * d))
+        {
+            attention(qkv, len, d, self.heads, &mut s.scores, attended);
         }
-        self.out.apply(&s.attended, len, &mut s.projected);
+        self.out.apply(&s.attended, rows, &mut s.projected);
         x.iter_mut().zip(&s.projected).for_each(|(a, b)| *a += b);
         self.norm2.apply(x, &mut s.normed);
-        self.ffn_in.apply(&s.normed, len, &mut s.hidden);
+        self.ffn_in.apply(&s.normed, rows, &mut s.hidden);
         s.hidden.iter_mut().for_each(|v| *v = gelu(*v));
-        self.ffn_out.apply(&s.hidden, len, &mut s.projected);
+        self.ffn_out.apply(&s.hidden, rows, &mut s.projected);
         x.iter_mut().zip(&s.projected).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// Multi-head attention of one sequence: `qkv` holds `len` rows of `[q | k | v]` (each `d`
+/// wide, heads contiguous inside); the heads' outputs go to `attended` (`len × d`, zeroed).
+fn attention(
+    qkv: &[f32],
+    len: usize,
+    d: usize,
+    heads: usize,
+    scores: &mut [f32],
+    attended: &mut [f32],
+) {
+    let hd = d / heads;
+    #[cfg(target_arch = "x86_64")]
+    if hd % 8 == 0
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: the CPU supports the features; slices are sized as asserted inside.
+        unsafe { attention_avx2_fma(qkv, len, d, heads, scores, attended) };
+        return;
+    }
+    let scale = 1.0 / (hd as f32).sqrt();
+    for h in 0..heads {
+        for i in 0..len {
+            let q = &qkv[i * 3 * d + h * hd..i * 3 * d + (h + 1) * hd];
+            for j in 0..len {
+                scores[j] = dot(
+                    q,
+                    &qkv[j * 3 * d + d + h * hd..j * 3 * d + d + (h + 1) * hd],
+                ) * scale;
+            }
+            softmax_in_place(&mut scores[..len]);
+            let out = &mut attended[i * d + h * hd..i * d + (h + 1) * hd];
+            for j in 0..len {
+                axpy::<false>(
+                    out,
+                    &qkv[j * 3 * d + 2 * d + h * hd..j * 3 * d + 2 * d + (h + 1) * hd],
+                    scores[j],
+                );
+            }
+        }
+    }
+}
+
+/// [`attention`] with AVX2 + FMA, for head widths that are multiples of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn attention_avx2_fma(
+    qkv: &[f32],
+    len: usize,
+    d: usize,
+    heads: usize,
+    scores: &mut [f32],
+    attended: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let hd = d / heads;
+    assert!(
+        qkv.len() >= len * 3 * d && attended.len() >= len * d && scores.len() >= len && hd % 8 == 0
+    );
+    let scale = 1.0 / (hd as f32).sqrt();
+    let base = qkv.as_ptr();
+    for h in 0..heads {
+        for i in 0..len {
+            let q = base.add(i * 3 * d + h * hd);
+            for (j, score) in scores[..len].iter_mut().enumerate() {
+                let k = base.add(j * 3 * d + d + h * hd);
+                let mut acc = _mm256_setzero_ps();
+                for c in (0..hd).step_by(8) {
+                    acc =
+                        _mm256_fmadd_ps(_mm256_loadu_ps(q.add(c)), _mm256_loadu_ps(k.add(c)), acc);
+                }
+                let pair = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+                let pair = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
+                let single = _mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1));
+                *score = _mm_cvtss_f32(single) * scale;
+            }
+            softmax_in_place(&mut scores[..len]);
+            let out = attended.as_mut_ptr().add(i * d + h * hd);
+            for c in (0..hd).step_by(8) {
+                let mut acc = _mm256_setzero_ps();
+                for (j, &w) in scores[..len].iter().enumerate() {
+                    acc = _mm256_fmadd_ps(
+                        _mm256_set1_ps(w),
+                        _mm256_loadu_ps(base.add(j * 3 * d + 2 * d + h * hd + c)),
+                        acc,
+                    );
+                }
+                _mm256_storeu_ps(out.add(c), acc);
+            }
+        }
+    }
+}
+
+/// Transposes `[a, b, d]` tokens into `[b, a, d]`.
+fn transpose_tokens(from: &[f32], a: usize, b: usize, d: usize, to: &mut [f32]) {
+    for i in 0..a {
+        for j in 0..b {
+            to[(j * a + i) * d..(j * a + i + 1) * d]
+                .copy_from_slice(&from[(i * b + j) * d..(i * b + j + 1) * d]);
+        }
     }
 }
 
@@ -201,14 +448,12 @@ fn attention_pool(query: &[f32], x: &[f32], len: usize, scores: &mut Vec<f32>, o
     scores.extend(
         x.chunks_exact(d)
             .take(len)
-            .map(|row| row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() * scale),
+            .map(|row| dot(row, query) * scale),
     );
     softmax_in_place(scores);
     out.iter_mut().for_each(|o| *o = 0.0);
     for (row, &w) in x.chunks_exact(d).zip(scores.iter()) {
-        for (o, v) in out.iter_mut().zip(row) {
-            *o += w * v;
-        }
+        axpy::<false>(out, row, w);
     }
 }
 
@@ -307,46 +552,44 @@ impl FastDmft {
         let enc = &self.encoders[m];
         let g_len = enc.groups.len();
         let mut tokens = vec![0f32; s_len * g_len * d];
-        let mut patch = Vec::new();
+        let mut patches = Vec::new();
         let mut projected = Vec::new();
         for (g, group) in enc.groups.iter().enumerate() {
+            // All S patches of the group, then one projection of S rows.
+            patches.clear();
             for s in 0..s_len {
-                patch.clear();
                 for step in 0..p {
                     let row = &x[(s * p + step) * c..(s * p + step + 1) * c];
-                    patch.extend(group.iter().map(|&ch| row[ch]));
+                    patches.extend(group.iter().map(|&ch| row[ch]));
                 }
-                enc.patches[g].apply(&patch, 1, &mut projected);
+            }
+            enc.patches[g].apply(&patches, s_len, &mut projected);
+            for s in 0..s_len {
                 let token = &mut tokens[(s * g_len + g) * d..(s * g_len + g + 1) * d];
+                let (projection, group_emb, position) = (
+                    &projected[s * d..(s + 1) * d],
+                    &enc.group_embedding[g * d..(g + 1) * d],
+                    &enc.position_embedding[s * d..(s + 1) * d],
+                );
                 for k in 0..d {
-                    token[k] = projected[k]
-                        + enc.group_embedding[g * d + k]
-                        + enc.position_embedding[s * d + k];
+                    token[k] = projection[k] + group_emb[k] + position[k];
                 }
             }
         }
-        let mut sequence = vec![0f32; s_len.max(g_len) * d];
+        // Tokens are [S, G, D]: spatial layers see S sequences of G; temporal layers need the
+        // transposed [G, S, D] layout (the same buffer when G = 1).
+        let mut by_group = vec![0f32; s_len * g_len * d];
         for (l, temporal) in enc.temporal.iter().enumerate() {
             if let Some(spatial) = enc.spatial.get(l) {
-                for s in 0..s_len {
-                    spatial.apply(
-                        &mut tokens[s * g_len * d..(s + 1) * g_len * d],
-                        g_len,
-                        &mut self.scratch,
-                    );
-                }
+                spatial.apply(&mut tokens, g_len, &mut self.scratch);
             }
-            for g in 0..g_len {
-                for s in 0..s_len {
-                    sequence[s * d..(s + 1) * d]
-                        .copy_from_slice(&tokens[(s * g_len + g) * d..(s * g_len + g + 1) * d]);
-                }
-                temporal.apply(&mut sequence[..s_len * d], s_len, &mut self.scratch);
-                for s in 0..s_len {
-                    tokens[(s * g_len + g) * d..(s * g_len + g + 1) * d]
-                        .copy_from_slice(&sequence[s * d..(s + 1) * d]);
-                }
+            if g_len == 1 {
+                temporal.apply(&mut tokens, s_len, &mut self.scratch);
+                continue;
             }
+            transpose_tokens(&tokens, s_len, g_len, d, &mut by_group);
+            temporal.apply(&mut by_group, s_len, &mut self.scratch);
+            transpose_tokens(&by_group, g_len, s_len, d, &mut tokens);
         }
         Ok(tokens)
     }
@@ -368,11 +611,9 @@ impl FastDmft {
             .filter(|(t, _)| t.is_some())
             .map(|(_, g)| g)
             .sum();
-        let mut fused = vec![0f32; s_len * d];
-        let mut step_tokens = Vec::with_capacity(present * d);
-        let mut scores = Vec::new();
+        // All present tokens as [S, G_present, D]: one fusion layer call over S sequences.
+        let mut step_tokens = Vec::with_capacity(s_len * present * d);
         for s in 0..s_len {
-            step_tokens.clear();
             for (m, t) in tokens.iter().enumerate() {
                 if let Some(t) = t {
                     let g = groups[m];
@@ -386,11 +627,15 @@ impl FastDmft {
                     step_tokens.extend_from_slice(&t[s * g * d..(s + 1) * g * d]);
                 }
             }
-            self.fusion
-                .apply(&mut step_tokens, present, &mut self.scratch);
+        }
+        self.fusion
+            .apply(&mut step_tokens, present, &mut self.scratch);
+        let mut fused = vec![0f32; s_len * d];
+        let mut scores = Vec::new();
+        for (s, step) in step_tokens.chunks_exact(present * d).enumerate() {
             attention_pool(
                 &self.group_pool,
-                &step_tokens,
+                step,
                 present,
                 &mut scores,
                 &mut fused[s * d..(s + 1) * d],
@@ -427,4 +672,30 @@ pub fn varmap_tensors(varmap: &candle_nn::VarMap) -> HashMap<String, Tensor> {
     data.iter()
         .map(|(k, v)| (k.clone(), v.as_tensor().clone()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_tanh_exp_and_dot_match_the_library() {
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.01;
+            assert!((tanh_fast(x) - x.tanh()).abs() < 2e-6, "tanh({x})");
+        }
+        assert!((tanh_fast(50.0) - 1.0).abs() < 1e-6 && (tanh_fast(-50.0) + 1.0).abs() < 1e-6);
+        for i in -8700..=0 {
+            let x = i as f32 * 0.01;
+            assert!(
+                (exp_fast(x) - x.exp()).abs() <= 4.0 * f32::EPSILON * x.exp(),
+                "exp({x})"
+            );
+        }
+        assert!(exp_fast(-1e9) < 1e-37);
+        let a: Vec<f32> = (0..21).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..21).map(|i| 1.0 - i as f32 * 0.1).collect();
+        let expected: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - expected).abs() < 1e-4);
+    }
 }
