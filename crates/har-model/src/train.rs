@@ -1,9 +1,10 @@
 //! Training and distillation: AdamW, warm-up + cosine learning rate, modality dropout, early
 //! stopping on validation macro-F1 (best weights restored), fixed seeds, a record per epoch.
 //!
-//! Distillation loss of the student: `α·CE(y, s) + (1 − α)·τ²·KL(softmax(t/τ) ‖ softmax(s/τ))
-//! + β·MSE(W·f_s, f_t)`, where `f` are the mid-fusion features `[B, S, D]` and `W` a learned
-//! projection from the student's width to the teacher's (trained with the student, not saved).
+//! Distillation loss of the student:
+//! `α·CE(y, s) + (1 − α)·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) + β·MSE(W·f_s, f_t)`, where `f`
+//! are the mid-fusion features `[B, S, D]` and `W` a learned projection from the student's
+//! width to the teacher's (trained with the student, not saved).
 
 use std::time::Instant;
 
@@ -301,7 +302,9 @@ pub fn train(
     let steps_per_epoch = train.len().div_ceil(settings.batch_size);
     let modalities = config.modalities.len();
     let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+    // (validation macro-F1, epoch, weights) of the best epoch so far.
+    type Best = (f64, usize, Vec<(String, Tensor)>);
+    let mut best: Option<Best> = None;
     let mut step = 0;
     for epoch in 1..=settings.epochs {
         let epoch_start = Instant::now();

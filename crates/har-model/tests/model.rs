@@ -125,7 +125,7 @@ fn a_missing_modality_is_masked_exactly_as_if_absent() {
     let acc = m.encode(0, &x[0], false).unwrap();
     let masked = m.fuse_available(&[Some(acc.clone()), None], false).unwrap();
     // The same fusion over the acc tokens alone (no skeleton tokens at all).
-    let alone = m.fuse(&[acc.clone()], None, false).unwrap();
+    let alone = m.fuse(std::slice::from_ref(&acc), None, false).unwrap();
     assert!(max_abs_diff(&masked.logits, &alone.logits) < 1e-5);
     // Whatever the masked modality's tokens hold, they do not matter.
     let garbage = (m.encode(1, &x[1], false).unwrap() * 1000.0).unwrap();
@@ -240,18 +240,18 @@ fn the_plain_rust_forward_computes_the_candle_model() {
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();
-    for b in 0..3 {
+    for (b, expected_b) in expected.iter().enumerate() {
         let windows: Vec<Vec<f32>> = x
             .iter()
             .map(|t| t.get(b).unwrap().flatten_all().unwrap().to_vec1().unwrap())
             .collect();
         let refs: Vec<&[f32]> = windows.iter().map(Vec::as_slice).collect();
         let probabilities = fast.predict(&refs).unwrap();
-        for (a, e) in probabilities.iter().zip(&expected[b]) {
+        for (a, e) in probabilities.iter().zip(expected_b) {
             assert!(
                 (a - e).abs() < 1e-4,
                 "window {b}: {probabilities:?} vs {:?}",
-                expected[b]
+                expected_b
             );
         }
         // Tokens of the split forward agree too, and a missing modality is handled alike.
