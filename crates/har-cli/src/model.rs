@@ -32,7 +32,8 @@ pub struct DataArgs {
     /// Stride between windows in samples.
     #[arg(long, default_value_t = 64)]
     pub stride: usize,
-    /// Share of the training subjects held out for validation (early stopping).
+    /// Share of the training subjects held out for validation (epoch selection, early
+    /// stopping); 0 trains on all of them for --epochs and keeps the last epoch.
     #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f64,
 }
@@ -113,6 +114,9 @@ pub struct DistillArgs {
     /// Weight of the mid-fusion feature matching.
     #[arg(long, default_value_t = 0.1)]
     feature_weight: f64,
+    /// Share of the training subjects held out for validation (0: none, keep the last epoch).
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
 }
 
 /// `har eval` arguments.
@@ -234,6 +238,11 @@ fn apply_overrides(mut config: DmftConfig, fit: &FitArgs) -> DmftConfig {
     config
 }
 
+/// A validation figure, or `-` without a validation split.
+fn show(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"))
+}
+
 /// Shows epochs and batches with indicatif.
 struct Progress {
     bar: ProgressBar,
@@ -250,8 +259,14 @@ impl Observer for Progress {
     }
     fn epoch_done(&self, r: &EpochRecord) {
         self.bar.println(format!(
-            "epoch {:>3}  lr {:.2e}  train loss {:.4}  val loss {:.4}  val acc {:.4}  val macro-F1 {:.4}  ({:.1}s)",
-            r.epoch, r.learning_rate, r.train_loss, r.val_loss, r.val_accuracy, r.val_macro_f1, r.seconds
+            "epoch {:>3}  lr {:.2e}  train loss {:.4}  val loss {}  val acc {}  val macro-F1 {}  ({:.1}s)",
+            r.epoch,
+            r.learning_rate,
+            r.train_loss,
+            show(r.val_loss),
+            show(r.val_accuracy),
+            show(r.val_macro_f1),
+            r.seconds
         ));
     }
 }
@@ -314,15 +329,15 @@ fn fit_and_save(
     )?;
     let best = &trained.history[trained.best_epoch - 1];
     println!(
-        "saved {} to {}: {} parameters, {} FLOPs/window, best epoch {} of {} (val acc {:.4}, macro-F1 {:.4}), {:.0}s",
+        "saved {} to {}: {} parameters, {} FLOPs/window, best epoch {} of {} (val acc {}, macro-F1 {}), {:.0}s",
         card.model_id(),
         out.display(),
         card.parameters,
         card.flops_per_window,
         trained.best_epoch,
         trained.history.len(),
-        best.val_accuracy,
-        best.val_macro_f1,
+        show(best.val_accuracy),
+        show(best.val_macro_f1),
         trained.seconds
     );
     Ok(())
@@ -363,7 +378,7 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
         classes: card.classes.iter().map(|c| c.id).collect(),
         window: card.preprocess.window.length,
         stride: card.preprocess.window.stride,
-        val_fraction: 0.2,
+        val_fraction: args.val_fraction,
     };
     let prepared = prepare(&data, args.fit.seed, &settings)?;
     if prepared.provenance.dataset != card.provenance.dataset {

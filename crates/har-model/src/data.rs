@@ -94,8 +94,13 @@ pub fn split_windows(
 
 /// Splits training windows into (train, validation): about `fraction` of the training
 /// subjects, chosen by `seed`, form the validation part. With fewer than two subjects the
-/// recordings are split instead.
+/// recordings are split instead. A fraction of 0 keeps everything for training.
 pub fn carve_validation(windows: &WindowSet, fraction: f64, seed: u64) -> (WindowSet, WindowSet) {
+    if fraction <= 0.0 {
+        let mut none = windows.clone();
+        none.retain(|_| false);
+        return (windows.clone(), none);
+    }
     let subjects: BTreeSet<&String> = windows.subjects.iter().collect();
     let by_subject = subjects.len() >= 2;
     let keys: Vec<String> = if by_subject {

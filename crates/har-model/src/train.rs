@@ -89,12 +89,12 @@ pub struct EpochRecord {
     pub learning_rate: f64,
     /// Mean training loss.
     pub train_loss: f64,
-    /// Validation cross-entropy.
-    pub val_loss: f64,
+    /// Validation cross-entropy (`None` when training without a validation split).
+    pub val_loss: Option<f64>,
     /// Validation accuracy.
-    pub val_accuracy: f64,
+    pub val_accuracy: Option<f64>,
     /// Validation macro-F1.
-    pub val_macro_f1: f64,
+    pub val_macro_f1: Option<f64>,
     /// Wall time of the epoch.
     pub seconds: f64,
 }
@@ -265,8 +265,9 @@ fn evaluate(model: &Dmft, data: &TensorData, names: &[String]) -> Result<(f64, M
     ))
 }
 
-/// Trains a model of `config` on `train`, selecting the epoch by `validation` macro-F1;
-/// distils from `teacher` when given.
+/// Trains a model of `config` on `train`, selecting the epoch by `validation` macro-F1 (an
+/// empty validation set trains all epochs and keeps the last); distils from `teacher` when
+/// given.
 pub fn train(
     config: &DmftConfig,
     train: &TensorData,
@@ -349,30 +350,37 @@ pub fn train(
             step += 1;
             observer.batch_done();
         }
-        let (val_loss, metrics) = evaluate(&model, validation, class_names)?;
+        // Without a validation split every epoch counts as the best (the last one is kept).
+        let validated = if validation.is_empty() {
+            None
+        } else {
+            Some(evaluate(&model, validation, class_names)?)
+        };
         let record = EpochRecord {
             epoch,
             learning_rate: learning_rate(settings, step.saturating_sub(1), steps_per_epoch),
             train_loss: loss_sum / steps_per_epoch as f64,
-            val_loss,
-            val_accuracy: metrics.accuracy,
-            val_macro_f1: metrics.macro_f1,
+            val_loss: validated.as_ref().map(|v| v.0),
+            val_accuracy: validated.as_ref().map(|v| v.1.accuracy),
+            val_macro_f1: validated.as_ref().map(|v| v.1.macro_f1),
             seconds: epoch_start.elapsed().as_secs_f64(),
         };
         observer.epoch_done(&record);
         tracing::info!(
             epoch,
             train_loss = record.train_loss,
-            val_loss,
+            val_loss = record.val_loss,
             val_f1 = record.val_macro_f1,
             "epoch"
         );
+        let score = record.val_macro_f1;
         history.push(record);
-        let improved = best
-            .as_ref()
-            .is_none_or(|(score, _, _)| metrics.macro_f1 > *score);
+        let improved = match (score, &best) {
+            (None, _) | (_, None) => true,
+            (Some(score), Some((best_score, _, _))) => score > *best_score,
+        };
         if improved {
-            best = Some((metrics.macro_f1, epoch, snapshot(&varmap)?));
+            best = Some((score.unwrap_or(0.0), epoch, snapshot(&varmap)?));
         } else if epoch - best.as_ref().map_or(0, |b| b.1) >= settings.patience {
             tracing::info!(epoch, "early stop");
             break;
