@@ -92,6 +92,48 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
         &Silent,
     )
     .unwrap();
+    // The same seed reproduces a run exactly.
+    let short = TrainConfig {
+        epochs: 2,
+        ..settings.clone()
+    };
+    let run = || {
+        train::train(
+            &teacher_config,
+            &train_d,
+            &val_d,
+            &names,
+            &short,
+            None,
+            &Silent,
+        )
+        .unwrap()
+    };
+    let (first, second) = (run(), run());
+    let losses = |t: &train::Trained| t.history.iter().map(|r| r.train_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&first), losses(&second));
+    assert_eq!(
+        predict(&first.model, &test_d, 64).unwrap(),
+        predict(&second.model, &test_d, 64).unwrap()
+    );
+    // Without a validation split every epoch runs and the last one is kept.
+    let (all, none) = carve_validation(&windows, 0.0, 1);
+    assert_eq!((all.len(), none.len()), (40, 0));
+    let all_d = TensorData::new(&all, &normalizer, &classes).unwrap();
+    let none_d = TensorData::new(&none, &normalizer, &classes).unwrap();
+    let unvalidated = train::train(
+        &teacher_config,
+        &all_d,
+        &none_d,
+        &names,
+        &short,
+        None,
+        &Silent,
+    )
+    .unwrap();
+    assert_eq!((unvalidated.history.len(), unvalidated.best_epoch), (2, 2));
+    assert!(unvalidated.history.iter().all(|r| r.val_macro_f1.is_none()));
+
     let accuracy = |model| {
         Metrics::compute(
             &argmax(&predict(model, &test_d, 64).unwrap()),
