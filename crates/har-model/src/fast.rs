@@ -64,47 +64,27 @@ impl Dense {
             unsafe { dense_avx2_fma(&self.weight_t, &self.bias, x, rows, y) };
             return;
         }
-        dense_kernel::<false>(&self.weight_t, &self.bias, x, rows, y);
+        dense_kernel(&self.weight_t, &self.bias, x, rows, y);
     }
 }
 
-/// `y = x · Wᵀ + b` row by row, as axpy updates over contiguous rows of `Wᵀ`. With `FMA`, the
-/// updates are fused multiply-adds (only worth it where the CPU has them; elsewhere `mul_add`
-/// would be a slow library call).
-#[inline(always)]
-fn dense_kernel<const FMA: bool>(
-    weight_t: &[f32],
-    bias: &[f32],
-    x: &[f32],
-    rows: usize,
-    y: &mut [f32],
-) {
+/// `y = x · Wᵀ + b` row by row, as axpy updates over contiguous rows of `Wᵀ` (the portable
+/// path; x86-64 CPUs with AVX2 + FMA use [`dense_avx2_fma`]).
+fn dense_kernel(weight_t: &[f32], bias: &[f32], x: &[f32], rows: usize, y: &mut [f32]) {
     let out_dim = bias.len();
     let in_dim = x.len() / rows.max(1);
     for (xr, out) in x.chunks_exact(in_dim).zip(y.chunks_exact_mut(out_dim)) {
         out.copy_from_slice(bias);
         for (&xi, w) in xr.iter().zip(weight_t.chunks_exact(out_dim)) {
-            axpy::<FMA>(out, w, xi);
+            axpy(out, w, xi);
         }
     }
 }
 
-/// `out += a · w`, in fixed chunks of 8 lanes so that it compiles to vector instructions.
-#[inline(always)]
-fn axpy<const FMA: bool>(out: &mut [f32], w: &[f32], a: f32) {
-    let mut o8 = out.chunks_exact_mut(8);
-    let mut w8 = w.chunks_exact(8);
-    for (o, w) in (&mut o8).zip(&mut w8) {
-        for k in 0..8 {
-            o[k] = if FMA {
-                a.mul_add(w[k], o[k])
-            } else {
-                o[k] + a * w[k]
-            };
-        }
-    }
-    for (o, &w) in o8.into_remainder().iter_mut().zip(w8.remainder()) {
-        *o = if FMA { a.mul_add(w, *o) } else { *o + a * w };
+/// `out += a · w`.
+fn axpy(out: &mut [f32], w: &[f32], a: f32) {
+    for (o, &w) in out.iter_mut().zip(w) {
+        *o += a * w;
     }
 }
 
@@ -365,7 +345,7 @@ fn attention(
             softmax_in_place(&mut scores[..len]);
             let out = &mut attended[i * d + h * hd..i * d + (h + 1) * hd];
             for j in 0..len {
-                axpy::<false>(
+                axpy(
                     out,
                     &qkv[j * 3 * d + 2 * d + h * hd..j * 3 * d + 2 * d + (h + 1) * hd],
                     scores[j],
@@ -448,7 +428,7 @@ fn attention_pool(query: &[f32], x: &[f32], len: usize, scores: &mut Vec<f32>, o
     softmax_in_place(scores);
     out.iter_mut().for_each(|o| *o = 0.0);
     for (row, &w) in x.chunks_exact(d).zip(scores.iter()) {
-        axpy::<false>(out, row, w);
+        axpy(out, row, w);
     }
 }
 
@@ -672,6 +652,76 @@ pub fn varmap_tensors(varmap: &candle_nn::VarMap) -> HashMap<String, Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The portable kernels and the AVX2 ones compute the same thing (the model tests only
+    /// reach the AVX2 path on machines that have it).
+    #[test]
+    fn portable_and_vector_kernels_agree() {
+        let (rows, in_dim, out_dim) = (3, 10, 45);
+        let w: Vec<f32> = (0..in_dim * out_dim)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1)
+            .collect();
+        let b: Vec<f32> = (0..out_dim).map(|i| i as f32 * 0.01).collect();
+        let x: Vec<f32> = (0..rows * in_dim)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let mut portable = vec![0.0; rows * out_dim];
+        dense_kernel(&w, &b, &x, rows, &mut portable);
+        let expected: Vec<f32> = (0..rows)
+            .flat_map(|r| (0..out_dim).map(move |o| (r, o)))
+            .map(|(r, o)| {
+                b[o] + (0..in_dim)
+                    .map(|i| x[r * in_dim + i] * w[i * out_dim + o])
+                    .sum::<f32>()
+            })
+            .collect();
+        assert!(portable
+            .iter()
+            .zip(&expected)
+            .all(|(a, e)| (a - e).abs() < 1e-5));
+
+        let (len, d, heads) = (5, 16, 2);
+        let qkv: Vec<f32> = (0..len * 3 * d).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut scores = vec![0.0; len];
+        let mut generic = vec![0.0; len * d];
+        let scale = 1.0 / ((d / heads) as f32).sqrt();
+        // The portable attention, written out.
+        for h in 0..heads {
+            for i in 0..len {
+                let hd = d / heads;
+                for j in 0..len {
+                    scores[j] = dot(
+                        &qkv[i * 3 * d + h * hd..][..hd],
+                        &qkv[j * 3 * d + d + h * hd..][..hd],
+                    ) * scale;
+                }
+                softmax_in_place(&mut scores);
+                for j in 0..len {
+                    axpy(
+                        &mut generic[i * d + h * hd..][..hd],
+                        &qkv[j * 3 * d + 2 * d + h * hd..][..hd],
+                        scores[j],
+                    );
+                }
+            }
+        }
+        let mut dispatched = vec![0.0; len * d];
+        attention(&qkv, len, d, heads, &mut scores, &mut dispatched);
+        assert!(generic
+            .iter()
+            .zip(&dispatched)
+            .all(|(a, e)| (a - e).abs() < 1e-5));
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            let mut vector = vec![0.0; rows * out_dim];
+            unsafe { dense_avx2_fma(&w, &b, &x, rows, &mut vector) };
+            assert!(vector
+                .iter()
+                .zip(&portable)
+                .all(|(a, e)| (a - e).abs() < 1e-5));
+        }
+    }
 
     #[test]
     fn fast_tanh_exp_and_dot_match_the_library() {
