@@ -10,6 +10,17 @@ fn har(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs `har` and asserts it succeeded, showing its stderr otherwise.
+fn har_ok(args: &[&str]) -> std::process::Output {
+    let out = har(args);
+    assert!(
+        out.status.success(),
+        "har {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[test]
 fn every_subcommand_has_help() {
     for args in [
@@ -32,19 +43,14 @@ fn every_subcommand_has_help() {
 fn import_then_inspect_a_synthetic_dataset_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("synthetic");
-    let out = har(&[
+    har_ok(&[
         "data",
         "import",
         "synthetic",
         "--out",
         out_dir.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = har(&[
+    let out = har_ok(&[
         "data",
         "inspect",
         out_dir.to_str().unwrap(),
@@ -54,11 +60,6 @@ fn import_then_inspect_a_synthetic_dataset_as_json() {
         "50",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["synthetic"], true);
     assert_eq!(summary["modalities"].as_array().unwrap().len(), 3);
@@ -153,12 +154,7 @@ fn train_distill_and_eval_on_a_generated_dataset() {
         teacher.to_str().unwrap(),
     ];
     args.extend(common);
-    let out = har(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    har_ok(&args);
     for file in [
         "model.json",
         "model.safetensors",
@@ -167,7 +163,7 @@ fn train_distill_and_eval_on_a_generated_dataset() {
     ] {
         assert!(teacher.join(file).exists(), "{file}");
     }
-    let out = har(&[
+    har_ok(&[
         "distill",
         "--teacher",
         teacher.to_str().unwrap(),
@@ -180,11 +176,6 @@ fn train_distill_and_eval_on_a_generated_dataset() {
         "--dim",
         "8",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(student.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["role"], "student");
@@ -192,7 +183,7 @@ fn train_distill_and_eval_on_a_generated_dataset() {
         .as_str()
         .unwrap()
         .starts_with("dmft-teacher@"));
-    let out = har(&[
+    let out = har_ok(&[
         "eval",
         "--model",
         student.to_str().unwrap(),
@@ -200,11 +191,6 @@ fn train_distill_and_eval_on_a_generated_dataset() {
         data.to_str().unwrap(),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let accuracy = report["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&accuracy));

@@ -16,7 +16,6 @@ use candle_nn::VarMap;
 use har_core::dataset::ClassInfo;
 use har_core::preprocess::{Normalizer, PreprocessConfig};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::dmft::{Dmft, DmftConfig};
 use crate::error::{ModelError, Result};
@@ -110,14 +109,6 @@ fn artifact_error(path: &Path, problem: impl std::fmt::Display) -> ModelError {
     }
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| artifact_error(path, e))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 /// Number of scalar parameters in a var map.
 pub fn parameter_count(varmap: &VarMap) -> usize {
     varmap.all_vars().iter().map(|v| v.elem_count()).sum()
@@ -134,7 +125,7 @@ pub fn save(
     std::fs::create_dir_all(dir).map_err(|e| artifact_error(dir, e))?;
     let weights = dir.join(WEIGHTS_FILE);
     varmap.save(&weights)?;
-    card.weights_sha256 = sha256_file(&weights)?;
+    card.weights_sha256 = har_core::import::sha256_file(&weights)?;
     card.parameters = parameter_count(varmap);
     card.flops_per_window = card.config.flops_per_window();
     let card_path = dir.join(CARD_FILE);

@@ -58,14 +58,19 @@ impl Dense {
         // Every output is written by the kernels, so only a length change needs filling.
         y.resize(rows * self.out_dim, 0.0);
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if has_avx2_fma() {
             // SAFETY: the CPU supports the features the function is compiled for.
             unsafe { dense_avx2_fma(&self.weight_t, &self.bias, x, rows, y) };
             return;
         }
         dense_kernel(&self.weight_t, &self.bias, x, rows, y);
     }
+}
+
+/// True when the CPU has AVX2 and FMA (std caches the detection).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// `y = x · Wᵀ + b` row by row, as axpy updates over contiguous rows of `Wᵀ` (the portable
@@ -324,14 +329,24 @@ fn attention(
 ) {
     let hd = d / heads;
     #[cfg(target_arch = "x86_64")]
-    if hd % 8 == 0
-        && std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-    {
+    if hd % 8 == 0 && has_avx2_fma() {
         // SAFETY: the CPU supports the features; slices are sized as asserted inside.
         unsafe { attention_avx2_fma(qkv, len, d, heads, scores, attended) };
         return;
     }
+    attention_portable(qkv, len, d, heads, scores, attended);
+}
+
+/// [`attention`] in portable Rust.
+fn attention_portable(
+    qkv: &[f32],
+    len: usize,
+    d: usize,
+    heads: usize,
+    scores: &mut [f32],
+    attended: &mut [f32],
+) {
+    let hd = d / heads;
     let scale = 1.0 / (hd as f32).sqrt();
     for h in 0..heads {
         for i in 0..len {
@@ -684,27 +699,7 @@ mod tests {
         let qkv: Vec<f32> = (0..len * 3 * d).map(|i| (i as f32 * 0.11).cos()).collect();
         let mut scores = vec![0.0; len];
         let mut generic = vec![0.0; len * d];
-        let scale = 1.0 / ((d / heads) as f32).sqrt();
-        // The portable attention, written out.
-        for h in 0..heads {
-            for i in 0..len {
-                let hd = d / heads;
-                for j in 0..len {
-                    scores[j] = dot(
-                        &qkv[i * 3 * d + h * hd..][..hd],
-                        &qkv[j * 3 * d + d + h * hd..][..hd],
-                    ) * scale;
-                }
-                softmax_in_place(&mut scores);
-                for j in 0..len {
-                    axpy(
-                        &mut generic[i * d + h * hd..][..hd],
-                        &qkv[j * 3 * d + 2 * d + h * hd..][..hd],
-                        scores[j],
-                    );
-                }
-            }
-        }
+        attention_portable(&qkv, len, d, heads, &mut scores, &mut generic);
         let mut dispatched = vec![0.0; len * d];
         attention(&qkv, len, d, heads, &mut scores, &mut dispatched);
         assert!(generic
@@ -712,8 +707,7 @@ mod tests {
             .zip(&dispatched)
             .all(|(a, e)| (a - e).abs() < 1e-5));
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if has_avx2_fma() {
             let mut vector = vec![0.0; rows * out_dim];
             unsafe { dense_avx2_fma(&w, &b, &x, rows, &mut vector) };
             assert!(vector
