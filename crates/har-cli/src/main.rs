@@ -1,9 +1,10 @@
 //! `har`: the command line of the multi-modal HAR system, for everything that is not the
-//! dataflow itself (datasets now; training, evaluation and SQL over the logs come next).
+//! dataflow itself: datasets, training, evaluation and SQL over the dataflow's logs.
 
 mod data;
 mod model;
 mod plot;
+mod sql;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ enum Command {
     Distill(model::DistillArgs),
     /// Evaluate a model directory on a dataset's test split.
     Eval(model::EvalArgs),
+    /// Query the dataflow's log tables (predictions, windows, node_health) in SQL.
+    Sql(sql::SqlArgs),
 }
 
 fn main() -> Result<()> {
@@ -43,5 +46,6 @@ fn main() -> Result<()> {
         Command::Train(args) => model::train_command(&args),
         Command::Distill(args) => model::distill_command(&args),
         Command::Eval(args) => model::eval_command(&args),
+        Command::Sql(args) => sql::sql_command(&args),
     }
 }

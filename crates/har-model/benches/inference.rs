@@ -16,6 +16,7 @@ fn hapt_teacher() -> DmftConfig {
         name: name.into(),
         channels: 3,
         groups: vec![vec![0, 1, 2]],
+        skeleton: None,
     };
     DmftConfig::teacher(vec![imu("acc"), imu("gyro")], 128, 6)
 }

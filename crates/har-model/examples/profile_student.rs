@@ -10,6 +10,7 @@ fn main() {
         name: name.into(),
         channels: 3,
         groups: vec![vec![0, 1, 2]],
+        skeleton: None,
     };
     let config = DmftConfig::teacher(vec![imu("acc"), imu("gyro")], 128, 6).student();
     let varmap = VarMap::new();

@@ -187,8 +187,8 @@ pub fn load_weights(config: &DmftConfig, path: &Path) -> Result<(Dmft, VarMap)> 
     Ok((model, varmap))
 }
 
-/// Loads a model directory.
-pub fn load(dir: &Path) -> Result<ModelDir> {
+/// Reads and validates a model directory's card.
+pub fn read_card(dir: &Path) -> Result<ModelCard> {
     let card_path = dir.join(CARD_FILE);
     let text = std::fs::read_to_string(&card_path).map_err(|e| artifact_error(&card_path, e))?;
     let card: ModelCard = serde_json::from_str(&text)
@@ -196,6 +196,12 @@ pub fn load(dir: &Path) -> Result<ModelDir> {
     card.config
         .validate()
         .map_err(|e| artifact_error(&card_path, e))?;
+    Ok(card)
+}
+
+/// Loads a model directory.
+pub fn load(dir: &Path) -> Result<ModelDir> {
+    let card = read_card(dir)?;
     let (model, _) = load_weights(&card.config, &dir.join(WEIGHTS_FILE))?;
     let normalizer = Normalizer::load(&dir.join(NORMALIZER_FILE))?;
     Ok(ModelDir {
@@ -203,4 +209,13 @@ pub fn load(dir: &Path) -> Result<ModelDir> {
         model,
         normalizer,
     })
+}
+
+/// Loads a model directory for the plain-Rust forward pass (what the dataflow runs).
+pub fn load_fast(dir: &Path) -> Result<(ModelCard, crate::fast::FastDmft, Normalizer)> {
+    let card = read_card(dir)?;
+    let (_, varmap) = load_weights(&card.config, &dir.join(WEIGHTS_FILE))?;
+    let fast = crate::fast::FastDmft::new(&card.config, &crate::fast::varmap_tensors(&varmap))?;
+    let normalizer = Normalizer::load(&dir.join(NORMALIZER_FILE))?;
+    Ok((card, fast, normalizer))
 }

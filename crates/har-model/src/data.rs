@@ -60,16 +60,20 @@ impl ClassMap {
 /// skeleton.
 pub fn modality_spec(info: &har_core::recording::ModalityInfo) -> ModalitySpec {
     let c = info.channels();
-    let groups = match &info.kind {
-        har_core::recording::ModalityKind::Inertial => vec![(0..c).collect()],
-        har_core::recording::ModalityKind::Skeleton(layout) => (0..layout.joints.len())
-            .map(|j| vec![3 * j, 3 * j + 1, 3 * j + 2])
-            .collect(),
+    let (groups, skeleton) = match &info.kind {
+        har_core::recording::ModalityKind::Inertial => (vec![(0..c).collect()], None),
+        har_core::recording::ModalityKind::Skeleton(layout) => (
+            (0..layout.joints.len())
+                .map(|j| vec![3 * j, 3 * j + 1, 3 * j + 2])
+                .collect(),
+            Some(layout.clone()),
+        ),
     };
     ModalitySpec {
         name: info.name.clone(),
         channels: c,
         groups,
+        skeleton,
     }
 }
 

@@ -42,6 +42,10 @@ pub struct ModalitySpec {
     pub channels: usize,
     /// Channel indices of each token group.
     pub groups: Vec<Vec<usize>>,
+    /// Skeleton layout of a skeleton modality: streaming preprocessing centres and scales its
+    /// frames as training did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skeleton: Option<har_core::recording::SkeletonLayout>,
 }
 
 /// Shape of a DMFT model (teacher or student).

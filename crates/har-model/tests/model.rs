@@ -13,11 +13,13 @@ fn config() -> DmftConfig {
         name: "acc".into(),
         channels: 3,
         groups: vec![vec![0, 1, 2]],
+        skeleton: None,
     };
     let skeleton = ModalitySpec {
         name: "skeleton".into(),
         channels: 6,
         groups: vec![vec![0, 1, 2], vec![3, 4, 5]],
+        skeleton: None,
     };
     DmftConfig {
         dim: 16,

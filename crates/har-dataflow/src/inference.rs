@@ -1,0 +1,174 @@
+//! The model as the dataflow runs it: a model directory loaded for the plain-Rust forward
+//! pass, split at the modality boundary — [`StreamModel::encode`] in the encode nodes (one per
+//! modality), [`StreamModel::fuse`] in the fuse node. Both parts together compute exactly the
+//! monolithic forward (tested in har-model: split == monolithic).
+
+use std::path::Path;
+
+use har_core::preprocess::Normalizer;
+use har_core::streams::{PredictionMessage, TokenMessage, WindowMessage};
+use har_model::artifact::{self, ModelCard};
+use har_model::fast::FastDmft;
+
+use crate::aligner::ReadyWindow;
+use crate::error::{DataflowError, Result};
+use crate::windower::{ModalitySetup, StreamingSpec};
+
+/// A loaded model with its card and normaliser.
+#[derive(Debug)]
+pub struct StreamModel {
+    /// The model card (config, classes, preprocessing).
+    pub card: ModelCard,
+    /// Input standardisation.
+    pub normalizer: Normalizer,
+    fast: FastDmft,
+    model_id: String,
+}
+
+impl StreamModel {
+    /// Loads a model directory (`model.json`, `model.safetensors`, `normalizer.json`).
+    pub fn load(dir: &Path) -> Result<Self> {
+        let (card, fast, normalizer) = artifact::load_fast(dir)?;
+        Ok(Self {
+            model_id: card.model_id(),
+            card,
+            normalizer,
+            fast,
+        })
+    }
+
+    /// `dmft-<role>@<weights checksum prefix>`.
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    /// Modality names in model order.
+    pub fn modality_names(&self) -> Vec<String> {
+        self.card
+            .config
+            .modalities
+            .iter()
+            .map(|m| m.name.clone())
+            .collect()
+    }
+
+    /// Index of a modality, with an error naming the setting that chose it.
+    pub fn modality_index(&self, name: &str) -> Result<usize> {
+        self.card
+            .config
+            .modalities
+            .iter()
+            .position(|m| m.name == name)
+            .ok_or_else(|| {
+                DataflowError::setting(
+                    "HAR_MODALITY",
+                    format!(
+                        "`{name}` is not one of the model's {:?}",
+                        self.modality_names()
+                    ),
+                )
+            })
+    }
+
+    /// Streaming preprocessing matching the model's training, with an optional stride
+    /// (grid samples) in place of the trained one.
+    pub fn streaming_spec(&self, stride: Option<usize>) -> StreamingSpec {
+        let mut window = self.card.preprocess.window;
+        if let Some(stride) = stride {
+            window.stride = stride;
+        }
+        StreamingSpec {
+            modalities: self
+                .card
+                .config
+                .modalities
+                .iter()
+                .map(|m| ModalitySetup {
+                    name: m.name.clone(),
+                    channels: m.channels,
+                    skeleton: m.skeleton.clone(),
+                })
+                .collect(),
+            rate_hz: self.card.preprocess.align.rate_hz,
+            window,
+            max_gap_periods: self.card.preprocess.align.max_gap_periods,
+            normalizer: self.normalizer.clone(),
+        }
+    }
+
+    /// Encoder part for windows of modality `m`; `encode_ts_ns` is left 0 for the caller.
+    pub fn encode(&mut self, m: usize, windows: &[WindowMessage]) -> Result<Vec<TokenMessage>> {
+        let (steps, dim) = (self.card.config.steps(), self.card.config.dim);
+        let spec = &self.card.config.modalities[m];
+        let (name, groups) = (spec.name.clone(), spec.groups.len());
+        windows
+            .iter()
+            .map(|w| {
+                if w.key.modality != name {
+                    return Err(DataflowError::stream(
+                        "windows",
+                        "modality",
+                        format!("`{}` sent to the `{name}` encoder", w.key.modality),
+                    ));
+                }
+                let values = self.fast.encode(m, &w.values)?;
+                Ok(TokenMessage {
+                    key: w.key.clone(),
+                    num_tokens: (steps * groups) as u32,
+                    dim: dim as u32,
+                    values,
+                    encode_ts_ns: 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Fusion part and head for one window; `fuse_ts_ns` is left 0 for the caller.
+    pub fn fuse(&mut self, window: &ReadyWindow) -> Result<PredictionMessage> {
+        let first =
+            window.tokens.iter().flatten().next().ok_or_else(|| {
+                DataflowError::stream("tokens", "modality", "no modality present")
+            })?;
+        let refs: Vec<Option<&[f32]>> = window
+            .tokens
+            .iter()
+            .map(|t| t.as_ref().map(|t| t.values.as_slice()))
+            .collect();
+        let probabilities = self.fast.fuse(&refs)?;
+        let best = probabilities
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let class = &self.card.classes[best];
+        let key = &first.key;
+        let present = window.tokens.iter().flatten();
+        Ok(PredictionMessage {
+            window_id: key.window_id,
+            source: key.source.clone(),
+            start_ns: key.start_ns,
+            end_ns: key.end_ns,
+            predicted_label: class.id,
+            predicted_name: class.name.clone(),
+            confidence: probabilities[best],
+            true_label: window.tokens.iter().flatten().find_map(|t| t.key.label),
+            model_id: self.model_id.clone(),
+            modalities_present: present.clone().map(|t| t.key.modality.clone()).collect(),
+            degraded: window.degraded,
+            ingest_ts_ns: present
+                .clone()
+                .map(|t| t.key.ingest_ts_ns)
+                .max()
+                .unwrap_or(0),
+            preprocess_ts_ns: present
+                .clone()
+                .map(|t| t.key.preprocess_ts_ns)
+                .max()
+                .unwrap_or(0),
+            encode_ts_ns: present.map(|t| t.encode_ts_ns).max().unwrap_or(0),
+            fuse_ts_ns: 0,
+            probabilities,
+        })
+    }
+}

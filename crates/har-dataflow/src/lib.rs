@@ -1,0 +1,25 @@
+//! Streaming node logic of the HAR dataflow, shared by the nodes in `nodes/`:
+//!
+//! - [`replay`] and [`live`]: what sensor-ingest sends (recordings replayed as devices, or CSV
+//!   lines from stdin / TCP);
+//! - [`windower`]: preprocess — streaming alignment, windowing and normalisation per device;
+//! - [`inference`]: the model split at the modality boundary (encode / fuse);
+//! - [`aligner`]: fuse's matching of modalities per window with a deadline;
+//! - [`logsink`]: the Parquet log tables (sealed files, regular flushes);
+//! - [`health`], [`settings`], [`dora_io`]: counters, environment settings and the dora glue.
+//!
+//! Everything except [`dora_io`] is plain Rust, testable without a dora daemon.
+
+pub mod aligner;
+pub mod dora_io;
+pub mod error;
+pub mod health;
+pub mod inference;
+pub mod live;
+pub mod logsink;
+pub mod node;
+pub mod replay;
+pub mod settings;
+pub mod windower;
+
+pub use error::{DataflowError, Result};

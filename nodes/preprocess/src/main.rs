@@ -1,0 +1,89 @@
+//! preprocess: streaming alignment, windowing and normalisation per device
+//! (`har_dataflow::windower`). Input `chunks` (`sensor_chunk`); one output per model modality,
+//! named after it (`window` batches), and `health`.
+//!
+//! Settings (env): `HAR_MODEL` (model directory: modalities, window, normaliser),
+//! `HAR_STRIDE` (grid samples between windows; default: the model's training stride).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Result;
+use dora_node_api::{DoraNode, Event};
+use har_core::schema::SchemaName;
+use har_core::streams::{SensorChunk, WindowMessage};
+use har_dataflow::dora_io::{dora_drops, receive, GapCounter, Sender};
+use har_dataflow::health::Health;
+use har_dataflow::inference::StreamModel;
+use har_dataflow::settings::{self, now_ns};
+use har_dataflow::windower::StreamingPreprocessor;
+
+fn main() -> Result<()> {
+    har_dataflow::node::init_logging();
+    let model = StreamModel::load(&settings::path("HAR_MODEL")?)?;
+    let stride = settings::var("HAR_STRIDE")
+        .map(|_| settings::parse_or::<usize>("HAR_STRIDE", 0))
+        .transpose()?;
+    let mut preprocessor = StreamingPreprocessor::new(model.streaming_spec(stride))?;
+    let (mut node, mut events) = DoraNode::init_from_env()?;
+    let mut health = Health::new(
+        &har_dataflow::node::run_id(&node),
+        "preprocess",
+        Duration::from_secs(1),
+    );
+    let mut sender = Sender::default();
+    let mut gaps = GapCounter::default();
+    while let Some(event) = events.recv() {
+        match event {
+            Event::Input { id, metadata, data } => {
+                health.dropped += gaps.observe(id.as_str(), &metadata);
+                let chunks: Vec<SensorChunk> = receive(id.as_str(), &data)?;
+                health.received += chunks.len() as u64;
+                let mut by_modality: BTreeMap<String, Vec<WindowMessage>> = BTreeMap::new();
+                for chunk in &chunks {
+                    for window in preprocessor.push(chunk)? {
+                        by_modality
+                            .entry(window.key.modality.clone())
+                            .or_default()
+                            .push(window);
+                    }
+                }
+                let now = now_ns();
+                for (modality, mut windows) in by_modality {
+                    windows
+                        .iter_mut()
+                        .for_each(|w| w.key.preprocess_ts_ns = now);
+                    health.sent += windows.len() as u64;
+                    sender.send(&mut node, &modality, &windows)?;
+                }
+            }
+            Event::Stop(_) => break,
+            _ => {}
+        }
+        let counters = preprocessor.counters;
+        health.degraded = counters.skipped_windows;
+        health.dropped += dora_drops(&mut events);
+        if health.due() {
+            sender.send_batch(
+                &mut node,
+                "health",
+                SchemaName::LogNodeHealth,
+                health.row(0)?,
+            )?;
+        }
+    }
+    let c = preprocessor.counters;
+    health.dropped += c.unknown_modality_chunks + c.out_of_order_samples;
+    tracing::info!(
+        devices = preprocessor.device_count(),
+        ?c,
+        "preprocess finished"
+    );
+    sender.send_batch(
+        &mut node,
+        "health",
+        SchemaName::LogNodeHealth,
+        health.row(0)?,
+    )?;
+    Ok(())
+}
