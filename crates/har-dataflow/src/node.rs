@@ -5,7 +5,9 @@ use dora_node_api::DoraNode;
 /// Logs through `tracing` to stderr, filtered by `RUST_LOG` (default `info`, with dora's transport diagnostics quietened).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,zenoh=error,zenoh_transport=error,dora_node_api=error")
+        tracing_subscriber::EnvFilter::new(
+            "info,zenoh=error,zenoh_transport=error,dora_node_api=error",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,0 +1,391 @@
+//! The dataflow end to end: `dora run` on the shipped HAPT recording (the repository's
+//! `dataflow.yml`, with paths made absolute and settings overridden per test), then the
+//! Parquet logs checked with `har sql` and against the offline model on the same windows.
+//!
+//! Needs the dora CLI 1.1.0 on PATH (`pip install dora-rs-cli==1.1.0`) and the node binaries
+//! built next to `har` (`cargo build --workspace`); `scripts/test.sh` does both before
+//! `cargo test`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use har_core::dataset::Dataset;
+use har_core::preprocess::align;
+use har_model::artifact;
+use har_model::data::TensorData;
+use har_model::train::predict_with;
+use serde_json::Value;
+
+/// dora runs one at a time: parallel runs would compete for the two cores and timings.
+static DORA: Mutex<()> = Mutex::new(());
+
+const NODES: [&str; 5] = [
+    "har-sensor-ingest",
+    "har-preprocess",
+    "har-encode",
+    "har-fuse",
+    "har-log",
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_har"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The repository's dataflow in a temporary folder: prebuilt binaries, absolute data and
+/// model paths, logs in the folder, and `settings` (env name, value) replaced.
+struct Flow {
+    dir: tempfile::TempDir,
+}
+
+impl Flow {
+    fn new(settings: &[(&str, &str)]) -> Self {
+        for node in NODES {
+            assert!(
+                bin_dir().join(node).exists(),
+                "{} missing: build the nodes first (`cargo build --workspace`, as scripts/test.sh does)",
+                bin_dir().join(node).display()
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let repo = repo();
+        let mut yml = String::new();
+        for line in std::fs::read_to_string(repo.join("dataflow.yml"))
+            .unwrap()
+            .lines()
+        {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("build:") {
+                continue;
+            }
+            let indent = &line[..line.len() - trimmed.len()];
+            let mut line = line
+                .replace(
+                    "path: target/debug/",
+                    &format!("path: {}/", bin_dir().display()),
+                )
+                .replace(": samples/", &format!(": {}/samples/", repo.display()))
+                .replace(": models/", &format!(": {}/models/", repo.display()))
+                .replace(
+                    "HAR_LOG_DIR: logs",
+                    &format!("HAR_LOG_DIR: {}/logs", dir.path().display()),
+                );
+            for (name, value) in settings {
+                if trimmed.starts_with(&format!("{name}:")) {
+                    line = format!("{indent}{name}: \"{value}\"");
+                }
+            }
+            yml.push_str(&line);
+            yml.push('\n');
+        }
+        for (name, _) in settings {
+            assert!(
+                yml.contains(&format!("{name}: ")),
+                "dataflow.yml has no setting {name}"
+            );
+        }
+        std::fs::write(dir.path().join("dataflow.yml"), yml).unwrap();
+        Self { dir }
+    }
+
+    fn yml(&self) -> PathBuf {
+        self.dir.path().join("dataflow.yml")
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.dir.path().join("logs")
+    }
+
+    fn dora(&self, extra: &[&str]) -> Command {
+        let mut command = Command::new("dora");
+        command
+            .arg("run")
+            .arg(self.yml())
+            .args(extra)
+            .current_dir(self.dir.path())
+            .env("RUST_BACKTRACE", "0");
+        command
+    }
+
+    /// Runs the dataflow to its end and asserts it succeeded.
+    fn run(&self) {
+        let out = self
+            .dora(&[])
+            .output()
+            .expect("the dora CLI is not on PATH: pip install dora-rs-cli==1.1.0");
+        assert!(
+            out.status.success(),
+            "dora run failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `har sql` over the logs, as JSON rows.
+    fn sql(&self, query: &str) -> Vec<Value> {
+        let out = har_ok(&[
+            "sql",
+            query,
+            "--log-dir",
+            self.logs().to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let text = String::from_utf8(out.stdout).unwrap();
+        match serde_json::from_str(text.trim()).unwrap() {
+            Value::Array(rows) => rows,
+            other => panic!("not a JSON array: {other}"),
+        }
+    }
+}
+
+fn har_ok(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_har"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "har {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The offline (candle, monolithic) model's probabilities on every window of the shipped
+/// recording, laid at the model's stride from the start; `present` as in `har eval --drop`.
+fn offline_probabilities(present: Option<&[bool]>) -> (Vec<Vec<f32>>, Vec<i64>, Vec<i32>) {
+    let repo = repo();
+    let model = artifact::load(&repo.join("models/hapt-student")).unwrap();
+    let dataset = Dataset::open(&repo.join("samples/hapt-user02")).unwrap();
+    let recording = dataset.read(&dataset.manifest.recordings[0]).unwrap();
+    let aligned = align(&recording, &model.card.preprocess.align).unwrap();
+    let (length, stride) = (
+        model.card.preprocess.window.length,
+        model.card.preprocess.window.stride,
+    );
+    let mut data = TensorData {
+        values: vec![Vec::new(); aligned.streams.len()],
+        shapes: aligned
+            .streams
+            .iter()
+            .map(|(info, _)| (length, info.channels()))
+            .collect(),
+        targets: Vec::new(),
+    };
+    let mut starts = Vec::new();
+    let mut start = 0;
+    while start + length <= aligned.timestamps_ns.len() {
+        for (m, (info, values)) in aligned.streams.iter().enumerate() {
+            let c = info.channels();
+            let mut window = values[start * c..(start + length) * c].to_vec();
+            model.normalizer.apply_modality(m, &mut window);
+            data.values[m].extend(window);
+        }
+        data.targets.push(0);
+        starts.push(aligned.timestamps_ns[start]);
+        start += stride;
+    }
+    let probabilities = predict_with(&model.model, &data, 64, present).unwrap();
+    let class_ids = model.card.classes.iter().map(|c| c.id).collect();
+    (probabilities, starts, class_ids)
+}
+
+fn argmax(p: &[f32]) -> usize {
+    (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap()
+}
+
+/// Every logged prediction equals the offline model's on the same window.
+fn assert_matches_offline(flow: &Flow, present: Option<&[bool]>) {
+    let (offline, starts, class_ids) = offline_probabilities(present);
+    let rows = flow.sql("SELECT window_id, start_ns, predicted_label, probabilities FROM predictions ORDER BY window_id");
+    assert_eq!(rows.len(), offline.len(), "one prediction row per window");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["window_id"].as_u64(), Some(i as u64));
+        assert_eq!(
+            row["start_ns"].as_i64(),
+            Some(starts[i]),
+            "window {i} start"
+        );
+        assert_eq!(
+            row["predicted_label"].as_i64(),
+            Some(class_ids[argmax(&offline[i])] as i64),
+            "window {i}"
+        );
+        let streamed: Vec<f64> = row["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        for (s, o) in streamed.iter().zip(&offline[i]) {
+            assert!(
+                (s - *o as f64).abs() < 1e-3,
+                "window {i}: {streamed:?} vs {:?}",
+                offline[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn dataflow_predicts_every_window_like_the_offline_model() {
+    let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
+    let flow = Flow::new(&[]);
+    flow.run();
+    assert_matches_offline(&flow, None);
+
+    // Latencies are filled and add up: every stage took time, in order.
+    let stats = flow.sql(
+        "SELECT count(*) AS n, min(e2e_latency_us) AS min_e2e, min(preprocess_latency_us) AS min_pre, \
+         min(encode_latency_us) AS min_enc, min(fuse_latency_us) AS min_fuse, \
+         sum(CASE WHEN degraded THEN 1 ELSE 0 END) AS degraded, \
+         min(e2e_latency_us - preprocess_latency_us - encode_latency_us - fuse_latency_us) AS min_log_us \
+         FROM predictions",
+    );
+    let s = &stats[0];
+    for column in ["min_e2e", "min_pre", "min_enc", "min_fuse", "min_log_us"] {
+        assert!(s[column].as_f64().unwrap() > 0.0, "{column}: {s}");
+    }
+    assert_eq!(s["degraded"].as_i64(), Some(0));
+
+    // Every node reported health, and nothing was lost on the way.
+    let health = flow
+        .sql("SELECT node, max(dropped) AS dropped FROM node_health GROUP BY node ORDER BY node");
+    let nodes: Vec<&str> = health.iter().map(|r| r["node"].as_str().unwrap()).collect();
+    assert_eq!(
+        nodes,
+        [
+            "encode-acc",
+            "encode-gyro",
+            "fuse",
+            "log",
+            "preprocess",
+            "sensor-ingest"
+        ]
+    );
+    assert!(
+        health.iter().all(|r| r["dropped"].as_u64() == Some(0)),
+        "{health:?}"
+    );
+
+    // Window summaries: one per window and modality.
+    let windows =
+        flow.sql("SELECT modality, count(*) AS n FROM windows GROUP BY modality ORDER BY modality");
+    assert_eq!(windows.len(), 2);
+    assert!(windows
+        .iter()
+        .all(|r| r["n"].as_i64() == Some(s["n"].as_i64().unwrap())));
+}
+
+#[test]
+fn a_dead_sensor_gives_flagged_degraded_predictions() {
+    let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
+    let flow = Flow::new(&[("HAR_DROP_MODALITIES", "gyro"), ("HAR_DEADLINE_MS", "50")]);
+    flow.run();
+    let rows = flow.sql(
+        "SELECT count(*) AS n, sum(CASE WHEN degraded THEN 1 ELSE 0 END) AS degraded, \
+         min(array_to_string(modalities_present, ',')) AS present_min, \
+         max(array_to_string(modalities_present, ',')) AS present_max FROM predictions",
+    );
+    let r = &rows[0];
+    assert!(r["n"].as_i64().unwrap() > 200, "{r}");
+    assert_eq!(r["degraded"], r["n"], "every prediction flagged: {r}");
+    assert_eq!(
+        (r["present_min"].as_str(), r["present_max"].as_str()),
+        (Some("acc"), Some("acc"))
+    );
+    // Degraded predictions are the model's with the gyroscope missing.
+    assert_matches_offline(&flow, Some(&[true, false]));
+    let fuse = flow.sql("SELECT max(degraded) AS degraded FROM node_health WHERE node = 'fuse'");
+    assert_eq!(fuse[0]["degraded"], r["n"]);
+}
+
+/// Process ids of this flow's log node (found by its log folder in its environment).
+fn log_node_pids(flow: &Flow) -> Vec<u32> {
+    let marker = format!("HAR_LOG_DIR={}", flow.logs().display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("har-log")
+                && environ.split(|b| *b == 0).any(|v| v == marker.as_bytes())
+        })
+        .collect()
+}
+
+fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            parquet_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "parquet") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn files_written_before_the_log_node_is_killed_still_read() {
+    let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
+    let flow = Flow::new(&[("HAR_SPEED", "20"), ("HAR_FLUSH_MS", "100")]);
+    let mut child = flow
+        .dora(&["--stop-after", "8s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dora CLI on PATH");
+    // Wait for the first sealed prediction files, then kill the log node hard.
+    let started = Instant::now();
+    let predictions = flow.logs().join("predictions");
+    loop {
+        let mut files = Vec::new();
+        parquet_files(&predictions, &mut files);
+        if files.len() >= 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no log files appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pids = log_node_pids(&flow);
+    assert_eq!(pids.len(), 1, "one log node of this flow");
+    Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "dora run reports the killed node");
+
+    // Every sealed file reads completely; the SQL view sees exactly their rows.
+    let mut files = Vec::new();
+    parquet_files(&flow.logs(), &mut files);
+    let mut prediction_rows = 0;
+    for file in &files {
+        let (batches, _) = har_core::recording::read_parquet(file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        if file.starts_with(&predictions) {
+            prediction_rows += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+        }
+    }
+    assert!(prediction_rows > 0);
+    let counted = flow.sql("SELECT count(*) AS n FROM predictions");
+    assert_eq!(counted[0]["n"].as_u64(), Some(prediction_rows as u64));
+}
