@@ -15,7 +15,8 @@ use har_core::streams::TokenMessage;
 pub struct ReadyWindow {
     /// Tokens per modality, in model order (`None`: missing).
     pub tokens: Vec<Option<TokenMessage>>,
-    /// True when released by deadline, closed streams or the pending bound.
+    /// True when a modality is missing (released by deadline, closed streams or the pending
+    /// bound).
     pub degraded: bool,
 }
 
@@ -101,7 +102,7 @@ impl Aligner {
         let mut out = Vec::new();
         if !self.pending.contains_key(&key) && self.pending.len() >= self.max_pending {
             if let Some((_, oldest)) = self.by_deadline.first().cloned() {
-                out.extend(self.release(&oldest, true));
+                out.extend(self.release(&oldest));
             }
         }
         let deadline_ns = now_ns + self.deadline_ns;
@@ -119,7 +120,7 @@ impl Aligner {
         }
         entry.tokens[m] = Some(tokens);
         if self.is_complete(&key) {
-            out.extend(self.release(&key, false));
+            out.extend(self.release(&key));
         }
         out
     }
@@ -132,7 +133,7 @@ impl Aligner {
             .take_while(|(d, _)| *d <= now_ns)
             .map(|(_, k)| k.clone())
             .collect();
-        due.iter().filter_map(|k| self.release(k, true)).collect()
+        due.iter().filter_map(|k| self.release(k)).collect()
     }
 
     /// Marks a modality's stream closed: windows waiting only for closed streams are released.
@@ -146,13 +147,13 @@ impl Aligner {
             .filter(|k| self.is_complete(k))
             .cloned()
             .collect();
-        done.iter().filter_map(|k| self.release(k, true)).collect()
+        done.iter().filter_map(|k| self.release(k)).collect()
     }
 
     /// Releases everything still waiting (at stop), degraded.
     pub fn drain(&mut self) -> Vec<ReadyWindow> {
         let all: Vec<WindowRef> = self.by_deadline.iter().map(|(_, k)| k.clone()).collect();
-        all.iter().filter_map(|k| self.release(k, true)).collect()
+        all.iter().filter_map(|k| self.release(k)).collect()
     }
 
     fn is_complete(&self, key: &WindowRef) -> bool {
@@ -164,11 +165,10 @@ impl Aligner {
         })
     }
 
-    fn release(&mut self, key: &WindowRef, may_degrade: bool) -> Option<ReadyWindow> {
+    fn release(&mut self, key: &WindowRef) -> Option<ReadyWindow> {
         let pending = self.pending.remove(key)?;
         self.by_deadline.remove(&(pending.deadline_ns, key.clone()));
         let degraded = pending.tokens.iter().any(Option::is_none);
-        debug_assert!(may_degrade || !degraded);
         if degraded {
             self.counters.degraded += 1;
         } else {

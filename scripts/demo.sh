@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: installs the dora CLI if missing, builds the nodes, runs
+# the default dataflow (a HAPT test subject replayed through the shipped student) and queries
+# the Parquet logs it wrote.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/ensure_dora.sh
+# The yml's node paths are target/debug/…: build there whatever CARGO_TARGET_DIR says.
+export CARGO_TARGET_DIR="$PWD/target"
+cargo build --workspace --locked
+dora run dataflow.yml
+
+har=target/debug/har
+latest="run_id = (SELECT run_id FROM predictions ORDER BY logged_ts_ns DESC LIMIT 1)"
+echo "== predictions per class (this run)"
+$har sql "SELECT predicted_name, count(*) AS windows FROM predictions WHERE $latest GROUP BY 1 ORDER BY 2 DESC"
+echo "== accuracy against ground truth per subject (the 6 activities the model knows)"
+$har sql "SELECT subject_id, count(*) AS windows, round(avg(CASE WHEN predicted_label = true_label THEN 1.0 ELSE 0.0 END), 4) AS accuracy FROM predictions WHERE $latest AND true_label BETWEEN 1 AND 6 GROUP BY 1"
+echo "== end-to-end latency (µs)"
+$har sql "SELECT count(*) AS windows, round(approx_percentile_cont(e2e_latency_us, 0.5), 1) AS p50_us, round(approx_percentile_cont(e2e_latency_us, 0.99), 1) AS p99_us FROM predictions WHERE $latest"
