@@ -25,6 +25,9 @@ pub struct ReplayConfig {
     pub stagger_ns: i64,
     /// Modalities left out, as if those sensors were dead.
     pub drop_modalities: Vec<String>,
+    /// Times each recording is played back to back (soak tests): every lap continues the
+    /// device's clock one recording span later.
+    pub laps: usize,
 }
 
 impl Default for ReplayConfig {
@@ -34,6 +37,7 @@ impl Default for ReplayConfig {
             copies: 1,
             stagger_ns: 0,
             drop_modalities: Vec::new(),
+            laps: 1,
         }
     }
 }
@@ -49,6 +53,9 @@ struct Cursor {
     next_seq: u64,
     /// Replay time of the recording's first sample for this device.
     offset_ns: i64,
+    /// Current lap and laps to play.
+    lap: usize,
+    laps: usize,
 }
 
 impl Cursor {
@@ -56,21 +63,40 @@ impl Cursor {
         self.recording.streams[self.stream].len()
     }
 
+    /// Samples still to send, over the remaining laps.
+    fn remaining(&self) -> usize {
+        (self.laps - self.lap) * self.len() - self.next_sample
+    }
+
+    /// How far the current lap's timestamps are shifted.
+    fn lap_shift_ns(&self) -> i64 {
+        self.lap as i64 * recording_span(&self.recording)
+    }
+
     /// Replay time at which the next chunk is complete.
     fn due(&self, chunk_samples: usize) -> Option<i64> {
         let stream = &self.recording.streams[self.stream];
-        if self.next_sample >= stream.len() {
+        if self.lap >= self.laps || stream.is_empty() {
             return None;
         }
         let last = (self.next_sample + chunk_samples).min(stream.len()) - 1;
-        Some(stream.timestamps_ns[last] - recording_start(&self.recording) + self.offset_ns)
+        Some(
+            stream.timestamps_ns[last] - recording_start(&self.recording)
+                + self.lap_shift_ns()
+                + self.offset_ns,
+        )
     }
 
     fn take_chunk(&mut self, chunk_samples: usize) -> SensorChunk {
+        let shift = self.lap_shift_ns();
         let stream = &self.recording.streams[self.stream];
         let c = stream.info.channels();
         let range = self.next_sample..(self.next_sample + chunk_samples).min(stream.len());
         self.next_sample = range.end;
+        if self.next_sample == stream.len() {
+            self.next_sample = 0;
+            self.lap += 1;
+        }
         self.next_seq += 1;
         SensorChunk {
             source: self.source.clone(),
@@ -78,7 +104,10 @@ impl Cursor {
             chunk_seq: self.next_seq - 1,
             sample_rate_hz: stream.info.sample_rate_hz,
             channel_count: c as u32,
-            timestamps_ns: stream.timestamps_ns[range.clone()].to_vec(),
+            timestamps_ns: stream.timestamps_ns[range.clone()]
+                .iter()
+                .map(|t| t + shift)
+                .collect(),
             values: stream.values[range.start * c..range.end * c].to_vec(),
             labels: self.labels.as_ref().map(|l| l[range].to_vec()),
             ingest_ts_ns: 0,
@@ -97,6 +126,17 @@ fn recording_start(recording: &Recording) -> i64 {
         .unwrap_or(0)
 }
 
+/// One lap of a recording: from its first sample to one period after its last.
+fn recording_span(recording: &Recording) -> i64 {
+    let end = recording
+        .streams
+        .iter()
+        .filter_map(|s| Some(*s.timestamps_ns.last()? + s.info.period_ns() as i64))
+        .max()
+        .unwrap_or(0);
+    end - recording_start(recording)
+}
+
 /// Chunks of several recordings on several devices, in due order.
 #[derive(Debug)]
 pub struct Replay {
@@ -107,10 +147,10 @@ pub struct Replay {
 impl Replay {
     /// Prepares the replay of `recordings`, each on `config.copies` devices.
     pub fn new(recordings: Vec<Recording>, config: &ReplayConfig) -> Result<Self> {
-        if config.chunk_samples == 0 || config.copies == 0 {
+        if config.chunk_samples == 0 || config.copies == 0 || config.laps == 0 {
             return Err(DataflowError::setting(
                 "replay",
-                "chunk_samples and copies must be positive",
+                "chunk samples, copies and laps must be positive",
             ));
         }
         for dropped in &config.drop_modalities {
@@ -155,6 +195,8 @@ impl Replay {
                         next_sample: 0,
                         next_seq: 0,
                         offset_ns,
+                        lap: 0,
+                        laps: config.laps,
                     });
                 }
             }
@@ -187,7 +229,7 @@ impl Replay {
 
     /// Samples still to send, over all streams.
     pub fn remaining_samples(&self) -> usize {
-        self.cursors.iter().map(|c| c.len() - c.next_sample).sum()
+        self.cursors.iter().map(Cursor::remaining).sum()
     }
 
     /// Number of (device, modality) streams.

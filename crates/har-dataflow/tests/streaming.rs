@@ -184,6 +184,7 @@ fn replay_orders_chunks_by_due_time_over_devices_and_drops_dead_sensors() {
         copies: 3,
         stagger_ns: 150_000_000,
         drop_modalities: vec!["gyro".into()],
+        laps: 1,
     };
     let mut replay = Replay::new(vec![recording.clone()], &config).unwrap();
     assert_eq!(replay.streams(), 3);
@@ -222,6 +223,24 @@ fn replay_orders_chunks_by_due_time_over_devices_and_drops_dead_sensors() {
         .sum();
     assert_eq!(samples, 3 * recording.streams[0].len());
     assert!(replay.next_due().is_none());
+
+    // Two laps: the second continues the clock one recording span later.
+    let laps = ReplayConfig {
+        laps: 2,
+        ..Default::default()
+    };
+    let mut replay = Replay::new(vec![recording.clone()], &laps).unwrap();
+    let all = replay.take_until(i64::MAX);
+    let acc: Vec<i64> = all
+        .iter()
+        .filter(|c| c.modality == "acc")
+        .flat_map(|c| c.timestamps_ns.clone())
+        .collect();
+    assert_eq!(acc.len(), 2 * recording.streams[0].len());
+    assert!(
+        acc.windows(2).all(|w| w[1] - w[0] == 20_000_000),
+        "one clock across laps"
+    );
 
     let unknown = ReplayConfig {
         drop_modalities: vec!["depth".into()],

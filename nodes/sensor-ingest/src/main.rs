@@ -5,7 +5,8 @@
 //! replay: `HAR_DATASET` (dataset folder), `HAR_RECORDINGS` (`all`, `train`, `test` or ids),
 //! `HAR_COPIES` (devices per recording), `HAR_SPEED` (`1` = real time, `N` = N× real time,
 //! `max` = as fast as the graph takes it), `HAR_CHUNK_SAMPLES`, `HAR_STAGGER_MS`,
-//! `HAR_DROP_MODALITIES`, `HAR_BATCH_MS` and `HAR_MAX_IN_FLIGHT` (flow control at `max`);
+//! `HAR_DROP_MODALITIES`, `HAR_LAPS` (play each recording N times back to back),
+//! `HAR_BATCH_MS`, `HAR_MAX_IN_FLIGHT` and `HAR_STALL_MS` (flow control at `max`);
 //! live: `HAR_LIVE_RATE_HZ`. Input `progress` (from log) acknowledges what was logged.
 
 mod live_source;
@@ -90,6 +91,7 @@ fn main() -> Result<()> {
             copies: settings::parse_or("HAR_COPIES", 1)?,
             stagger_ns: (settings::parse_or("HAR_STAGGER_MS", 0.0)? * 1e6) as i64,
             drop_modalities: settings::list("HAR_DROP_MODALITIES"),
+            laps: settings::parse_or("HAR_LAPS", 1)?,
         };
         let replay = Replay::new(recordings()?, &config)?;
         tracing::info!(
