@@ -389,3 +389,70 @@ fn files_written_before_the_log_node_is_killed_still_read() {
     let counted = flow.sql("SELECT count(*) AS n FROM predictions");
     assert_eq!(counted[0]["n"].as_u64(), Some(prediction_rows as u64));
 }
+
+/// The shipped recording as live CSV lines, acc and gyro interleaved in time order.
+fn shipped_recording_as_csv() -> String {
+    let dataset = Dataset::open(&repo().join("samples/hapt-user02")).unwrap();
+    let recording = dataset.read(&dataset.manifest.recordings[0]).unwrap();
+    let mut lines = String::new();
+    let n = recording.streams[0].len();
+    for i in 0..n {
+        for stream in &recording.streams {
+            let values: Vec<String> = stream.sample(i).iter().map(|v| format!("{v:?}")).collect();
+            lines.push_str(&format!(
+                "{},{},{},{},{}\n",
+                recording.id,
+                recording.subject_id,
+                stream.info.name,
+                stream.timestamps_ns[i],
+                values.join(",")
+            ));
+        }
+    }
+    lines
+}
+
+#[test]
+fn live_csv_over_tcp_predicts_like_the_replay() {
+    use std::io::Write;
+    let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let source = format!("tcp:127.0.0.1:{port}");
+    let flow = Flow::new(&[("HAR_SOURCE", &source), ("HAR_FLUSH_MS", "100")]);
+    let mut child = flow
+        .dora(&["--stop-after", "20s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("dora CLI on PATH");
+    let started = Instant::now();
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(_) if started.elapsed() < Duration::from_secs(15) => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("sensor-ingest never listened on {port}: {e}"),
+        }
+    };
+    stream
+        .write_all(b"# a comment, then one malformed line\nnot,a,sample\n")
+        .unwrap();
+    stream
+        .write_all(shipped_recording_as_csv().as_bytes())
+        .unwrap();
+    drop(stream);
+    child.wait().unwrap();
+    assert_matches_offline(&flow, None);
+    let ingest =
+        flow.sql("SELECT max(dropped) AS dropped FROM node_health WHERE node = 'sensor-ingest'");
+    assert_eq!(
+        ingest[0]["dropped"].as_u64(),
+        Some(1),
+        "the malformed line is counted"
+    );
+}

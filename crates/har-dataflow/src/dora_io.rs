@@ -5,10 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StructArray};
 use dora_node_api::dora_core::config::DataId;
-use dora_node_api::{DoraArray, DoraNode, EventStream, Metadata, MetadataParameters, Parameter};
+use dora_node_api::{
+    futures, DoraArray, DoraNode, Event, EventStream, Metadata, MetadataParameters, Parameter,
+};
 use har_core::schema::SchemaName;
 use har_core::streams::StreamMessage;
 
@@ -104,6 +107,30 @@ impl GapCounter {
             Some(p) if *seq > p + 1 => (*seq - p - 1) as u64,
             _ => 0,
         }
+    }
+}
+
+/// What waiting for the next event gave.
+#[derive(Debug)]
+pub enum Wait {
+    /// An event.
+    Event(Event),
+    /// Nothing within the timeout.
+    Timeout,
+    /// The event stream has ended.
+    Closed,
+}
+
+/// Waits at most `timeout` for the next event. (dora's `recv_timeout` reports a timeout as an
+/// error event whose report captures a backtrace when `RUST_BACKTRACE` is set: costly at every
+/// tick of a loop that waits on deadlines.)
+pub fn next_event(events: &mut EventStream, timeout: Duration) -> Wait {
+    let delay = futures_timer::Delay::new(timeout);
+    let next = std::pin::pin!(events.recv_async());
+    match futures::executor::block_on(futures::future::select(delay, next)) {
+        futures::future::Either::Left(_) => Wait::Timeout,
+        futures::future::Either::Right((Some(event), _)) => Wait::Event(event),
+        futures::future::Either::Right((None, _)) => Wait::Closed,
     }
 }
 

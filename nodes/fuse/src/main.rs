@@ -15,7 +15,7 @@ use dora_node_api::{DoraNode, Event};
 use har_core::schema::SchemaName;
 use har_core::streams::{PredictionMessage, TokenMessage};
 use har_dataflow::aligner::{Aligner, ReadyWindow};
-use har_dataflow::dora_io::{dora_drops, receive, GapCounter, Sender};
+use har_dataflow::dora_io::{dora_drops, next_event, receive, GapCounter, Sender, Wait};
 use har_dataflow::health::Health;
 use har_dataflow::inference::StreamModel;
 use har_dataflow::settings::{self, now_ns};
@@ -70,8 +70,8 @@ fn main() -> Result<()> {
             .unwrap_or(Duration::from_millis(100))
             .min(Duration::from_millis(100));
         let mut ready = Vec::new();
-        match events.recv_timeout(wait) {
-            Some(Event::Input { id, metadata, data }) => {
+        match next_event(&mut events, wait) {
+            Wait::Event(Event::Input { id, metadata, data }) => {
                 lost_in_transport += gaps.observe(id.as_str(), &metadata);
                 let tokens: Vec<TokenMessage> = receive(id.as_str(), &data)?;
                 health.received += tokens.len() as u64;
@@ -80,16 +80,15 @@ fn main() -> Result<()> {
                     ready.extend(aligner.insert(t, now));
                 }
             }
-            Some(Event::InputClosed { id }) => {
+            Wait::Event(Event::InputClosed { id }) => {
                 tracing::info!(
                     input = id.as_str(),
                     "modality stream closed: no longer waited for"
                 );
                 ready.extend(aligner.close(id.as_str()));
             }
-            Some(Event::Stop(_)) => break,
-            Some(_) => {}
-            None => {}
+            Wait::Event(Event::Stop(_)) | Wait::Closed => break,
+            Wait::Event(_) | Wait::Timeout => {}
         }
         ready.extend(aligner.expire(now_ns()));
         predict(&mut model, ready, &mut node, &mut sender, &mut health)?;

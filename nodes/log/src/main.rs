@@ -18,7 +18,7 @@ use arrow::array::{AsArray, Int64Array};
 use arrow::datatypes::Int64Type;
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraNode, Event, MetadataParameters, Parameter};
-use har_dataflow::dora_io::{batch_of, dora_drops, GapCounter, SCHEMA_PARAM};
+use har_dataflow::dora_io::{batch_of, dora_drops, next_event, GapCounter, Wait, SCHEMA_PARAM};
 use har_dataflow::health::Health;
 use har_dataflow::logsink::{prediction_rows, FlushPolicy};
 use har_dataflow::settings::{self, now_ns};
@@ -41,8 +41,8 @@ fn main() -> Result<()> {
     let mut gaps = GapCounter::default();
     let mut acked_ts_ns = i64::MIN;
     loop {
-        match events.recv_timeout(Duration::from_millis(250)) {
-            Some(Event::Input { id, metadata, data }) => {
+        match next_event(&mut events, Duration::from_millis(250)) {
+            Wait::Event(Event::Input { id, metadata, data }) => {
                 let logged_ts_ns = now_ns();
                 health.dropped += gaps.observe(id.as_str(), &metadata);
                 let schema = match metadata.parameters.get(SCHEMA_PARAM) {
@@ -80,8 +80,8 @@ fn main() -> Result<()> {
                     }
                 }
             }
-            Some(Event::Stop(_)) => break,
-            Some(_) | None => {}
+            Wait::Event(Event::Stop(_)) | Wait::Closed => break,
+            Wait::Event(_) | Wait::Timeout => {}
         }
         health.dropped += dora_drops(&mut events);
         if health.due() {

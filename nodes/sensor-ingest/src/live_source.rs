@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use dora_node_api::{DoraNode, EventStream};
@@ -73,9 +73,11 @@ pub fn run_live(
     let mut inputs = InputState::default();
     let mut ended = false;
     while !ended && !inputs.stopped {
-        if let Some(event) = events.recv_timeout(Duration::from_millis(5)) {
-            inputs.handle(event, &mut health);
-        }
+        inputs.wait_until(
+            events,
+            Instant::now() + Duration::from_millis(5),
+            &mut health,
+        );
         let mut chunks = Vec::new();
         loop {
             match lines.try_recv() {

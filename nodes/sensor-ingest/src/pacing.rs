@@ -15,7 +15,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use dora_node_api::{DoraNode, Event, EventStream};
 use har_core::schema::SchemaName;
-use har_dataflow::dora_io::{dora_drops, Sender};
+use har_dataflow::dora_io::{dora_drops, next_event, Sender, Wait};
 use har_dataflow::health::Health;
 use har_dataflow::replay::Replay;
 use har_dataflow::settings::{self, now_ns};
@@ -58,10 +58,12 @@ impl InputState {
             if now >= deadline {
                 return;
             }
-            match events.recv_timeout(deadline - now) {
-                Some(event) => self.handle(event, health),
-                None => {
-                    // Timed out, or the stream ended: sleep whatever is left.
+            match next_event(events, deadline - now) {
+                Wait::Event(event) => self.handle(event, health),
+                Wait::Timeout => return,
+                Wait::Closed => {
+                    // No more events (no acknowledgements either): sleep whatever is left.
+                    self.progress_closed = true;
                     std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
                     return;
                 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Plays a recording of the recording format as live CSV sample lines, the input format of
+sensor-ingest's live source (HAR_SOURCE=stdin or tcp:HOST:PORT):
+
+    device_id,subject_id,modality,timestamp_ns,v1,...,vC
+
+Samples of all modalities are merged in time order and paced at SPEED x real time (0: as
+fast as possible). Timestamps are shifted to the wall clock at start, as a live device's
+would be. Needs pyarrow (installed with the dora CLI).
+
+    python3 scripts/stream_csv.py samples/hapt-user02 --speed 1 | nc localhost 7000
+"""
+import argparse
+import heapq
+import json
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", type=Path, help="dataset folder (dataset.json + recordings/)")
+    parser.add_argument("--recording", help="recording id (default: the first)")
+    parser.add_argument("--device", default="live-0", help="device id to send")
+    parser.add_argument("--speed", type=float, default=1.0, help="multiple of real time; 0 = no pacing")
+    args = parser.parse_args()
+
+    manifest = json.loads((args.dataset / "dataset.json").read_text())
+    entry = next(r for r in manifest["recordings"] if args.recording in (None, r["id"]))
+    folder = args.dataset / "recordings" / entry["id"]
+    streams = []
+    for modality in manifest["modalities"]:
+        table = pq.read_table(folder / f"{modality['name']}.parquet")
+        streams.append(((t, modality["name"], v) for t, v in zip(
+            table.column("timestamp_ns").to_pylist(), table.column("values").to_pylist())))
+    origin_ns = time.time_ns()
+    started = time.monotonic()
+    out = sys.stdout
+    for t, name, values in heapq.merge(*streams, key=lambda s: s[0]):
+        if args.speed > 0:
+            delay = t / 1e9 / args.speed - (time.monotonic() - started)
+            if delay > 0:
+                out.flush()
+                time.sleep(delay)
+        out.write(f"{args.device},{entry['subject_id']},{name},{origin_ns + t},"
+                  + ",".join(f"{v:.6g}" for v in values) + "\n")
+    out.flush()
+
+
+if __name__ == "__main__":
+    main()
