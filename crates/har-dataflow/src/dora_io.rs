@@ -16,6 +16,7 @@ use har_core::schema::SchemaName;
 use har_core::streams::StreamMessage;
 
 use crate::error::{DataflowError, Result};
+use crate::health::Health;
 
 /// Parameter naming the schema of a message's batch.
 pub const SCHEMA_PARAM: &str = "har.schema";
@@ -55,6 +56,21 @@ impl Sender {
             DoraArray::from(array),
         )
         .map_err(|e| DataflowError::Dora(format!("output `{output}`: {e}")))
+    }
+
+    /// Sends a `log_node_health` row on the `health` output.
+    pub fn send_health(
+        &mut self,
+        node: &mut DoraNode,
+        health: &Health,
+        backlog: u64,
+    ) -> Result<()> {
+        self.send_batch(
+            node,
+            "health",
+            SchemaName::LogNodeHealth,
+            health.row(backlog)?,
+        )
     }
 
     /// Sends typed messages as one batch.

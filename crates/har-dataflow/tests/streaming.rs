@@ -107,6 +107,53 @@ fn streamed_windows_equal_the_offline_windows_for_any_chunk_size() {
     }
 }
 
+#[test]
+fn skeleton_at_30_hz_with_a_50_hz_imu_streams_like_the_offline_path() {
+    use har_core::import::synthetic::{generate_recording, modalities, SyntheticConfig};
+    use har_core::preprocess::skeleton::normalise_skeletons;
+    use har_core::recording::ModalityKind;
+
+    let config = SyntheticConfig::default();
+    let recording = generate_recording(&config, 1, 1);
+    let mut aligned = align(&recording, &AlignConfig::default()).unwrap();
+    normalise_skeletons(&mut aligned);
+    let infos = modalities(&config);
+    let shapes: Vec<(&str, usize)> = infos
+        .iter()
+        .map(|i| (i.name.as_str(), i.channels()))
+        .collect();
+    let mut spec = spec(&shapes, 128, 64);
+    for (setup, info) in spec.modalities.iter_mut().zip(&infos) {
+        if let ModalityKind::Skeleton(layout) = &info.kind {
+            setup.skeleton = Some(layout.clone());
+        }
+    }
+    let mut pre = StreamingPreprocessor::new(spec).unwrap();
+    let mut replay = Replay::new(vec![recording], &ReplayConfig::default()).unwrap();
+    let windows = stream_all(&mut replay, &mut pre);
+    let skeleton: Vec<&WindowMessage> = windows
+        .iter()
+        .filter(|w| w.key.modality == "skeleton")
+        .collect();
+    assert!(skeleton.len() > 20, "{} skeleton windows", skeleton.len());
+    let c = infos[2].channels();
+    for w in skeleton {
+        let start = w.key.window_id as usize * 64;
+        let expected = &aligned.streams[2].1[start * c..(start + 128) * c];
+        let worst = w
+            .values
+            .iter()
+            .zip(expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-4,
+            "window {}: differs by {worst}",
+            w.key.window_id
+        );
+    }
+}
+
 fn stream(
     name: &str,
     rate_hz: f64,

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Result;
 use dora_node_api::{DoraNode, Event};
-use har_core::schema::SchemaName;
 use har_core::streams::WindowMessage;
 use har_dataflow::dora_io::{dora_drops, receive, GapCounter, Sender};
 use har_dataflow::health::Health;
@@ -43,24 +42,15 @@ fn main() -> Result<()> {
                 sender.send(&mut node, "tokens", &tokens)?;
             }
             Event::Stop(_) => break,
+            Event::Error(e) => tracing::warn!("dora: {e}"),
             _ => {}
         }
         health.dropped += dora_drops(&mut events);
         if health.due() {
-            sender.send_batch(
-                &mut node,
-                "health",
-                SchemaName::LogNodeHealth,
-                health.row(0)?,
-            )?;
+            sender.send_health(&mut node, &health, 0)?;
         }
     }
     tracing::info!(windows = health.received, "{name} finished");
-    sender.send_batch(
-        &mut node,
-        "health",
-        SchemaName::LogNodeHealth,
-        health.row(0)?,
-    )?;
+    sender.send_health(&mut node, &health, 0)?;
     Ok(())
 }

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Result;
 use dora_node_api::{DoraNode, Event};
-use har_core::schema::SchemaName;
 use har_core::streams::{PredictionMessage, TokenMessage};
 use har_dataflow::aligner::{Aligner, ReadyWindow};
 use har_dataflow::dora_io::{dora_drops, next_event, receive, GapCounter, Sender, Wait};
@@ -88,6 +87,7 @@ fn main() -> Result<()> {
                 ready.extend(aligner.close(id.as_str()));
             }
             Wait::Event(Event::Stop(_)) | Wait::Closed => break,
+            Wait::Event(Event::Error(e)) => tracing::warn!("dora: {e}"),
             Wait::Event(_) | Wait::Timeout => {}
         }
         ready.extend(aligner.expire(now_ns()));
@@ -95,24 +95,14 @@ fn main() -> Result<()> {
         lost_in_transport += dora_drops(&mut events);
         if health.due() {
             update(&mut health, lost_in_transport, &aligner);
-            sender.send_batch(
-                &mut node,
-                "health",
-                SchemaName::LogNodeHealth,
-                health.row(aligner.pending() as u64)?,
-            )?;
+            sender.send_health(&mut node, &health, aligner.pending() as u64)?;
         }
     }
     let rest = aligner.drain();
     predict(&mut model, rest, &mut node, &mut sender, &mut health)?;
     update(&mut health, lost_in_transport, &aligner);
     tracing::info!(counters = ?aligner.counters, "fuse finished");
-    sender.send_batch(
-        &mut node,
-        "health",
-        SchemaName::LogNodeHealth,
-        health.row(0)?,
-    )?;
+    sender.send_health(&mut node, &health, 0)?;
     Ok(())
 }
 

@@ -81,6 +81,7 @@ fn main() -> Result<()> {
                 }
             }
             Wait::Event(Event::Stop(_)) | Wait::Closed => break,
+            Wait::Event(Event::Error(e)) => tracing::warn!("dora: {e}"),
             Wait::Event(_) | Wait::Timeout => {}
         }
         health.dropped += dora_drops(&mut events);

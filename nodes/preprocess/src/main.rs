@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::Result;
 use dora_node_api::{DoraNode, Event};
-use har_core::schema::SchemaName;
 use har_core::streams::{SensorChunk, WindowMessage};
 use har_dataflow::dora_io::{dora_drops, receive, GapCounter, Sender};
 use har_dataflow::health::Health;
@@ -33,10 +32,11 @@ fn main() -> Result<()> {
     );
     let mut sender = Sender::default();
     let mut gaps = GapCounter::default();
+    let mut lost_in_transport = 0;
     while let Some(event) = events.recv() {
         match event {
             Event::Input { id, metadata, data } => {
-                health.dropped += gaps.observe(id.as_str(), &metadata);
+                lost_in_transport += gaps.observe(id.as_str(), &metadata);
                 let chunks: Vec<SensorChunk> = receive(id.as_str(), &data)?;
                 health.received += chunks.len() as u64;
                 let mut by_modality: BTreeMap<String, Vec<WindowMessage>> = BTreeMap::new();
@@ -58,32 +58,23 @@ fn main() -> Result<()> {
                 }
             }
             Event::Stop(_) => break,
+            Event::Error(e) => tracing::warn!("dora: {e}"),
             _ => {}
         }
-        let counters = preprocessor.counters;
-        health.degraded = counters.skipped_windows;
-        health.dropped += dora_drops(&mut events);
+        lost_in_transport += dora_drops(&mut events);
+        let c = preprocessor.counters;
+        health.degraded = c.skipped_windows;
+        health.dropped = lost_in_transport + c.unknown_modality_chunks + c.out_of_order_samples;
         if health.due() {
-            sender.send_batch(
-                &mut node,
-                "health",
-                SchemaName::LogNodeHealth,
-                health.row(0)?,
-            )?;
+            sender.send_health(&mut node, &health, 0)?;
         }
     }
     let c = preprocessor.counters;
-    health.dropped += c.unknown_modality_chunks + c.out_of_order_samples;
     tracing::info!(
         devices = preprocessor.device_count(),
         ?c,
         "preprocess finished"
     );
-    sender.send_batch(
-        &mut node,
-        "health",
-        SchemaName::LogNodeHealth,
-        health.row(0)?,
-    )?;
+    sender.send_health(&mut node, &health, 0)?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use har_dataflow::health::Health;
 use har_dataflow::live::{parse_line, LiveChunker};
 use har_dataflow::settings::now_ns;
 
-use crate::pacing::{report, InputState};
+use crate::pacing::InputState;
 
 /// A line read by the reader thread; `None` when the source ended.
 type Line = Option<(usize, String)>;
@@ -106,8 +106,8 @@ pub fn run_live(
         health.sent += chunks.len() as u64;
         sender.send(node, "chunks", &chunks)?;
         if health.due() {
-            report(node, &mut sender, &health, 0)?;
+            sender.send_health(node, &health, 0)?;
         }
     }
-    report(node, &mut sender, &health, 0)
+    Ok(sender.send_health(node, &health, 0)?)
 }

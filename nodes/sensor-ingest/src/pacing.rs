@@ -14,7 +14,6 @@ use anyhow::Result;
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use dora_node_api::{DoraNode, Event, EventStream};
-use har_core::schema::SchemaName;
 use har_dataflow::dora_io::{dora_drops, next_event, Sender, Wait};
 use har_dataflow::health::Health;
 use har_dataflow::replay::Replay;
@@ -47,6 +46,7 @@ impl InputState {
             }
             Event::InputClosed { .. } => self.progress_closed = true,
             Event::Stop(_) => self.stopped = true,
+            Event::Error(e) => tracing::warn!("dora: {e}"),
             _ => {}
         }
     }
@@ -70,22 +70,6 @@ impl InputState {
             }
         }
     }
-}
-
-/// Sends health now.
-pub fn report(
-    node: &mut DoraNode,
-    sender: &mut Sender,
-    health: &Health,
-    backlog: u64,
-) -> Result<()> {
-    sender.send_batch(
-        node,
-        "health",
-        SchemaName::LogNodeHealth,
-        health.row(backlog)?,
-    )?;
-    Ok(())
 }
 
 /// Replays until every chunk is sent or a stop arrives.
@@ -159,9 +143,9 @@ pub fn run_replay(
         in_flight.push_back(now);
         health.dropped += dora_drops(events);
         if health.due() {
-            report(node, &mut sender, &health, in_flight.len() as u64)?;
+            sender.send_health(node, &health, in_flight.len() as u64)?;
         }
     }
     tracing::info!(chunks = health.sent, "replay finished");
-    report(node, &mut sender, &health, in_flight.len() as u64)
+    Ok(sender.send_health(node, &health, in_flight.len() as u64)?)
 }
