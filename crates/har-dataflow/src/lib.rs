@@ -10,6 +10,8 @@
 //!
 //! Everything except [`dora_io`] is plain Rust, testable without a dora daemon.
 
+#![warn(missing_docs)]
+
 pub mod aligner;
 pub mod dora_io;
 pub mod error;
