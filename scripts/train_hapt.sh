@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the shipped HAPT models (models/hapt-teacher, models/hapt-student) and, with
-# --ablations, the ablation table of docs/model.md. Needs `har` built in release:
+# --ablations, the ablation table of docs/model.md (those runs early-stop on a validation split
+# of the training subjects). Needs `har` built in release:
 #   cargo build --release && scripts/train_hapt.sh [--ablations]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,8 +10,8 @@ data=${DATA_DIR:-data}
 [ -f "$data/hapt/dataset.json" ] || { "$har" data fetch hapt --data-dir "$data"; "$har" data import hapt --data-dir "$data"; }
 classes=1,2,3,4,5,6
 
-"$har" train --dataset "$data/hapt" --classes $classes --out models/hapt-teacher
-"$har" distill --teacher models/hapt-teacher --dataset "$data/hapt" --out models/hapt-student
+"$har" train --dataset "$data/hapt" --classes $classes --val-fraction 0 --epochs 25 --out models/hapt-teacher
+"$har" distill --teacher models/hapt-teacher --dataset "$data/hapt" --val-fraction 0 --epochs 20 --out models/hapt-student
 "$har" eval --model models/hapt-teacher --dataset "$data/hapt"
 "$har" eval --model models/hapt-student --dataset "$data/hapt"
 
