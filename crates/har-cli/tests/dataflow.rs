@@ -118,6 +118,15 @@ impl Flow {
         command
     }
 
+    /// Starts the dataflow in the background, stopping it after `stop_after`.
+    fn spawn(&self, stop_after: &str) -> std::process::Child {
+        self.dora(&["--stop-after", stop_after])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the dora CLI is not on PATH: pip install dora-rs-cli==1.1.0")
+    }
+
     /// Runs the dataflow to its end and asserts it succeeded.
     fn run(&self) {
         let out = self
@@ -344,12 +353,7 @@ fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn files_written_before_the_log_node_is_killed_still_read() {
     let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
     let flow = Flow::new(&[("HAR_SPEED", "20"), ("HAR_FLUSH_MS", "100")]);
-    let mut child = flow
-        .dora(&["--stop-after", "8s"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("dora CLI on PATH");
+    let mut child = flow.spawn("8s");
     // Wait for the first sealed prediction files, then kill the log node hard.
     let started = Instant::now();
     let predictions = flow.logs().join("predictions");
@@ -423,12 +427,7 @@ fn live_csv_over_tcp_predicts_like_the_replay() {
         .port();
     let source = format!("tcp:127.0.0.1:{port}");
     let flow = Flow::new(&[("HAR_SOURCE", &source), ("HAR_FLUSH_MS", "100")]);
-    let mut child = flow
-        .dora(&["--stop-after", "20s"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("dora CLI on PATH");
+    let mut child = flow.spawn("20s");
     let started = Instant::now();
     let mut stream = loop {
         match std::net::TcpStream::connect(("127.0.0.1", port)) {

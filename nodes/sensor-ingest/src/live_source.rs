@@ -10,11 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use dora_node_api::{DoraNode, EventStream};
 use har_dataflow::dora_io::Sender;
-use har_dataflow::health::Health;
 use har_dataflow::live::{parse_line, LiveChunker};
 use har_dataflow::settings::now_ns;
 
-use crate::pacing::InputState;
+use crate::pacing::{ingest_health, InputState};
 
 /// A line read by the reader thread; `None` when the source ended.
 type Line = Option<(usize, String)>;
@@ -64,11 +63,7 @@ pub fn run_live(
 ) -> Result<()> {
     let lines = spawn_reader(source)?;
     let mut chunker = LiveChunker::new(chunk_samples, rate_hz);
-    let mut health = Health::new(
-        &har_dataflow::node::run_id(node),
-        "sensor-ingest",
-        Duration::from_secs(1),
-    );
+    let mut health = ingest_health(node);
     let mut sender = Sender::default();
     let mut inputs = InputState::default();
     let mut ended = false;

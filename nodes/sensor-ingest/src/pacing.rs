@@ -72,6 +72,15 @@ impl InputState {
     }
 }
 
+/// The health counters of this node, reported every second.
+pub fn ingest_health(node: &DoraNode) -> Health {
+    Health::new(
+        &har_dataflow::node::run_id(node),
+        "sensor-ingest",
+        Duration::from_secs(1),
+    )
+}
+
 /// Replays until every chunk is sent or a stop arrives.
 pub fn run_replay(
     node: &mut DoraNode,
@@ -79,11 +88,7 @@ pub fn run_replay(
     mut replay: Replay,
     speed: Speed,
 ) -> Result<()> {
-    let mut health = Health::new(
-        &har_dataflow::node::run_id(node),
-        "sensor-ingest",
-        Duration::from_secs(1),
-    );
+    let mut health = ingest_health(node);
     let mut sender = Sender::default();
     let mut inputs = InputState::default();
     let batch_ns = settings::millis("HAR_BATCH_MS", 1000.0)?.as_nanos() as i64;
