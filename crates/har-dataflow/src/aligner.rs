@@ -4,9 +4,11 @@
 //!
 //! Tokens that arrive after their window was released are dropped and counted (`late`); so
 //! are tokens of unknown modalities and duplicates. The number of windows waiting is bounded:
-//! beyond `max_pending` the oldest is released early, degraded.
+//! beyond `max_pending` the oldest is released early, degraded. Released windows are
+//! remembered per device as a watermark plus the last [`REMEMBERED_PER_DEVICE`] ids, so memory
+//! stays flat however long the stream runs.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 
 use har_core::streams::TokenMessage;
 
@@ -48,14 +50,37 @@ pub struct Aligner {
     max_pending: usize,
     pending: HashMap<WindowRef, Pending>,
     by_deadline: BTreeSet<(i64, WindowRef)>,
-    released: HashSet<WindowRef>,
-    released_order: VecDeque<WindowRef>,
+    released: HashMap<String, Released>,
     /// What happened so far.
     pub counters: AlignerCounters,
 }
 
-/// How many released windows are remembered to recognise late tokens.
-const REMEMBERED: usize = 65_536;
+/// Released window ids kept per device beyond its watermark.
+pub const REMEMBERED_PER_DEVICE: usize = 1024;
+
+/// The windows of one device already released: every id below `below`, and `recent`.
+#[derive(Debug, Default)]
+struct Released {
+    below: u64,
+    recent: BTreeSet<u64>,
+}
+
+impl Released {
+    fn contains(&self, window_id: u64) -> bool {
+        window_id < self.below || self.recent.contains(&window_id)
+    }
+
+    /// Notes a release; the oldest ids fold into the watermark (ids below it that were never
+    /// released, e.g. windows preprocess skipped, will never get tokens).
+    fn insert(&mut self, window_id: u64) {
+        self.recent.insert(window_id);
+        while self.recent.len() > REMEMBERED_PER_DEVICE {
+            if let Some(oldest) = self.recent.pop_first() {
+                self.below = self.below.max(oldest + 1);
+            }
+        }
+    }
+}
 
 impl Aligner {
     /// Expects `modalities` (model order); waits at most `deadline_ns` after a window's first
@@ -68,8 +93,7 @@ impl Aligner {
             max_pending: max_pending.max(1),
             pending: HashMap::new(),
             by_deadline: BTreeSet::new(),
-            released: HashSet::new(),
-            released_order: VecDeque::new(),
+            released: HashMap::new(),
             counters: AlignerCounters::default(),
         }
     }
@@ -95,7 +119,7 @@ impl Aligner {
             return Vec::new();
         };
         let key = (tokens.key.source.device_id.clone(), tokens.key.window_id);
-        if self.released.contains(&key) {
+        if self.released.get(&key.0).is_some_and(|r| r.contains(key.1)) {
             self.counters.dropped += 1;
             return Vec::new();
         }
@@ -174,13 +198,10 @@ impl Aligner {
         } else {
             self.counters.complete += 1;
         }
-        self.released.insert(key.clone());
-        self.released_order.push_back(key.clone());
-        if self.released_order.len() > REMEMBERED {
-            if let Some(old) = self.released_order.pop_front() {
-                self.released.remove(&old);
-            }
-        }
+        self.released
+            .entry(key.0.clone())
+            .or_default()
+            .insert(key.1);
         Some(ReadyWindow {
             tokens: pending.tokens,
             degraded,
@@ -242,6 +263,21 @@ mod tests {
                 dropped: 2
             }
         );
+    }
+
+    #[test]
+    fn memory_of_released_windows_is_bounded_per_device_and_still_catches_late_tokens() {
+        let mut a = Aligner::new(vec!["acc".into()], 100, 10);
+        for w in 0..5_000 {
+            assert_eq!(a.insert(tokens("d", w, "acc"), 0).len(), 1);
+        }
+        let remembered = &a.released["d"];
+        assert_eq!(remembered.recent.len(), REMEMBERED_PER_DEVICE);
+        assert_eq!(remembered.below, 5_000 - REMEMBERED_PER_DEVICE as u64);
+        // Late tokens of an old window and of a recent one are both recognised.
+        assert!(a.insert(tokens("d", 3, "acc"), 0).is_empty());
+        assert!(a.insert(tokens("d", 4_999, "acc"), 0).is_empty());
+        assert_eq!(a.counters.dropped, 2);
     }
 
     #[test]
