@@ -75,6 +75,17 @@ impl SchemaName {
         }
     }
 
+    /// The folder of a log table under the log directory (`predictions`, `windows`,
+    /// `node_health`); `None` for stream and recording schemas.
+    pub fn log_folder(self) -> Option<&'static str> {
+        match self {
+            SchemaName::LogPredictions => Some("predictions"),
+            SchemaName::LogWindows => Some("windows"),
+            SchemaName::LogNodeHealth => Some("node_health"),
+            _ => None,
+        }
+    }
+
     fn source(self) -> &'static str {
         match self {
             SchemaName::SensorChunk => include_str!("../schemas/sensor_chunk.json"),

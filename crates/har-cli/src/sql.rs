@@ -11,9 +11,18 @@ use anyhow::{bail, Context, Result};
 use arrow::array::RecordBatch;
 use clap::{Args, ValueEnum};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use har_core::schema::SchemaName;
 
-/// Log tables and their folders under the log directory.
-pub const TABLES: [&str; 3] = ["predictions", "windows", "node_health"];
+/// The log tables; each is registered under its folder's name.
+const TABLES: [SchemaName; 3] = [
+    SchemaName::LogPredictions,
+    SchemaName::LogWindows,
+    SchemaName::LogNodeHealth,
+];
+
+fn table_names() -> Vec<&'static str> {
+    TABLES.iter().filter_map(|t| t.log_folder()).collect()
+}
 
 /// Output format of the result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,7 +68,7 @@ pub async fn query(log_dir: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
         .listing_table_ignore_subdirectory = false;
     let ctx = SessionContext::new_with_config(config);
     let mut registered = Vec::new();
-    for table in TABLES {
+    for table in table_names() {
         let folder = log_dir.join(table);
         if !has_parquet(&folder) {
             continue;
@@ -74,7 +83,7 @@ pub async fn query(log_dir: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
         bail!(
             "no log tables under {} (expected {:?} folders with .parquet files; run the dataflow first)",
             log_dir.display(),
-            TABLES
+            table_names()
         );
     }
     let frame = ctx

@@ -64,22 +64,16 @@ pub struct RollingParquetWriter {
     pub rows_written: u64,
 }
 
-/// The folder of a table: `<root>/<folder>`.
-pub fn table_folder(table: SchemaName) -> &'static str {
-    match table {
-        SchemaName::LogPredictions => "predictions",
-        SchemaName::LogWindows => "windows",
-        SchemaName::LogNodeHealth => "node_health",
-        other => other.file_stem(),
-    }
-}
-
 impl RollingParquetWriter {
     /// Writes `table` rows of run `run_id` under `root`.
     pub fn new(root: &Path, table: SchemaName, run_id: &str, policy: FlushPolicy) -> Result<Self> {
-        let dir = root
-            .join(table_folder(table))
-            .join(format!("run_id={run_id}"));
+        let folder = table.log_folder().ok_or_else(|| {
+            DataflowError::setting(
+                "log table",
+                format!("`{}` is not a log table", table.file_stem()),
+            )
+        })?;
+        let dir = root.join(folder).join(format!("run_id={run_id}"));
         std::fs::create_dir_all(&dir).map_err(|e| DataflowError::io(&dir, e))?;
         let next_part = existing_parts(&dir)?;
         Ok(Self {

@@ -4,13 +4,10 @@
 //!
 //! Settings (env): `HAR_MODEL` (model directory), `HAR_MODALITY` (modality name).
 
-use std::time::Duration;
-
 use anyhow::Result;
 use dora_node_api::{DoraNode, Event};
 use har_core::streams::WindowMessage;
 use har_dataflow::dora_io::{dora_drops, receive, GapCounter, Sender};
-use har_dataflow::health::Health;
 use har_dataflow::inference::StreamModel;
 use har_dataflow::settings::{self, now_ns};
 
@@ -22,11 +19,7 @@ fn main() -> Result<()> {
     let m = model.modality_index(&modality)?;
     let (mut node, mut events) = DoraNode::init_from_env()?;
     let name = format!("encode-{modality}");
-    let mut health = Health::new(
-        &har_dataflow::node::run_id(&node),
-        &name,
-        Duration::from_secs(1),
-    );
+    let mut health = har_dataflow::node::health(&node, &name);
     let mut sender = Sender::default();
     let mut gaps = GapCounter::default();
     while let Some(event) = events.recv() {

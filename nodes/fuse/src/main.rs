@@ -53,11 +53,7 @@ fn main() -> Result<()> {
     );
     let (mut node, mut events) = DoraNode::init_from_env()?;
     tracing::info!(model = model.model_id(), ?deadline, "fuse ready");
-    let mut health = Health::new(
-        &har_dataflow::node::run_id(&node),
-        "fuse",
-        Duration::from_secs(1),
-    );
+    let mut health = har_dataflow::node::health(&node, "fuse");
     let mut sender = Sender::default();
     let mut gaps = GapCounter::default();
     let mut lost_in_transport = 0;

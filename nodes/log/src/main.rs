@@ -19,7 +19,6 @@ use arrow::datatypes::Int64Type;
 use dora_node_api::dora_core::config::DataId;
 use dora_node_api::{DoraNode, Event, MetadataParameters, Parameter};
 use har_dataflow::dora_io::{batch_of, dora_drops, next_event, GapCounter, Wait, SCHEMA_PARAM};
-use har_dataflow::health::Health;
 use har_dataflow::logsink::{prediction_rows, FlushPolicy};
 use har_dataflow::settings::{self, now_ns};
 
@@ -37,7 +36,7 @@ fn main() -> Result<()> {
     let run_id = har_dataflow::node::run_id(&node);
     let mut writer = Writer::start(&root, &run_id, policy)?;
     tracing::info!(%run_id, root = %root.display(), "logging");
-    let mut health = Health::new(&run_id, "log", Duration::from_secs(1));
+    let mut health = har_dataflow::node::health(&node, "log");
     let mut gaps = GapCounter::default();
     let mut acked_ts_ns = i64::MIN;
     loop {

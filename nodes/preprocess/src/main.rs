@@ -6,13 +6,11 @@
 //! `HAR_STRIDE` (grid samples between windows; default: the model's training stride).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::Result;
 use dora_node_api::{DoraNode, Event};
 use har_core::streams::{SensorChunk, WindowMessage};
 use har_dataflow::dora_io::{dora_drops, receive, GapCounter, Sender};
-use har_dataflow::health::Health;
 use har_dataflow::inference::StreamModel;
 use har_dataflow::settings::{self, now_ns};
 use har_dataflow::windower::StreamingPreprocessor;
@@ -25,11 +23,7 @@ fn main() -> Result<()> {
         .transpose()?;
     let mut preprocessor = StreamingPreprocessor::new(model.streaming_spec(stride))?;
     let (mut node, mut events) = DoraNode::init_from_env()?;
-    let mut health = Health::new(
-        &har_dataflow::node::run_id(&node),
-        "preprocess",
-        Duration::from_secs(1),
-    );
+    let mut health = har_dataflow::node::health(&node, "preprocess");
     let mut sender = Sender::default();
     let mut gaps = GapCounter::default();
     let mut lost_in_transport = 0;

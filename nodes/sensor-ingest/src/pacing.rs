@@ -74,11 +74,7 @@ impl InputState {
 
 /// The health counters of this node, reported every second.
 pub fn ingest_health(node: &DoraNode) -> Health {
-    Health::new(
-        &har_dataflow::node::run_id(node),
-        "sensor-ingest",
-        Duration::from_secs(1),
-    )
+    har_dataflow::node::health(node, "sensor-ingest")
 }
 
 /// Replays until every chunk is sent or a stop arrives.
