@@ -7,6 +7,7 @@ use clap::Args;
 use har_core::dataset::{Dataset, Split};
 use har_core::preprocess::{LabelPolicy, Normalizer, PreprocessConfig, WindowConfig};
 use har_model::artifact::{self, ModelCard, Provenance};
+use har_model::augment::AugmentConfig;
 use har_model::data::{
     carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData,
 };
@@ -29,9 +30,13 @@ pub struct DataArgs {
     /// Window length in samples.
     #[arg(long, default_value_t = 128)]
     pub window: usize,
-    /// Stride between windows in samples.
+    /// Stride between windows in samples (the test split and the model card use it).
     #[arg(long, default_value_t = 64)]
     pub stride: usize,
+    /// Stride of the training windows only [default: --stride]; a smaller one gives more,
+    /// overlapping windows (time-shift augmentation).
+    #[arg(long)]
+    pub train_stride: Option<usize>,
     /// Share of the training subjects held out for validation (epoch selection, early
     /// stopping); 0 trains on all of them for --epochs and keeps the last epoch.
     #[arg(long, default_value_t = 0.2)]
@@ -62,9 +67,18 @@ pub struct FitArgs {
     /// Probability of dropping a modality of a training window.
     #[arg(long, default_value_t = 0.1)]
     pub modality_dropout: f64,
-    /// Train without jitter augmentation.
+    /// Train without augmentation.
     #[arg(long)]
     pub no_augment: bool,
+    /// σ of the Gaussian jitter in normalised units (0: none).
+    #[arg(long, default_value_t = 0.03)]
+    pub jitter: f64,
+    /// Largest random rotation of the inertial sensors' frame in degrees (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub rotate_deg: f64,
+    /// Rotation axis of the sensor frame (x, y or z) [default: a random axis per window].
+    #[arg(long, value_parser = ["x", "y", "z"])]
+    pub rotate_axis: Option<String>,
     /// Override: modality-specific layers (0 = early fusion).
     #[arg(long)]
     pub modality_layers: Option<usize>,
@@ -80,6 +94,9 @@ pub struct FitArgs {
     /// Override: residual dropout while training.
     #[arg(long)]
     pub dropout: Option<f32>,
+    /// Override: per-channel log standard deviation of each patch as extra token input.
+    #[arg(long)]
+    pub patch_stats: Option<bool>,
 }
 
 /// `har train` arguments.
@@ -117,6 +134,9 @@ pub struct DistillArgs {
     /// Share of the training subjects held out for validation (0: none, keep the last epoch).
     #[arg(long, default_value_t = 0.2)]
     val_fraction: f64,
+    /// Stride of the training windows only [default: the teacher's preprocessing stride].
+    #[arg(long)]
+    train_stride: Option<usize>,
 }
 
 /// `har eval` arguments.
@@ -137,6 +157,10 @@ pub struct EvalArgs {
     /// Confusion-matrix PNG path [default: MODEL/confusion.png].
     #[arg(long)]
     png: Option<PathBuf>,
+    /// Also write every test window's prediction to this CSV (recording, subject, start,
+    /// true and predicted class, one probability column per class).
+    #[arg(long)]
+    predictions: Option<PathBuf>,
 }
 
 /// Opens a dataset given as a folder, or as a name under `data/` (e.g. `hapt`).
@@ -172,13 +196,17 @@ fn prepare(data: &DataArgs, seed: u64, settings: &TrainConfig) -> Result<Prepare
         },
         ..Default::default()
     };
-    let windows = split_windows(&dataset, Split::Train, &preprocess, &classes)?;
+    let train_stride = data.train_stride.filter(|&s| s != data.stride);
+    let mut train_preprocess = preprocess.clone();
+    train_preprocess.window.stride = train_stride.unwrap_or(data.stride);
+    let windows = split_windows(&dataset, Split::Train, &train_preprocess, &classes)?;
     let (train_windows, val_windows) = carve_validation(&windows, data.val_fraction, seed);
     let normalizer = Normalizer::fit(&train_windows)?;
     let provenance = Provenance {
         dataset: dataset.manifest.name.clone(),
         dataset_source_sha256: dataset.manifest.source.as_ref().map(|s| s.sha256.clone()),
         train_windows_sha256: windows_checksum(&train_windows),
+        train_stride,
         train_windows: train_windows.len(),
         validation_windows: val_windows.len(),
         validation_subjects: val_windows
@@ -225,6 +253,15 @@ fn settings(fit: &FitArgs) -> TrainConfig {
         seed: fit.seed,
         modality_dropout: fit.modality_dropout,
         augment: !fit.no_augment,
+        augmentation: AugmentConfig {
+            jitter_std: fit.jitter,
+            rotation_deg: fit.rotate_deg,
+            rotation_axis: fit.rotate_axis.as_deref().map(|a| match a {
+                "x" => 0,
+                "y" => 1,
+                _ => 2,
+            }),
+        },
         ..Default::default()
     }
 }
@@ -235,6 +272,7 @@ fn apply_overrides(mut config: DmftConfig, fit: &FitArgs) -> DmftConfig {
     config.dim = fit.dim.unwrap_or(config.dim);
     config.heads = fit.heads.unwrap_or(config.heads);
     config.dropout = fit.dropout.unwrap_or(config.dropout);
+    config.patch_stats = fit.patch_stats.unwrap_or(config.patch_stats);
     config
 }
 
@@ -378,6 +416,7 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
         classes: card.classes.iter().map(|c| c.id).collect(),
         window: card.preprocess.window.length,
         stride: card.preprocess.window.stride,
+        train_stride: args.train_stride,
         val_fraction: args.val_fraction,
     };
     let prepared = prepare(&data, args.fit.seed, &settings)?;
@@ -442,6 +481,10 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         &data.targets,
         &classes.names(),
     );
+    if let Some(path) = &args.predictions {
+        write_predictions(path, &test, &classes, &data.targets, &probabilities)
+            .with_context(|| format!("writing predictions {}", path.display()))?;
+    }
     let png = args
         .png
         .clone()
@@ -502,5 +545,42 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         );
     }
     println!("confusion matrix: {}", png.display());
+    Ok(())
+}
+
+/// Writes one CSV row per test window: where it is, its true and predicted class, and the
+/// class probabilities.
+fn write_predictions(
+    path: &Path,
+    windows: &har_core::preprocess::WindowSet,
+    classes: &ClassMap,
+    targets: &[u32],
+    probabilities: &[Vec<f32>],
+) -> Result<()> {
+    use std::io::Write;
+    let names = classes.names();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write!(out, "recording,subject,start_ns,true_class,predicted_class")?;
+    for name in &names {
+        write!(out, ",p_{name}")?;
+    }
+    writeln!(out)?;
+    let predicted = train::argmax(probabilities);
+    for (i, p) in probabilities.iter().enumerate() {
+        write!(
+            out,
+            "{},{},{},{},{}",
+            windows.recordings[i],
+            windows.subjects[i],
+            windows.start_ns[i],
+            names[targets[i] as usize],
+            names[predicted[i] as usize]
+        )?;
+        for v in p {
+            write!(out, ",{v:.6}")?;
+        }
+        writeln!(out)?;
+    }
+    out.flush()?;
     Ok(())
 }

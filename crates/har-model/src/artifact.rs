@@ -40,6 +40,10 @@ pub struct Provenance {
     pub dataset_source_sha256: Option<String>,
     /// SHA-256 of the exact training windows (see `data::windows_checksum`).
     pub train_windows_sha256: String,
+    /// Stride of the training windows in samples, when it differs from the preprocessing
+    /// stride (denser windows as time-shift augmentation); `None`: the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_stride: Option<usize>,
     /// Training / validation window counts.
     pub train_windows: usize,
     /// Validation windows.

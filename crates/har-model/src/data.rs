@@ -6,10 +6,14 @@ use std::collections::BTreeSet;
 use candle_core::{Device, Tensor};
 use har_core::dataset::{ClassInfo, Dataset, Split};
 use har_core::import::synthetic::Rng;
-use har_core::preprocess::{dataset_windows, Normalizer, PreprocessConfig, WindowSet};
+use har_core::preprocess::{
+    dataset_windows, ChannelStats, Normalizer, PreprocessConfig, WindowSet,
+};
+use har_core::recording::ModalityKind;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::augment::{AugmentConfig, Rotation};
 use crate::dmft::ModalitySpec;
 use crate::error::{ModelError, Result};
 
@@ -166,6 +170,9 @@ pub struct TensorData {
     pub shapes: Vec<(usize, usize)>,
     /// Class index per window.
     pub targets: Vec<u32>,
+    /// Per modality: its normalisation when it is a 3-axis inertial sensor (rotation
+    /// augmentation applies to it), else `None`.
+    pub rotatable: Vec<Option<ChannelStats>>,
 }
 
 impl TensorData {
@@ -190,6 +197,15 @@ impl TensorData {
                 .collect(),
             values: normalised.values,
             targets,
+            rotatable: windows
+                .modalities
+                .iter()
+                .zip(&normalizer.modalities)
+                .map(|(m, stats)| {
+                    (matches!(m.kind, ModalityKind::Inertial) && m.channels() == 3)
+                        .then(|| stats.clone())
+                })
+                .collect(),
         })
     }
 
@@ -203,25 +219,31 @@ impl TensorData {
         self.targets.is_empty()
     }
 
-    /// The inputs of windows `indices` as `[B, T, C]` tensors, optionally augmented with
-    /// Gaussian jitter (σ = 0.03 in normalised units). There is deliberately no random gain: a
-    /// gain changes the gravity offset of an accelerometer channel, which is exactly the tilt
-    /// that separates sitting from standing.
-    pub fn inputs(&self, indices: &[usize], augment: Option<&mut Rng>) -> Result<Vec<Tensor>> {
-        let mut rng = augment;
+    /// The inputs of windows `indices` as `[B, T, C]` tensors, augmented when `augment` is
+    /// given (see [`crate::augment`]; one rotation per window, shared by its inertial
+    /// modalities).
+    pub fn inputs(
+        &self,
+        indices: &[usize],
+        augment: Option<(&AugmentConfig, &mut Rng)>,
+    ) -> Result<Vec<Tensor>> {
+        let mut augment = augment;
+        let rotations: Vec<Option<Rotation>> = match augment.as_mut() {
+            Some((config, rng)) => indices.iter().map(|_| config.draw_rotation(rng)).collect(),
+            None => vec![None; indices.len()],
+        };
         self.shapes
             .iter()
             .zip(&self.values)
-            .map(|(&(t, c), values)| {
+            .zip(&self.rotatable)
+            .map(|((&(t, c), values), stats)| {
                 let size = t * c;
                 let mut batch = Vec::with_capacity(indices.len() * size);
-                for &i in indices {
-                    let window = &values[i * size..(i + 1) * size];
-                    match rng.as_deref_mut() {
-                        Some(rng) => {
-                            batch.extend(window.iter().map(|v| v + 0.03 * rng.normal() as f32))
-                        }
-                        None => batch.extend_from_slice(window),
+                for (&i, rotation) in indices.iter().zip(&rotations) {
+                    let start = batch.len();
+                    batch.extend_from_slice(&values[i * size..(i + 1) * size]);
+                    if let Some((config, rng)) = augment.as_mut() {
+                        config.apply(&mut batch[start..], stats.as_ref(), rotation.as_ref(), rng);
                     }
                 }
                 Ok(Tensor::from_vec(

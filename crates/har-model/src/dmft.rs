@@ -72,6 +72,29 @@ pub struct DmftConfig {
     /// Residual dropout in every transformer layer while training.
     #[serde(default)]
     pub dropout: f32,
+    /// Append each channel's log standard deviation within the patch to the patch's values
+    /// before the projection (see [`patch_log_std`]). Models saved before this option read
+    /// as `false`.
+    #[serde(default)]
+    pub patch_stats: bool,
+}
+
+/// Floor added to a patch's variance before the logarithm (normalised units²): a standard
+/// deviation of 0.001, below the sensor noise of a still posture (about 0.01).
+pub const PATCH_VARIANCE_FLOOR: f32 = 1e-6;
+
+/// The statistic a patch token gets per channel when `patch_stats` is on:
+/// `½·ln(var + PATCH_VARIANCE_FLOOR)` of the patch's values (population variance). Still
+/// postures differ in their micro-motion (standing sways, sitting does not) by a few
+/// hundredths of a normalised unit, too small for a linear patch projection to see next to
+/// the gravity offset; the logarithm puts it on the same scale.
+pub fn patch_log_std(values: impl Iterator<Item = f32> + Clone) -> f32 {
+    let (sum, n) = values
+        .clone()
+        .fold((0f32, 0usize), |(s, n), v| (s + v, n + 1));
+    let mean = sum / n.max(1) as f32;
+    let var = values.map(|v| (v - mean) * (v - mean)).sum::<f32>() / n.max(1) as f32;
+    0.5 * (var + PATCH_VARIANCE_FLOOR).ln()
 }
 
 /// Where the modalities meet, derived from the depths.
@@ -109,6 +132,7 @@ impl DmftConfig {
             joint_layers: 2,
             num_classes,
             dropout: 0.0,
+            patch_stats: false,
         }
     }
 
@@ -126,6 +150,12 @@ impl DmftConfig {
     /// Time steps (S = T / P).
     pub fn steps(&self) -> usize {
         self.window_len / self.patch_len
+    }
+
+    /// Input width of the patch projection of a group of `group_len` channels: its `P·|g|`
+    /// values, plus `|g|` log standard deviations with `patch_stats`.
+    pub fn patch_input_len(&self, group_len: usize) -> usize {
+        self.patch_len * group_len + if self.patch_stats { group_len } else { 0 }
     }
 
     /// Where fusion happens.
@@ -188,7 +218,7 @@ impl DmftConfig {
             let tokenise: u64 = m
                 .groups
                 .iter()
-                .map(|grp| 2 * s * (self.patch_len * grp.len()) as u64 * d)
+                .map(|grp| 2 * s * self.patch_input_len(grp.len()) as u64 * d)
                 .sum();
             let spatial = if g > 1 { layer(s, g) } else { 0 };
             total += tokenise + self.modality_layers as u64 * (spatial + layer(g, s));
@@ -221,7 +251,7 @@ impl ModalityEncoder {
             .enumerate()
             .map(|(g, group)| {
                 linear(
-                    config.patch_len * group.len(),
+                    config.patch_input_len(group.len()),
                     d,
                     vb.pp(format!("patch{g}")),
                 )
@@ -291,18 +321,35 @@ impl ModalityEncoder {
         }
         let (s, p, d) = (config.steps(), config.patch_len, config.dim);
         let patches = xs.reshape((b, s, p, c))?;
+        // [B, S, C]: ½·ln(var + floor) of each channel within each patch (`patch_log_std`).
+        let log_std = if config.patch_stats {
+            let centred = patches.broadcast_sub(&patches.mean_keepdim(2)?)?;
+            Some(((centred.sqr()?.mean(2)? + PATCH_VARIANCE_FLOOR as f64)?.log()? * 0.5)?)
+        } else {
+            None
+        };
         let tokens = self
             .patch_projections
             .iter()
             .zip(&self.group_indices)
             .zip(&self.spec.groups)
             .map(|((projection, indices), group)| {
-                let selected = if group.len() == c {
+                let whole = group.len() == c;
+                let selected = if whole {
                     patches.clone()
                 } else {
                     patches.index_select(indices, 3)?
                 };
-                projection.forward(&selected.reshape((b, s, p * group.len()))?)
+                let mut input = selected.reshape((b, s, p * group.len()))?;
+                if let Some(log_std) = &log_std {
+                    let stats = if whole {
+                        log_std.clone()
+                    } else {
+                        log_std.index_select(indices, 2)?
+                    };
+                    input = Tensor::cat(&[&input, &stats], 2)?;
+                }
+                projection.forward(&input)
             })
             .collect::<Result<Vec<_>>>()?;
         let g = tokens.len();

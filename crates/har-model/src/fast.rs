@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-use crate::dmft::DmftConfig;
+use crate::dmft::{patch_log_std, DmftConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::LayerNorm;
 
@@ -548,9 +548,16 @@ impl FastDmft {
             // All S patches of the group, then one projection of S rows.
             patches.clear();
             for s in 0..s_len {
-                for step in 0..p {
-                    let row = &x[(s * p + step) * c..(s * p + step + 1) * c];
+                let patch = &x[s * p * c..(s + 1) * p * c];
+                for row in patch.chunks_exact(c) {
                     patches.extend(group.iter().map(|&ch| row[ch]));
+                }
+                if self.config.patch_stats {
+                    patches.extend(
+                        group.iter().map(|&ch| {
+                            patch_log_std(patch.chunks_exact(c).map(move |row| row[ch]))
+                        }),
+                    );
                 }
             }
             enc.patches[g].apply(&patches, s_len, &mut projected);

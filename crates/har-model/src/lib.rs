@@ -3,6 +3,7 @@
 //! ([`train`]), metrics, and the self-describing model directory ([`artifact`]).
 
 pub mod artifact;
+pub mod augment;
 pub mod data;
 pub mod dmft;
 pub mod error;

@@ -13,6 +13,7 @@ use candle_nn::{AdamW, Linear, Module, Optimizer, ParamsAdamW, VarMap};
 use har_core::import::synthetic::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::augment::AugmentConfig;
 use crate::data::TensorData;
 use crate::dmft::{Dmft, DmftConfig};
 use crate::error::Result;
@@ -37,8 +38,12 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Probability of dropping each modality of a training window (never all of them).
     pub modality_dropout: f64,
-    /// Gaussian jitter on training windows.
+    /// Augment training windows (with `augmentation`).
     pub augment: bool,
+    /// The augmentation applied when `augment` is on (models saved before this field read
+    /// as jitter 0.03 only, what they used).
+    #[serde(default)]
+    pub augmentation: AugmentConfig,
     /// Seed of initialisation, shuffling, dropout and augmentation.
     pub seed: u64,
 }
@@ -54,6 +59,7 @@ impl Default for TrainConfig {
             patience: 12,
             modality_dropout: 0.1,
             augment: true,
+            augmentation: AugmentConfig::default(),
             seed: 17,
         }
     }
@@ -317,7 +323,12 @@ pub fn train(
         let mut loss_sum = 0.0;
         for indices in order.chunks(settings.batch_size) {
             optimizer.set_learning_rate(learning_rate(settings, step, steps_per_epoch));
-            let inputs = train.inputs(indices, settings.augment.then_some(&mut rng))?;
+            let inputs = train.inputs(
+                indices,
+                settings
+                    .augment
+                    .then_some((&settings.augmentation, &mut rng)),
+            )?;
             let targets = train.target_tensor(indices)?;
             let present = (modalities > 1 && settings.modality_dropout > 0.0)
                 .then(|| {

@@ -21,10 +21,13 @@ fn config() -> DmftConfig {
         groups: vec![vec![0, 1, 2], vec![3, 4, 5]],
         skeleton: None,
     };
+    // Patch statistics on, so every test below covers them (the shipped models have them
+    // off; the dataflow tests cover that path).
     DmftConfig {
         dim: 16,
         heads: 2,
         dropout: 0.0,
+        patch_stats: true,
         ..DmftConfig::teacher(vec![imu, skeleton], 32, 3)
     }
 }

@@ -186,6 +186,7 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
             dataset: "basic_motions".into(),
             dataset_source_sha256: None,
             train_windows_sha256: windows_checksum(&train_w),
+            train_stride: None,
             train_windows: train_w.len(),
             validation_windows: val_w.len(),
             validation_subjects: vec![],
