@@ -193,6 +193,7 @@ fn offline_probabilities(present: Option<&[bool]>) -> (Vec<Vec<f32>>, Vec<i64>, 
             .map(|(info, _)| (length, info.channels()))
             .collect(),
         targets: Vec::new(),
+        rotatable: vec![None; aligned.streams.len()],
     };
     let mut starts = Vec::new();
     let mut start = 0;
