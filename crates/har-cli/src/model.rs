@@ -79,6 +79,9 @@ pub struct FitArgs {
     /// Rotation axis of the sensor frame (x, y or z) [default: a random axis per window].
     #[arg(long, value_parser = ["x", "y", "z"])]
     pub rotate_axis: Option<String>,
+    /// Largest relative change of each window's motion amplitude (0.2: ×0.8–1.2; 0: none).
+    #[arg(long, default_value_t = 0.0)]
+    pub amplitude_scale: f64,
     /// Override: modality-specific layers (0 = early fusion).
     #[arg(long)]
     pub modality_layers: Option<usize>,
@@ -261,6 +264,7 @@ fn settings(fit: &FitArgs) -> TrainConfig {
                 "y" => 1,
                 _ => 2,
             }),
+            amplitude_scale: fit.amplitude_scale,
         },
         ..Default::default()
     }

@@ -26,6 +26,11 @@ pub struct AugmentConfig {
     /// Rotation axis in the sensor frame (0 = x, 1 = y, 2 = z); `None`: a random axis per
     /// window.
     pub rotation_axis: Option<usize>,
+    /// Largest relative change of the motion's amplitude: each window's deviation from its
+    /// own per-channel mean is scaled by a random factor in `[1 − a, 1 + a]`, shared by its
+    /// modalities (people move with different vigour; the gravity offset stays). 0: none.
+    #[serde(default)]
+    pub amplitude_scale: f64,
 }
 
 impl Default for AugmentConfig {
@@ -35,6 +40,7 @@ impl Default for AugmentConfig {
             jitter_std: 0.03,
             rotation_deg: 0.0,
             rotation_axis: None,
+            amplitude_scale: 0.0,
         }
     }
 }
@@ -79,14 +85,24 @@ impl AugmentConfig {
         Some(rotation_about(axis, angle))
     }
 
-    /// Augments one normalised window of a modality in place: the rotation when both it and
-    /// `stats` (the normalisation of a 3-axis inertial modality, `[T, 3]` window) are given,
-    /// then jitter.
+    /// A random amplitude factor for one window (1 without amplitude scaling).
+    pub fn draw_amplitude(&self, rng: &mut Rng) -> f32 {
+        if self.amplitude_scale == 0.0 {
+            return 1.0;
+        }
+        rng.uniform(1.0 - self.amplitude_scale, 1.0 + self.amplitude_scale) as f32
+    }
+
+    /// Augments one normalised window `[T, C]` of a modality in place: the rotation when
+    /// both it and `stats` (the normalisation of a 3-axis inertial modality) are given, the
+    /// amplitude factor, then jitter.
     pub fn apply(
         &self,
         window: &mut [f32],
+        channels: usize,
         stats: Option<&ChannelStats>,
         rotation: Option<&Rotation>,
+        amplitude: f32,
         rng: &mut Rng,
     ) {
         if let (Some(r), Some(stats)) = (rotation, stats) {
@@ -96,6 +112,17 @@ impl AugmentConfig {
                 for (c, value) in sample.iter_mut().enumerate() {
                     let rotated = r[c][0] * raw[0] + r[c][1] * raw[1] + r[c][2] * raw[2];
                     *value = (rotated - mean[c]) / std[c];
+                }
+            }
+        }
+        if amplitude != 1.0 {
+            // Normalisation is affine per channel, so scaling about the window's mean in
+            // normalised units scales the physical motion alike.
+            let steps = (window.len() / channels.max(1)).max(1) as f32;
+            for c in 0..channels {
+                let mean = window.iter().skip(c).step_by(channels).sum::<f32>() / steps;
+                for v in window.iter_mut().skip(c).step_by(channels) {
+                    *v = mean + amplitude * (*v - mean);
                 }
             }
         }
@@ -133,13 +160,14 @@ mod tests {
             jitter_std: 0.0,
             rotation_deg: 90.0,
             rotation_axis: Some(0),
+            amplitude_scale: 0.0,
         };
         let stats = stats();
         let original: Vec<f32> = (0..30).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut rng = Rng::new(3);
         let rotation = config.draw_rotation(&mut rng).expect("a rotation");
         let mut window = original.clone();
-        config.apply(&mut window, Some(&stats), Some(&rotation), &mut rng);
+        config.apply(&mut window, 3, Some(&stats), Some(&rotation), 1.0, &mut rng);
         assert_ne!(window, original);
         for (before, after) in raw(&original, &stats).iter().zip(raw(&window, &stats)) {
             assert!((before[0] - after[0]).abs() < 1e-5);
@@ -177,9 +205,34 @@ mod tests {
         };
         assert!(config.draw_rotation(&mut rng).is_none());
         let mut window = vec![0.5f32; 12];
-        config.apply(&mut window, None, None, &mut rng);
+        config.apply(&mut window, 3, None, None, 1.0, &mut rng);
         assert!(window.iter().all(|v| *v == 0.5));
-        AugmentConfig::default().apply(&mut window, None, None, &mut rng);
+        AugmentConfig::default().apply(&mut window, 3, None, None, 1.0, &mut rng);
         assert!(window.iter().any(|v| *v != 0.5));
+    }
+
+    #[test]
+    fn amplitude_scaling_keeps_each_channels_mean_and_scales_its_deviation() {
+        let config = AugmentConfig {
+            jitter_std: 0.0,
+            amplitude_scale: 0.2,
+            ..Default::default()
+        };
+        let mut rng = Rng::new(4);
+        let factor = config.draw_amplitude(&mut rng);
+        assert!((0.8..=1.2).contains(&factor) && factor != 1.0);
+        let original: Vec<f32> = (0..40)
+            .map(|i| (i as f32 * 0.7).cos() + (i % 2) as f32)
+            .collect();
+        let mut window = original.clone();
+        config.apply(&mut window, 2, None, None, factor, &mut rng);
+        for c in 0..2 {
+            let mean = |w: &[f32]| w.iter().skip(c).step_by(2).sum::<f32>() / 20.0;
+            let (m0, m1) = (mean(&original), mean(&window));
+            assert!((m0 - m1).abs() < 1e-5);
+            for (a, b) in original.iter().zip(&window).skip(c).step_by(2) {
+                assert!(((b - m1) - factor * (a - m0)).abs() < 1e-5);
+            }
+        }
     }
 }

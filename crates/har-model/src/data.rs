@@ -228,9 +228,12 @@ impl TensorData {
         augment: Option<(&AugmentConfig, &mut Rng)>,
     ) -> Result<Vec<Tensor>> {
         let mut augment = augment;
-        let rotations: Vec<Option<Rotation>> = match augment.as_mut() {
-            Some((config, rng)) => indices.iter().map(|_| config.draw_rotation(rng)).collect(),
-            None => vec![None; indices.len()],
+        let draws: Vec<(Option<Rotation>, f32)> = match augment.as_mut() {
+            Some((config, rng)) => indices
+                .iter()
+                .map(|_| (config.draw_rotation(rng), config.draw_amplitude(rng)))
+                .collect(),
+            None => vec![(None, 1.0); indices.len()],
         };
         self.shapes
             .iter()
@@ -239,11 +242,19 @@ impl TensorData {
             .map(|((&(t, c), values), stats)| {
                 let size = t * c;
                 let mut batch = Vec::with_capacity(indices.len() * size);
-                for (&i, rotation) in indices.iter().zip(&rotations) {
+                for (&i, (rotation, amplitude)) in indices.iter().zip(&draws) {
                     let start = batch.len();
                     batch.extend_from_slice(&values[i * size..(i + 1) * size]);
                     if let Some((config, rng)) = augment.as_mut() {
-                        config.apply(&mut batch[start..], stats.as_ref(), rotation.as_ref(), rng);
+                        let window = &mut batch[start..];
+                        config.apply(
+                            window,
+                            c,
+                            stats.as_ref(),
+                            rotation.as_ref(),
+                            *amplitude,
+                            rng,
+                        );
                     }
                 }
                 Ok(Tensor::from_vec(
