@@ -100,6 +100,9 @@ pub struct FitArgs {
     /// Override: per-channel log standard deviation of each patch as extra token input.
     #[arg(long)]
     pub patch_stats: Option<bool>,
+    /// Override: a spectral step (band powers of the whole window) after the patch steps.
+    #[arg(long)]
+    pub spectral_tokens: Option<bool>,
 }
 
 /// `har train` arguments.
@@ -277,6 +280,7 @@ fn apply_overrides(mut config: DmftConfig, fit: &FitArgs) -> DmftConfig {
     config.heads = fit.heads.unwrap_or(config.heads);
     config.dropout = fit.dropout.unwrap_or(config.dropout);
     config.patch_stats = fit.patch_stats.unwrap_or(config.patch_stats);
+    config.spectral_tokens = fit.spectral_tokens.unwrap_or(config.spectral_tokens);
     config
 }
 

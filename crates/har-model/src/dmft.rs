@@ -29,6 +29,7 @@ use candle_nn::{Init, Linear, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{linear, AttentionPool, LayerNorm, Train, TransformerLayer};
+use crate::spectrum::SpectrumTables;
 
 /// Score bias of a masked token.
 pub const MASKED: f64 = -1e9;
@@ -77,6 +78,11 @@ pub struct DmftConfig {
     /// as `false`.
     #[serde(default)]
     pub patch_stats: bool,
+    /// Add one *spectral step* after the patch steps: per channel group, a token projected
+    /// from its channels' log band powers over the whole window (see [`crate::spectrum`]).
+    /// Models saved before this option read as `false`.
+    #[serde(default)]
+    pub spectral_tokens: bool,
 }
 
 /// Floor added to a patch's variance before the logarithm (normalised units²): a standard
@@ -133,6 +139,7 @@ impl DmftConfig {
             num_classes,
             dropout: 0.0,
             patch_stats: false,
+            spectral_tokens: false,
         }
     }
 
@@ -147,9 +154,19 @@ impl DmftConfig {
         }
     }
 
-    /// Time steps (S = T / P).
-    pub fn steps(&self) -> usize {
+    /// Patch steps (T / P).
+    pub fn patch_steps(&self) -> usize {
         self.window_len / self.patch_len
+    }
+
+    /// Token steps S: the patch steps, plus the spectral step with `spectral_tokens`.
+    pub fn steps(&self) -> usize {
+        self.patch_steps() + usize::from(self.spectral_tokens)
+    }
+
+    /// Input width of the spectral projection of a group of `group_len` channels.
+    pub fn spectral_input_len(&self, group_len: usize) -> usize {
+        group_len * (crate::spectrum::band_edges(self.window_len).len() - 1)
     }
 
     /// Input width of the patch projection of a group of `group_len` channels: its `P·|g|`
@@ -215,11 +232,25 @@ impl DmftConfig {
         for m in &self.modalities {
             let g = m.groups.len() as u64;
             groups_total += g;
-            let tokenise: u64 = m
+            let patch_steps = self.patch_steps() as u64;
+            let mut tokenise: u64 = m
                 .groups
                 .iter()
-                .map(|grp| 2 * s * self.patch_input_len(grp.len()) as u64 * d)
+                .map(|grp| 2 * patch_steps * self.patch_input_len(grp.len()) as u64 * d)
                 .sum();
+            if self.spectral_tokens {
+                // DFT of every channel (cos and sin rows) and the spectral projections.
+                let bins = *crate::spectrum::band_edges(self.window_len)
+                    .last()
+                    .unwrap_or(&1)
+                    - 1;
+                tokenise += 4 * (self.window_len * bins * m.channels) as u64;
+                tokenise += m
+                    .groups
+                    .iter()
+                    .map(|grp| 2 * self.spectral_input_len(grp.len()) as u64 * d)
+                    .sum::<u64>();
+            }
             let spatial = if g > 1 { layer(s, g) } else { 0 };
             total += tokenise + self.modality_layers as u64 * (spatial + layer(g, s));
         }
@@ -235,6 +266,7 @@ impl DmftConfig {
 pub struct ModalityEncoder {
     spec: ModalitySpec,
     patch_projections: Vec<Linear>,
+    spectral: Option<(SpectrumTables, Vec<Linear>)>,
     group_indices: Vec<Tensor>,
     group_embedding: Tensor,
     position_embedding: Tensor,
@@ -257,6 +289,23 @@ impl ModalityEncoder {
                 )
             })
             .collect::<Result<_>>()?;
+        let spectral = if config.spectral_tokens {
+            let projections = spec
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(g, group)| {
+                    linear(
+                        config.spectral_input_len(group.len()),
+                        d,
+                        vb.pp(format!("spectral{g}")),
+                    )
+                })
+                .collect::<Result<_>>()?;
+            Some((SpectrumTables::new(config.window_len), projections))
+        } else {
+            None
+        };
         let group_indices = spec
             .groups
             .iter()
@@ -296,6 +345,7 @@ impl ModalityEncoder {
         Ok(Self {
             spec: spec.clone(),
             patch_projections,
+            spectral,
             group_indices,
             group_embedding: vb.get_with_hints((spec.groups.len(), d), "group_embedding", emb)?,
             position_embedding: vb.get_with_hints(
@@ -320,7 +370,8 @@ impl ModalityEncoder {
             );
         }
         let (s, p, d) = (config.steps(), config.patch_len, config.dim);
-        let patches = xs.reshape((b, s, p, c))?;
+        let patch_steps = config.patch_steps();
+        let patches = xs.reshape((b, patch_steps, p, c))?;
         // [B, S, C]: ½·ln(var + floor) of each channel within each patch (`patch_log_std`).
         let log_std = if config.patch_stats {
             let centred = patches.broadcast_sub(&patches.mean_keepdim(2)?)?;
@@ -340,7 +391,7 @@ impl ModalityEncoder {
                 } else {
                     patches.index_select(indices, 3)?
                 };
-                let mut input = selected.reshape((b, s, p * group.len()))?;
+                let mut input = selected.reshape((b, patch_steps, p * group.len()))?;
                 if let Some(log_std) = &log_std {
                     let stats = if whole {
                         log_std.clone()
@@ -353,7 +404,26 @@ impl ModalityEncoder {
             })
             .collect::<Result<Vec<_>>>()?;
         let g = tokens.len();
-        let mut xs = Tensor::stack(&tokens, 2)?
+        let mut tokens = Tensor::stack(&tokens, 2)?;
+        if let Some((tables, projections)) = &self.spectral {
+            // [B, C, bands] → one token per group, as the last step: [B, 1, G, D].
+            let power = tables.log_band_power(xs)?;
+            let spectral = projections
+                .iter()
+                .zip(&self.group_indices)
+                .zip(&self.spec.groups)
+                .map(|((projection, indices), group)| {
+                    let selected = if group.len() == c {
+                        power.clone()
+                    } else {
+                        power.index_select(indices, 1)?
+                    };
+                    projection.forward(&selected.reshape((b, ()))?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            tokens = Tensor::cat(&[tokens, Tensor::stack(&spectral, 1)?.unsqueeze(1)?], 1)?;
+        }
+        let mut xs = tokens
             .broadcast_add(&self.group_embedding.reshape((1, 1, g, d))?)?
             .broadcast_add(&self.position_embedding.reshape((1, s, 1, d))?)?;
         for (l, temporal) in self.temporal.iter().enumerate() {

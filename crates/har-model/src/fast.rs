@@ -17,6 +17,7 @@ use candle_core::Tensor;
 use crate::dmft::{patch_log_std, DmftConfig};
 use crate::error::{ModelError, Result};
 use crate::layers::LayerNorm;
+use crate::spectrum::SpectrumTables;
 
 fn tensor(tensors: &HashMap<String, Tensor>, name: &str) -> Result<Vec<f32>> {
     let t = tensors
@@ -451,6 +452,7 @@ fn attention_pool(query: &[f32], x: &[f32], len: usize, scores: &mut Vec<f32>, o
 struct Encoder {
     groups: Vec<Vec<usize>>,
     patches: Vec<Dense>,
+    spectral: Option<(SpectrumTables, Vec<Dense>)>,
     group_embedding: Vec<f32>,
     position_embedding: Vec<f32>,
     spatial: Vec<Layer>,
@@ -487,6 +489,16 @@ impl FastDmft {
                     patches: (0..m.groups.len())
                         .map(|g| Dense::load(tensors, &format!("{p}.patch{g}"), true))
                         .collect::<Result<_>>()?,
+                    spectral: if config.spectral_tokens {
+                        Some((
+                            SpectrumTables::new(config.window_len),
+                            (0..m.groups.len())
+                                .map(|g| Dense::load(tensors, &format!("{p}.spectral{g}"), true))
+                                .collect::<Result<_>>()?,
+                        ))
+                    } else {
+                        None
+                    },
                     group_embedding: tensor(tensors, &format!("{p}.group_embedding"))?,
                     position_embedding: tensor(tensors, &format!("{p}.position_embedding"))?,
                     spatial: if several {
@@ -531,6 +543,7 @@ impl FastDmft {
             self.config.steps(),
             self.config.dim,
         );
+        let patch_steps = self.config.patch_steps();
         let c = self.config.modalities[m].channels;
         if x.len() != t * c {
             return Err(ModelError::Invalid(format!(
@@ -547,7 +560,7 @@ impl FastDmft {
         for (g, group) in enc.groups.iter().enumerate() {
             // All S patches of the group, then one projection of S rows.
             patches.clear();
-            for s in 0..s_len {
+            for s in 0..patch_steps {
                 let patch = &x[s * p * c..(s + 1) * p * c];
                 for row in patch.chunks_exact(c) {
                     patches.extend(group.iter().map(|&ch| row[ch]));
@@ -560,7 +573,17 @@ impl FastDmft {
                     );
                 }
             }
-            enc.patches[g].apply(&patches, s_len, &mut projected);
+            enc.patches[g].apply(&patches, patch_steps, &mut projected);
+            if let Some((tables, projections)) = &enc.spectral {
+                // The spectral step: one more projected row after the patch steps.
+                let mut power = Vec::new();
+                for &ch in group {
+                    tables.log_band_power_of(x, c, ch, &mut power);
+                }
+                let mut row = Vec::new();
+                projections[g].apply(&power, 1, &mut row);
+                projected.extend_from_slice(&row);
+            }
             for s in 0..s_len {
                 let token = &mut tokens[(s * g_len + g) * d..(s * g_len + g + 1) * d];
                 let (projection, group_emb, position) = (

@@ -21,13 +21,14 @@ fn config() -> DmftConfig {
         groups: vec![vec![0, 1, 2], vec![3, 4, 5]],
         skeleton: None,
     };
-    // Patch statistics on, so every test below covers them (the shipped models have them
+    // Patch statistics and the spectral step on, so every test below covers them (the shipped models have them
     // off; the dataflow tests cover that path).
     DmftConfig {
         dim: 16,
         heads: 2,
         dropout: 0.0,
         patch_stats: true,
+        spectral_tokens: true,
         ..DmftConfig::teacher(vec![imu, skeleton], 32, 3)
     }
 }
@@ -67,17 +68,24 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 fn shapes_of_tokens_features_and_logits() {
     let (m, _) = model(1);
     let c = config();
-    assert_eq!(c.steps(), 16, "32 samples in patches of 2");
+    assert_eq!(c.patch_steps(), 16, "32 samples in patches of 2");
+    assert_eq!(c.steps(), 17, "16 patch steps and the spectral step");
     let x = inputs(5);
-    assert_eq!(m.encode(0, &x[0], false).unwrap().dims(), &[5, 16, 1, 16]);
+    assert_eq!(m.encode(0, &x[0], false).unwrap().dims(), &[5, 17, 1, 16]);
     assert_eq!(
         m.encode(1, &x[1], false).unwrap().dims(),
-        &[5, 16, 2, 16],
+        &[5, 17, 2, 16],
         "one token per joint group"
     );
     let out = m.forward(&x, None, false).unwrap();
     assert_eq!(out.logits.dims(), &[5, 3]);
-    assert_eq!(out.fused.dims(), &[5, 16, 16]);
+    assert_eq!(out.fused.dims(), &[5, 17, 16]);
+    let plain = DmftConfig {
+        spectral_tokens: false,
+        ..c.clone()
+    };
+    assert_eq!(plain.steps(), 16);
+    assert!(c.flops_per_window() > plain.flops_per_window());
     let wrong = Tensor::zeros((5, 31, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
     assert!(m
         .encode(0, &wrong, false)
