@@ -9,7 +9,8 @@
 //! token per channel group instead of having to rebuild them from 0.32 s patches.
 //!
 //! The same numbers come from candle tensors (training, [`SpectrumTables::log_band_power`]) and
-//! from plain slices (the edge path, [`SpectrumTables::log_band_power_of`]).
+//! from plain slices (the edge path multiplies by [`SpectrumTables::dft_matrix`] with its dense
+//! kernel, then [`SpectrumTables::log_band_power_from_dft`]).
 
 use candle_core::{Result, Tensor};
 
@@ -42,9 +43,8 @@ pub fn band_edges(window_len: usize) -> Vec<usize> {
 pub struct SpectrumTables {
     window_len: usize,
     edges: Vec<usize>,
-    /// `[T, K]` cosines and sines of bins `1..K + 1`, row-major (`t` major).
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    /// `[T, 2K]`, row-major: for sample `t`, the cosines of bins `1..=K`, then their sines.
+    dft: Vec<f32>,
 }
 
 impl SpectrumTables {
@@ -52,20 +52,16 @@ impl SpectrumTables {
     pub fn new(window_len: usize) -> Self {
         let edges = band_edges(window_len);
         let bins = edges[edges.len() - 1] - 1;
-        let mut cos = Vec::with_capacity(window_len * bins);
-        let mut sin = Vec::with_capacity(window_len * bins);
+        let mut dft = Vec::with_capacity(window_len * 2 * bins);
         for t in 0..window_len {
-            for k in 1..=bins {
-                let angle = 2.0 * std::f64::consts::PI * (k * t) as f64 / window_len as f64;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
+            let angle = |k: usize| 2.0 * std::f64::consts::PI * (k * t) as f64 / window_len as f64;
+            dft.extend((1..=bins).map(|k| angle(k).cos() as f32));
+            dft.extend((1..=bins).map(|k| angle(k).sin() as f32));
         }
         Self {
             window_len,
             edges,
-            cos,
-            sin,
+            dft,
         }
     }
 
@@ -74,18 +70,28 @@ impl SpectrumTables {
         self.edges.len() - 1
     }
 
-    fn bins(&self) -> usize {
+    /// Number of DFT bins used (K).
+    pub fn bins(&self) -> usize {
         self.edges[self.edges.len() - 1] - 1
     }
 
-    /// `[K, bands]`: averages each band's bins, scaled by `1 / T` (power per sample).
+    /// The `[T, 2K]` DFT matrix: a channel's samples (a row of `T`) times it give the real
+    /// parts of bins `1..=K`, then the (negated) imaginary parts.
+    pub fn dft_matrix(&self) -> &[f32] {
+        &self.dft
+    }
+
+    /// `[2K, bands]`: sums re² + im² of each band's bins, averaged and scaled by `1 / T`
+    /// (power per sample), applied to the squared DFT row.
     fn band_matrix(&self) -> Vec<f32> {
         let (bins, bands) = (self.bins(), self.bands());
-        let mut m = vec![0f32; bins * bands];
+        let mut m = vec![0f32; 2 * bins * bands];
         for band in 0..bands {
             let (lo, hi) = (self.edges[band], self.edges[band + 1]);
+            let weight = 1.0 / ((hi - lo) * self.window_len) as f32;
             for k in lo..hi {
-                m[(k - 1) * bands + band] = 1.0 / ((hi - lo) * self.window_len) as f32;
+                m[(k - 1) * bands + band] = weight;
+                m[(bins + k - 1) * bands + band] = weight;
             }
         }
         m
@@ -94,44 +100,25 @@ impl SpectrumTables {
     /// Log band powers of windows `[B, T, C]` (normalised values): `[B, C, bands]`.
     pub fn log_band_power(&self, xs: &Tensor) -> Result<Tensor> {
         let (b, t, c) = xs.dims3()?;
-        let bins = self.bins();
         let device = xs.device();
-        let cos = Tensor::from_slice(&self.cos, (t, bins), device)?;
-        let sin = Tensor::from_slice(&self.sin, (t, bins), device)?;
-        let bands = Tensor::from_slice(&self.band_matrix(), (bins, self.bands()), device)?;
+        let dft = Tensor::from_slice(&self.dft, (t, 2 * self.bins()), device)?;
+        let bands =
+            Tensor::from_slice(&self.band_matrix(), (2 * self.bins(), self.bands()), device)?;
         let rows = xs.transpose(1, 2)?.contiguous()?.reshape((b * c, t))?;
-        let power = (rows.matmul(&cos)?.sqr()? + rows.matmul(&sin)?.sqr()?)?;
-        (power.matmul(&bands)? + BAND_POWER_FLOOR as f64)?
+        (rows.matmul(&dft)?.sqr()?.matmul(&bands)? + BAND_POWER_FLOOR as f64)?
             .log()?
             .reshape((b, c, self.bands()))
     }
 
-    /// Log band powers of channel `channel` of one window `[T, C]`, appended to `out`.
-    pub fn log_band_power_of(
-        &self,
-        window: &[f32],
-        channels: usize,
-        channel: usize,
-        out: &mut Vec<f32>,
-    ) {
+    /// Log band powers of one channel from its DFT row (`2K` values: a row of samples times
+    /// [`Self::dft_matrix`]), appended to `out`.
+    pub fn log_band_power_from_dft(&self, dft_row: &[f32], out: &mut Vec<f32>) {
         let bins = self.bins();
-        let mut re = vec![0f32; bins];
-        let mut im = vec![0f32; bins];
-        for (t, sample) in window.chunks_exact(channels).enumerate() {
-            let v = sample[channel];
-            let (cos, sin) = (
-                &self.cos[t * bins..(t + 1) * bins],
-                &self.sin[t * bins..(t + 1) * bins],
-            );
-            for k in 0..bins {
-                re[k] += v * cos[k];
-                im[k] += v * sin[k];
-            }
-        }
+        let (re, im) = dft_row.split_at(bins);
         for band in 0..self.bands() {
             let (lo, hi) = (self.edges[band], self.edges[band + 1]);
-            let power: f32 = (lo..hi)
-                .map(|k| re[k - 1] * re[k - 1] + im[k - 1] * im[k - 1])
+            let power: f32 = (lo - 1..hi - 1)
+                .map(|k| re[k] * re[k] + im[k] * im[k])
                 .sum();
             let mean = power / ((hi - lo) * self.window_len) as f32;
             out.push((mean + BAND_POWER_FLOOR).ln());
@@ -165,20 +152,33 @@ mod tests {
                 ]
             })
             .collect();
-        let mut sine = Vec::new();
-        tables.log_band_power_of(&window, 2, 0, &mut sine);
+        // The slice path: each channel's samples times the DFT matrix.
+        let plain = |channel: usize| {
+            let k2 = 2 * tables.bins();
+            let mut row = vec![0f32; k2];
+            for (t, sample) in window.chunks_exact(2).enumerate() {
+                for (r, w) in row
+                    .iter_mut()
+                    .zip(&tables.dft_matrix()[t * k2..(t + 1) * k2])
+                {
+                    *r += sample[channel] * w;
+                }
+            }
+            let mut out = Vec::new();
+            tables.log_band_power_from_dft(&row, &mut out);
+            out
+        };
+        let sine = plain(0);
         let loudest = sine
             .iter()
             .enumerate()
             .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
             .0;
         assert_eq!(loudest, 3);
-        let mut constant = Vec::new();
-        tables.log_band_power_of(&window, 2, 1, &mut constant);
-        assert!(constant
+        assert!(plain(1)
             .iter()
             .all(|v| (v - BAND_POWER_FLOOR.ln()).abs() < 1e-2));
-        let xs = Tensor::from_vec(window, (1, 128, 2), &Device::Cpu).unwrap();
+        let xs = Tensor::from_vec(window.clone(), (1, 128, 2), &Device::Cpu).unwrap();
         let candle = tables
             .log_band_power(&xs)
             .unwrap()
