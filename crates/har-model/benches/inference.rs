@@ -1,4 +1,5 @@
-//! Inference speed of the HAPT-shaped student and teacher (2 modalities × 128 × 3, 6 classes):
+//! Inference speed of the shipped HAPT student and teacher shapes (`models/hapt-*/model.json`:
+//! 2 modalities × 128 × 3, 6 classes):
 //! one window at a time on the plain-Rust path (the edge / dataflow path), a batch of 64
 //! windows, and candle's batched forward for comparison. Weights are seeded, not trained:
 //! speed does not depend on their values. Run on one core:
@@ -7,18 +8,17 @@
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use har_model::dmft::{Dmft, DmftConfig, ModalitySpec};
+use har_model::artifact::read_card;
+use har_model::dmft::{Dmft, DmftConfig};
 use har_model::fast::{varmap_tensors, FastDmft};
 use har_model::init::seeded_var_builder;
 
-fn hapt_teacher() -> DmftConfig {
-    let imu = |name: &str| ModalitySpec {
-        name: name.into(),
-        channels: 3,
-        groups: vec![vec![0, 1, 2]],
-        skeleton: None,
-    };
-    DmftConfig::teacher(vec![imu("acc"), imu("gyro")], 128, 6)
+/// The shape of a shipped HAPT model (`models/<name>/model.json`).
+fn shipped(name: &str) -> DmftConfig {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(name);
+    read_card(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .config
 }
 
 fn window(seed: usize) -> Vec<f32> {
@@ -70,8 +70,8 @@ fn bench_model(c: &mut Criterion, name: &str, config: DmftConfig) {
 }
 
 fn benches(c: &mut Criterion) {
-    bench_model(c, "student", hapt_teacher().student());
-    bench_model(c, "teacher", hapt_teacher());
+    bench_model(c, "student", shipped("hapt-student"));
+    bench_model(c, "teacher", shipped("hapt-teacher"));
 }
 
 criterion_group!(inference, benches);
