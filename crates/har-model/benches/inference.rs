@@ -15,7 +15,9 @@ use har_model::init::seeded_var_builder;
 
 /// The shape of a shipped HAPT model (`models/<name>/model.json`).
 fn shipped(name: &str) -> DmftConfig {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models").join(name);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models")
+        .join(name);
     read_card(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .config
@@ -70,7 +72,16 @@ fn bench_model(c: &mut Criterion, name: &str, config: DmftConfig) {
 }
 
 fn benches(c: &mut Criterion) {
-    bench_model(c, "student", shipped("hapt-student"));
+    let student = shipped("hapt-student");
+    if student.spectral_tokens {
+        // What the spectral step costs: the same student without it.
+        let plain = DmftConfig {
+            spectral_tokens: false,
+            ..student.clone()
+        };
+        bench_model(c, "student-without-spectral-step", plain);
+    }
+    bench_model(c, "student", student);
     bench_model(c, "teacher", shipped("hapt-teacher"));
 }
 

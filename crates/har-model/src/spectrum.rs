@@ -43,6 +43,9 @@ pub fn band_edges(window_len: usize) -> Vec<usize> {
 pub struct SpectrumTables {
     window_len: usize,
     edges: Vec<usize>,
+    /// `[T, K]` cosines and sines of bins `1..=K`, row-major (`t` major).
+    cos: Vec<f32>,
+    sin: Vec<f32>,
     /// `[T, 2K]`, row-major: for sample `t`, the cosines of bins `1..=K`, then their sines.
     dft: Vec<f32>,
 }
@@ -52,15 +55,23 @@ impl SpectrumTables {
     pub fn new(window_len: usize) -> Self {
         let edges = band_edges(window_len);
         let bins = edges[edges.len() - 1] - 1;
-        let mut dft = Vec::with_capacity(window_len * 2 * bins);
+        let mut cos = Vec::with_capacity(window_len * bins);
+        let mut sin = Vec::with_capacity(window_len * bins);
         for t in 0..window_len {
             let angle = |k: usize| 2.0 * std::f64::consts::PI * (k * t) as f64 / window_len as f64;
-            dft.extend((1..=bins).map(|k| angle(k).cos() as f32));
-            dft.extend((1..=bins).map(|k| angle(k).sin() as f32));
+            cos.extend((1..=bins).map(|k| angle(k).cos() as f32));
+            sin.extend((1..=bins).map(|k| angle(k).sin() as f32));
         }
+        let dft = cos
+            .chunks_exact(bins)
+            .zip(sin.chunks_exact(bins))
+            .flat_map(|(c, s)| c.iter().chain(s).copied())
+            .collect();
         Self {
             window_len,
             edges,
+            cos,
+            sin,
             dft,
         }
     }
@@ -81,31 +92,31 @@ impl SpectrumTables {
         &self.dft
     }
 
-    /// `[2K, bands]`: sums re² + im² of each band's bins, averaged and scaled by `1 / T`
-    /// (power per sample), applied to the squared DFT row.
+    /// `[K, bands]`: averages each band's bins, scaled by `1 / T` (power per sample).
     fn band_matrix(&self) -> Vec<f32> {
         let (bins, bands) = (self.bins(), self.bands());
-        let mut m = vec![0f32; 2 * bins * bands];
+        let mut m = vec![0f32; bins * bands];
         for band in 0..bands {
             let (lo, hi) = (self.edges[band], self.edges[band + 1]);
-            let weight = 1.0 / ((hi - lo) * self.window_len) as f32;
             for k in lo..hi {
-                m[(k - 1) * bands + band] = weight;
-                m[(bins + k - 1) * bands + band] = weight;
+                m[(k - 1) * bands + band] = 1.0 / ((hi - lo) * self.window_len) as f32;
             }
         }
         m
     }
 
-    /// Log band powers of windows `[B, T, C]` (normalised values): `[B, C, bands]`.
+    /// Log band powers of windows `[B, T, C]` (normalised values): `[B, C, bands]`. (The
+    /// operations, and so the rounding, are those the shipped HAPT models were trained with.)
     pub fn log_band_power(&self, xs: &Tensor) -> Result<Tensor> {
         let (b, t, c) = xs.dims3()?;
+        let bins = self.bins();
         let device = xs.device();
-        let dft = Tensor::from_slice(&self.dft, (t, 2 * self.bins()), device)?;
-        let bands =
-            Tensor::from_slice(&self.band_matrix(), (2 * self.bins(), self.bands()), device)?;
+        let cos = Tensor::from_slice(&self.cos, (t, bins), device)?;
+        let sin = Tensor::from_slice(&self.sin, (t, bins), device)?;
+        let bands = Tensor::from_slice(&self.band_matrix(), (bins, self.bands()), device)?;
         let rows = xs.transpose(1, 2)?.contiguous()?.reshape((b * c, t))?;
-        (rows.matmul(&dft)?.sqr()?.matmul(&bands)? + BAND_POWER_FLOOR as f64)?
+        let power = (rows.matmul(&cos)?.sqr()? + rows.matmul(&sin)?.sqr()?)?;
+        (power.matmul(&bands)? + BAND_POWER_FLOOR as f64)?
             .log()?
             .reshape((b, c, self.bands()))
     }
