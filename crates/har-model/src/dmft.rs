@@ -277,31 +277,23 @@ pub struct ModalityEncoder {
 impl ModalityEncoder {
     fn new(config: &DmftConfig, spec: &ModalitySpec, vb: VarBuilder) -> Result<Self> {
         let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
-        let patch_projections = spec
-            .groups
-            .iter()
-            .enumerate()
-            .map(|(g, group)| {
-                linear(
-                    config.patch_input_len(group.len()),
-                    d,
-                    vb.pp(format!("patch{g}")),
-                )
-            })
-            .collect::<Result<_>>()?;
-        let spectral = if config.spectral_tokens {
-            let projections = spec
-                .groups
+        // One linear projection per channel group, named `{name}{g}`.
+        let group_projections = |name: &str, input_len: fn(&DmftConfig, usize) -> usize| {
+            spec.groups
                 .iter()
                 .enumerate()
                 .map(|(g, group)| {
                     linear(
-                        config.spectral_input_len(group.len()),
+                        input_len(config, group.len()),
                         d,
-                        vb.pp(format!("spectral{g}")),
+                        vb.pp(format!("{name}{g}")),
                     )
                 })
-                .collect::<Result<_>>()?;
+                .collect::<Result<Vec<_>>>()
+        };
+        let patch_projections = group_projections("patch", DmftConfig::patch_input_len)?;
+        let spectral = if config.spectral_tokens {
+            let projections = group_projections("spectral", DmftConfig::spectral_input_len)?;
             Some((SpectrumTables::new(config.window_len), projections))
         } else {
             None
