@@ -19,9 +19,9 @@ use crate::error::{ModelError, Result};
 use crate::spectrum::SpectrumTables;
 
 mod kernels;
-use kernels::{
-    attention_pool, softmax_in_place, tensor, transpose_tokens, Dense, Layer, Norm, Scratch,
-};
+mod matmul;
+use kernels::{attention_pool, softmax_in_place, tensor, transpose_tokens, Layer, Norm, Scratch};
+use matmul::Dense;
 
 /// The spectral step of one modality: the DFT as a dense layer (`[T, 2K]`, no bias), the
 /// band tables, and one projection per channel group.

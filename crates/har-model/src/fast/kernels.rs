@@ -1,11 +1,14 @@
-//! Numeric kernels of the plain-Rust forward pass ([`super::FastDmft`]): dense layers (AVX2 +
-//! FMA when the CPU has them, portable loops otherwise), layer norm, fast `exp`/`tanh`, GELU,
-//! multi-head attention, attention pooling and the pre-norm transformer layer.
+//! Numeric kernels of the plain-Rust forward pass ([`super::FastDmft`]): layer norm, fast
+//! `exp`/`tanh`, GELU, multi-head attention, attention pooling and the pre-norm transformer
+//! layer. Products run on [`super::matmul`]; a layer's element-wise loops are compiled a second
+//! time for AVX2 + FMA ([`Layer::apply`] picks that copy at run time), so they vectorise eight
+//! wide without building the crate for one CPU.
 
 use std::collections::HashMap;
 
 use candle_core::Tensor;
 
+use super::matmul::{Dense, Operand, Rows};
 use crate::error::{ModelError, Result};
 use crate::layers::LayerNorm;
 
@@ -14,148 +17,6 @@ pub(super) fn tensor(tensors: &HashMap<String, Tensor>, name: &str) -> Result<Ve
         .get(name)
         .ok_or_else(|| ModelError::Invalid(format!("fast model: tensor `{name}` is missing")))?;
     Ok(t.flatten_all()?.to_vec1::<f32>()?)
-}
-
-/// `y = x · Wᵀ + b` with `W` stored transposed.
-#[derive(Debug, Clone)]
-pub(super) struct Dense {
-    weight_t: Vec<f32>,
-    bias: Vec<f32>,
-    out_dim: usize,
-}
-
-impl Dense {
-    /// A bias-free layer from its weight already transposed to `[in, out]`.
-    pub(super) fn from_transposed(weight_t: Vec<f32>, out_dim: usize) -> Self {
-        Self {
-            weight_t,
-            bias: vec![0.0; out_dim],
-            out_dim,
-        }
-    }
-
-    pub(super) fn load(
-        tensors: &HashMap<String, Tensor>,
-        prefix: &str,
-        with_bias: bool,
-    ) -> Result<Self> {
-        let w = tensors.get(&format!("{prefix}.weight")).ok_or_else(|| {
-            ModelError::Invalid(format!("fast model: tensor `{prefix}.weight` is missing"))
-        })?;
-        let (out_dim, in_dim) = w.dims2()?;
-        let weight_t = w.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let bias = if with_bias {
-            tensor(tensors, &format!("{prefix}.bias"))?
-        } else {
-            vec![0.0; out_dim]
-        };
-        debug_assert_eq!(weight_t.len(), in_dim * out_dim);
-        Ok(Self {
-            weight_t,
-            bias,
-            out_dim,
-        })
-    }
-
-    /// Applies to each row of `x` (`rows × in`), writing `rows × out` into `y`.
-    pub(super) fn apply(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
-        // Every output is written by the kernels, so only a length change needs filling.
-        y.resize(rows * self.out_dim, 0.0);
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { dense_avx2_fma(&self.weight_t, &self.bias, x, rows, y) };
-            return;
-        }
-        dense_kernel(&self.weight_t, &self.bias, x, rows, y);
-    }
-}
-
-/// True when the CPU has AVX2 and FMA (std caches the detection).
-#[cfg(target_arch = "x86_64")]
-pub(super) fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-/// `y = x · Wᵀ + b` row by row, as axpy updates over contiguous rows of `Wᵀ` (the portable
-/// path; x86-64 CPUs with AVX2 + FMA use [`dense_avx2_fma`]).
-pub(super) fn dense_kernel(weight_t: &[f32], bias: &[f32], x: &[f32], rows: usize, y: &mut [f32]) {
-    let out_dim = bias.len();
-    let in_dim = x.len() / rows.max(1);
-    for (xr, out) in x.chunks_exact(in_dim).zip(y.chunks_exact_mut(out_dim)) {
-        out.copy_from_slice(bias);
-        for (&xi, w) in xr.iter().zip(weight_t.chunks_exact(out_dim)) {
-            axpy(out, w, xi);
-        }
-    }
-}
-
-/// `out += a · w`.
-pub(super) fn axpy(out: &mut [f32], w: &[f32], a: f32) {
-    for (o, &w) in out.iter_mut().zip(w) {
-        *o += a * w;
-    }
-}
-
-/// The dense kernel with AVX2 + FMA: blocks of 32 outputs stay in four registers while the
-/// inputs stream past; leftovers (fewer than 8 outputs) are scalar.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn dense_avx2_fma(
-    weight_t: &[f32],
-    bias: &[f32],
-    x: &[f32],
-    rows: usize,
-    y: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let out_dim = bias.len();
-    let in_dim = x.len() / rows.max(1);
-    assert!(weight_t.len() >= in_dim * out_dim && y.len() >= rows * out_dim);
-    let vector_end = out_dim / 8 * 8;
-    for r in 0..rows {
-        let xr = &x[r * in_dim..(r + 1) * in_dim];
-        let out = y.as_mut_ptr().add(r * out_dim);
-        let mut o = 0;
-        while o + 32 <= vector_end {
-            let mut acc = [
-                _mm256_loadu_ps(bias.as_ptr().add(o)),
-                _mm256_loadu_ps(bias.as_ptr().add(o + 8)),
-                _mm256_loadu_ps(bias.as_ptr().add(o + 16)),
-                _mm256_loadu_ps(bias.as_ptr().add(o + 24)),
-            ];
-            for (i, &xi) in xr.iter().enumerate() {
-                let a = _mm256_set1_ps(xi);
-                let w = weight_t.as_ptr().add(i * out_dim + o);
-                for (k, slot) in acc.iter_mut().enumerate() {
-                    *slot = _mm256_fmadd_ps(a, _mm256_loadu_ps(w.add(8 * k)), *slot);
-                }
-            }
-            for (k, slot) in acc.iter().enumerate() {
-                _mm256_storeu_ps(out.add(o + 8 * k), *slot);
-            }
-            o += 32;
-        }
-        while o + 8 <= vector_end {
-            let mut acc = _mm256_loadu_ps(bias.as_ptr().add(o));
-            for (i, &xi) in xr.iter().enumerate() {
-                acc = _mm256_fmadd_ps(
-                    _mm256_set1_ps(xi),
-                    _mm256_loadu_ps(weight_t.as_ptr().add(i * out_dim + o)),
-                    acc,
-                );
-            }
-            _mm256_storeu_ps(out.add(o), acc);
-            o += 8;
-        }
-        for oo in vector_end..out_dim {
-            let mut sum = bias[oo];
-            for (i, &xi) in xr.iter().enumerate() {
-                sum = xi.mul_add(weight_t[i * out_dim + oo], sum);
-            }
-            *out.add(oo) = sum;
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -172,20 +33,19 @@ impl Norm {
         })
     }
 
+    /// Normalises each row of `x` (`d` wide) into `y`.
+    #[inline(always)]
     pub(super) fn apply(&self, x: &[f32], y: &mut Vec<f32>) {
         let d = self.weight.len();
-        y.clear();
-        for row in x.chunks_exact(d) {
+        y.resize(x.len(), 0.0);
+        for (row, out) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
             // One pass, E[x²] − mean², as candle's layer-norm kernel.
-            let mean = row.iter().sum::<f32>() / d as f32;
+            let mean = sum(row) / d as f32;
             let var = (dot(row, row) / d as f32 - mean * mean).max(0.0);
             let inv = 1.0 / (var + LayerNorm::EPS as f32).sqrt();
-            y.extend(
-                row.iter()
-                    .zip(&self.weight)
-                    .zip(&self.bias)
-                    .map(|((v, w), b)| (v - mean) * inv * w + b),
-            );
+            for (((o, v), w), b) in out.iter_mut().zip(row).zip(&self.weight).zip(&self.bias) {
+                *o = (v - mean) * inv * w + b;
+            }
         }
     }
 }
@@ -196,7 +56,7 @@ impl Norm {
 #[inline(always)]
 pub(super) fn exp_fast(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E).round();
+    let n = (x * std::f32::consts::LOG2_E).round_ties_even();
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
@@ -206,6 +66,7 @@ pub(super) fn exp_fast(x: f32) -> f32 {
     e * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
+#[inline(always)]
 pub(super) fn softmax_in_place(xs: &mut [f32]) {
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     for x in xs.iter_mut() {
@@ -220,6 +81,7 @@ pub(super) fn softmax_in_place(xs: &mut [f32]) {
 /// `tanh` as a rational function (the approximation Eigen uses for f32): within a few ulp of
 /// the library `tanh` and several times faster, which matters because the feed-forward blocks
 /// call it for every hidden unit.
+#[inline(always)]
 pub(super) fn tanh_fast(x: f32) -> f32 {
     const ALPHA: [f32; 7] = [
         4.893_524_6e-3,
@@ -241,12 +103,36 @@ pub(super) fn tanh_fast(x: f32) -> f32 {
     x * p / q
 }
 
+#[inline(always)]
 pub(super) fn gelu(x: f32) -> f32 {
     // The tanh approximation, as candle's `Tensor::gelu`.
     0.5 * x * (1.0 + tanh_fast(0.797_884_6 * (x + 0.044_715 * x * x * x)))
 }
 
+/// `out += a · w`.
+#[inline(always)]
+pub(super) fn axpy(out: &mut [f32], w: &[f32], a: f32) {
+    for (o, &w) in out.iter_mut().zip(w) {
+        *o += a * w;
+    }
+}
+
+/// Sum with eight independent accumulators, so the compiler can vectorise it.
+#[inline(always)]
+pub(super) fn sum(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = a.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for x in chunks {
+        for k in 0..8 {
+            acc[k] += x[k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 /// Dot product with eight independent accumulators, so the compiler can vectorise it.
+#[inline(always)]
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -272,6 +158,13 @@ pub(super) struct Scratch {
     attended: Vec<f32>,
     projected: Vec<f32>,
     hidden: Vec<f32>,
+    attention: AttentionScratch,
+}
+
+/// The buffers of [`attention`]: one head's keys transposed and its score matrix.
+#[derive(Debug, Default, Clone)]
+pub(super) struct AttentionScratch {
+    keys_t: Vec<f32>,
     scores: Vec<f32>,
 }
 
@@ -303,23 +196,38 @@ impl Layer {
         })
     }
 
-    /// Applies the pre-norm layer in place to a sequence `x` of `len × d`.
     /// Applies the pre-norm layer in place to `x`: consecutive sequences of `len` rows of `d`
     /// (attention stays within each sequence; the row-wise parts run on all rows at once).
     pub(super) fn apply(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
+        #[cfg(target_arch = "x86_64")]
+        if super::matmul::has_avx2_fma() {
+            // SAFETY: the CPU supports the features the copy is compiled for.
+            unsafe { self.apply_avx2_fma(x, len, s) };
+            return;
+        }
+        self.apply_body(x, len, s);
+    }
+
+    /// [`Layer::apply`] compiled for AVX2 + FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn apply_avx2_fma(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
+        self.apply_body(x, len, s);
+    }
+
+    #[inline(always)]
+    fn apply_body(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
         let d = self.norm1.weight.len();
         let rows = x.len() / d;
         self.norm1.apply(x, &mut s.normed);
         self.qkv.apply(&s.normed, rows, &mut s.qkv);
-        s.attended.clear();
         s.attended.resize(rows * d, 0.0);
-        s.scores.resize(len, 0.0);
         for (qkv, attended) in s
             .qkv
             .chunks_exact(len * 3 * d)
             .zip(s.attended.chunks_exact_mut(len * d))
         {
-            attention(qkv, len, d, self.heads, &mut s.scores, attended);
+            attention(qkv, len, d, self.heads, &mut s.attention, attended);
         }
         self.out.apply(&s.attended, rows, &mut s.projected);
         x.iter_mut().zip(&s.projected).for_each(|(a, b)| *a += b);
@@ -332,105 +240,74 @@ impl Layer {
 }
 
 /// Multi-head attention of one sequence: `qkv` holds `len` rows of `[q | k | v]` (each `d`
-/// wide, heads contiguous inside); the heads' outputs go to `attended` (`len × d`, zeroed).
+/// wide, heads contiguous inside); the heads' outputs go to `attended` (`len × d`). Per head,
+/// the scores `Q · Kᵀ` and the output `P · V` are two matrix products on the shared kernel
+/// (keys transposed into a buffer padded to a multiple of 8 columns; queries, values and
+/// outputs read and written in place through strides).
+#[inline(always)]
 pub(super) fn attention(
     qkv: &[f32],
     len: usize,
     d: usize,
     heads: usize,
-    scores: &mut [f32],
+    s: &mut AttentionScratch,
     attended: &mut [f32],
 ) {
     let hd = d / heads;
-    #[cfg(target_arch = "x86_64")]
-    if hd % 8 == 0 && has_avx2_fma() {
-        // SAFETY: the CPU supports the features; slices are sized as asserted inside.
-        unsafe { attention_avx2_fma(qkv, len, d, heads, scores, attended) };
-        return;
-    }
-    attention_portable(qkv, len, d, heads, scores, attended);
-}
-
-/// [`attention`] in portable Rust.
-pub(super) fn attention_portable(
-    qkv: &[f32],
-    len: usize,
-    d: usize,
-    heads: usize,
-    scores: &mut [f32],
-    attended: &mut [f32],
-) {
-    let hd = d / heads;
+    let padded = len.div_ceil(8) * 8;
     let scale = 1.0 / (hd as f32).sqrt();
+    s.keys_t.resize(hd * padded, 0.0);
+    s.scores.resize(len * padded, 0.0);
     for h in 0..heads {
-        for i in 0..len {
-            let q = &qkv[i * 3 * d + h * hd..i * 3 * d + (h + 1) * hd];
-            for j in 0..len {
-                scores[j] = dot(
-                    q,
-                    &qkv[j * 3 * d + d + h * hd..j * 3 * d + d + (h + 1) * hd],
-                ) * scale;
+        for (c, keys) in s.keys_t.chunks_exact_mut(padded).enumerate() {
+            for (j, key) in keys[..len].iter_mut().enumerate() {
+                *key = qkv[j * 3 * d + d + h * hd + c];
             }
-            softmax_in_place(&mut scores[..len]);
-            let out = &mut attended[i * d + h * hd..i * d + (h + 1) * hd];
-            for j in 0..len {
-                axpy(
-                    out,
-                    &qkv[j * 3 * d + 2 * d + h * hd..j * 3 * d + 2 * d + (h + 1) * hd],
-                    scores[j],
-                );
-            }
+            keys[len..].fill(0.0);
         }
-    }
-}
-
-/// [`attention`] with AVX2 + FMA, for head widths that are multiples of 8.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn attention_avx2_fma(
-    qkv: &[f32],
-    len: usize,
-    d: usize,
-    heads: usize,
-    scores: &mut [f32],
-    attended: &mut [f32],
-) {
-    use std::arch::x86_64::*;
-    let hd = d / heads;
-    assert!(
-        qkv.len() >= len * 3 * d && attended.len() >= len * d && scores.len() >= len && hd % 8 == 0
-    );
-    let scale = 1.0 / (hd as f32).sqrt();
-    let base = qkv.as_ptr();
-    for h in 0..heads {
-        for i in 0..len {
-            let q = base.add(i * 3 * d + h * hd);
-            for (j, score) in scores[..len].iter_mut().enumerate() {
-                let k = base.add(j * 3 * d + d + h * hd);
-                let mut acc = _mm256_setzero_ps();
-                for c in (0..hd).step_by(8) {
-                    acc =
-                        _mm256_fmadd_ps(_mm256_loadu_ps(q.add(c)), _mm256_loadu_ps(k.add(c)), acc);
-                }
-                let pair = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-                let pair = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
-                let single = _mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1));
-                *score = _mm_cvtss_f32(single) * scale;
-            }
-            softmax_in_place(&mut scores[..len]);
-            let out = attended.as_mut_ptr().add(i * d + h * hd);
-            for c in (0..hd).step_by(8) {
-                let mut acc = _mm256_setzero_ps();
-                for (j, &w) in scores[..len].iter().enumerate() {
-                    acc = _mm256_fmadd_ps(
-                        _mm256_set1_ps(w),
-                        _mm256_loadu_ps(base.add(j * 3 * d + 2 * d + h * hd + c)),
-                        acc,
-                    );
-                }
-                _mm256_storeu_ps(out.add(c), acc);
-            }
+        let keys = Operand {
+            weight: &s.keys_t,
+            weight_stride: padded,
+            bias: None,
+            in_dim: hd,
+            out_dim: padded,
+        };
+        keys.multiply(
+            Rows {
+                data: &qkv[h * hd..],
+                stride: 3 * d,
+                rows: len,
+            },
+            Rows {
+                data: &mut s.scores,
+                stride: padded,
+                rows: len,
+            },
+        );
+        for row in s.scores.chunks_exact_mut(padded) {
+            let row = &mut row[..len];
+            row.iter_mut().for_each(|v| *v *= scale);
+            softmax_in_place(row);
         }
+        let values = Operand {
+            weight: &qkv[2 * d + h * hd..],
+            weight_stride: 3 * d,
+            bias: None,
+            in_dim: len,
+            out_dim: hd,
+        };
+        values.multiply(
+            Rows {
+                data: &s.scores,
+                stride: padded,
+                rows: len,
+            },
+            Rows {
+                data: &mut attended[h * hd..],
+                stride: d,
+                rows: len,
+            },
+        );
     }
 }
 
@@ -471,52 +348,48 @@ pub(super) fn attention_pool(
 mod tests {
     use super::*;
 
-    /// The portable kernels and the AVX2 ones compute the same thing (the model tests only
-    /// reach the AVX2 path on machines that have it).
+    /// Attention through the matrix kernel equals its definition, per head:
+    /// `softmax(q·kᵀ / √hd) · v`.
     #[test]
-    fn portable_and_vector_kernels_agree() {
-        let (rows, in_dim, out_dim) = (3, 10, 45);
-        let w: Vec<f32> = (0..in_dim * out_dim)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1)
-            .collect();
-        let b: Vec<f32> = (0..out_dim).map(|i| i as f32 * 0.01).collect();
-        let x: Vec<f32> = (0..rows * in_dim)
-            .map(|i| (i as f32 * 0.37).sin())
-            .collect();
-        let mut portable = vec![0.0; rows * out_dim];
-        dense_kernel(&w, &b, &x, rows, &mut portable);
-        let expected: Vec<f32> = (0..rows)
-            .flat_map(|r| (0..out_dim).map(move |o| (r, o)))
-            .map(|(r, o)| {
-                b[o] + (0..in_dim)
-                    .map(|i| x[r * in_dim + i] * w[i * out_dim + o])
-                    .sum::<f32>()
-            })
-            .collect();
-        assert!(portable
-            .iter()
-            .zip(&expected)
-            .all(|(a, e)| (a - e).abs() < 1e-5));
-
-        let (len, d, heads) = (5, 16, 2);
-        let qkv: Vec<f32> = (0..len * 3 * d).map(|i| (i as f32 * 0.11).cos()).collect();
-        let mut scores = vec![0.0; len];
-        let mut generic = vec![0.0; len * d];
-        attention_portable(&qkv, len, d, heads, &mut scores, &mut generic);
-        let mut dispatched = vec![0.0; len * d];
-        attention(&qkv, len, d, heads, &mut scores, &mut dispatched);
-        assert!(generic
-            .iter()
-            .zip(&dispatched)
-            .all(|(a, e)| (a - e).abs() < 1e-5));
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
-            let mut vector = vec![0.0; rows * out_dim];
-            unsafe { dense_avx2_fma(&w, &b, &x, rows, &mut vector) };
-            assert!(vector
-                .iter()
-                .zip(&portable)
-                .all(|(a, e)| (a - e).abs() < 1e-5));
+    fn attention_matches_its_definition() {
+        for (len, d, heads) in [(5, 16, 2), (17, 32, 2), (2, 32, 4), (9, 24, 1)] {
+            let hd = d / heads;
+            let qkv: Vec<f32> = (0..len * 3 * d).map(|i| (i as f32 * 0.11).cos()).collect();
+            let mut got = vec![f32::NAN; len * d];
+            attention(
+                &qkv,
+                len,
+                d,
+                heads,
+                &mut AttentionScratch::default(),
+                &mut got,
+            );
+            let at = |row: usize, part: usize, h: usize, c: usize| {
+                qkv[row * 3 * d + part * d + h * hd + c]
+            };
+            for h in 0..heads {
+                for i in 0..len {
+                    let scores: Vec<f32> = (0..len)
+                        .map(|j| {
+                            (0..hd)
+                                .map(|c| at(i, 0, h, c) * at(j, 1, h, c))
+                                .sum::<f32>()
+                                / (hd as f32).sqrt()
+                        })
+                        .collect();
+                    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let weights: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+                    let total: f32 = weights.iter().sum();
+                    for c in 0..hd {
+                        let want: f32 = (0..len).map(|j| weights[j] / total * at(j, 2, h, c)).sum();
+                        let value = got[i * d + h * hd + c];
+                        assert!(
+                            (value - want).abs() < 1e-5,
+                            "len {len} head {h} row {i} col {c}: {value} vs {want}"
+                        );
+                    }
+                }
+            }
         }
     }
 
