@@ -25,10 +25,10 @@
 //! tokens at all.
 
 use candle_core::{DType, Device, Result, Tensor, D};
-use candle_nn::{Init, Linear, Module, VarBuilder};
+use candle_nn::{Init, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::layers::{linear, AttentionPool, LayerNorm, Train, TransformerLayer};
+use crate::layers::{linear, AttentionPool, LayerNorm, Linear, Train, TransformerLayer};
 use crate::spectrum::SpectrumTables;
 
 /// Score bias of a masked token.

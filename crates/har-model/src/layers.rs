@@ -5,11 +5,46 @@
 use std::sync::{Arc, Mutex};
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Init, Linear, VarBuilder};
+use candle_nn::{Init, VarBuilder};
 use har_core::import::synthetic::Rng;
+
+use crate::ops::{add_row_vector, mul_row_vector};
 
 /// Whether a forward pass must be differentiable.
 pub type Train = bool;
+
+/// `y = x · Wᵀ + b` over the last dimension of `x`, computed as ONE 2-D product over all
+/// leading dimensions. (`candle_nn::Linear` multiplies a 3-D input batch element by batch
+/// element against a broadcast weight, and its backward pass then sums the per-element weight
+/// gradients with candle's strided reduction — the larger part of a training step here.)
+/// Parameters are named as `candle_nn::Linear`'s (`weight` `[out, in]`, `bias` `[out]`).
+#[derive(Debug, Clone)]
+pub struct Linear {
+    weight: Tensor,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// A layer from its weight `[out, in]` and optional bias `[out]`.
+    pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let mut dims = xs.dims().to_vec();
+        let in_dim = dims.pop().unwrap_or(1);
+        let rows = xs.elem_count() / in_dim.max(1);
+        let ys = xs.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
+        let ys = match &self.bias {
+            Some(bias) => add_row_vector(&ys, bias)?,
+            None => ys,
+        };
+        dims.push(ys.dim(1)?);
+        ys.reshape(dims)
+    }
+}
 
 /// A linear layer with seeded init: weights N(0, 1/in), bias 0.
 pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
@@ -67,10 +102,8 @@ impl LayerNorm {
         let dim = xs.dim(D::Minus1)? as f64;
         let centred = xs.broadcast_sub(&(xs.sum_keepdim(D::Minus1)? / dim)?)?;
         let variance = (centred.sqr()?.sum_keepdim(D::Minus1)? / dim)?;
-        centred
-            .broadcast_div(&(variance + Self::EPS)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        let normalised = centred.broadcast_div(&(variance + Self::EPS)?.sqrt()?)?;
+        add_row_vector(&mul_row_vector(&normalised, &self.weight)?, &self.bias)
     }
 }
 
@@ -239,5 +272,46 @@ impl AttentionPool {
             scores = scores.broadcast_add(&bias.reshape((n, 1, l))?)?;
         }
         softmax(&scores, train)?.matmul(xs)?.reshape((n, d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The 2-D [`Linear`] computes `candle_nn::Linear` exactly: outputs and the gradients of
+    /// input, weight and bias, bit for bit, on a 3-D input.
+    #[test]
+    fn linear_equals_candle_nn_linear_bit_for_bit() -> Result<()> {
+        let device = Device::Cpu;
+        let values = |n: usize, k: f32| (0..n).map(|i| (i as f32 * k).sin()).collect::<Vec<_>>();
+        let run = |ours: bool| -> Result<Vec<Vec<u32>>> {
+            let x = Var::from_vec(values(4 * 6 * 5, 0.37), (4, 6, 5), &device)?;
+            let w = Var::from_vec(values(3 * 5, 0.71), (3, 5), &device)?;
+            let b = Var::from_vec(values(3, 1.3), 3, &device)?;
+            let y = if ours {
+                Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone())).forward(&x)?
+            } else {
+                candle_nn::Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone()))
+                    .forward(&x)?
+            };
+            let weights = Tensor::from_vec(values(4 * 6 * 3, 0.13), (4, 6, 3), &device)?;
+            let grads = (&y * &weights)?.sum_all()?.backward()?;
+            [
+                &y,
+                grads.get(&x).unwrap(),
+                grads.get(&w).unwrap(),
+                grads.get(&b).unwrap(),
+            ]
+            .iter()
+            .map(|t| {
+                let v = t.flatten_all()?.to_vec1::<f32>()?;
+                Ok(v.iter().map(|x| x.to_bits()).collect())
+            })
+            .collect()
+        };
+        assert_eq!(run(true)?, run(false)?);
+        Ok(())
     }
 }

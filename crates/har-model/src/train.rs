@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor, D};
-use candle_nn::{AdamW, Linear, Module, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{AdamW, Module, Optimizer, ParamsAdamW, VarMap};
 use har_core::import::synthetic::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,7 @@ use crate::data::TensorData;
 use crate::dmft::{Dmft, DmftConfig};
 use crate::error::Result;
 use crate::init::seeded_var_builder;
-use crate::layers::linear;
+use crate::layers::{linear, Linear};
 use crate::metrics::Metrics;
 
 /// Optimisation settings.

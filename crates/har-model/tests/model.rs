@@ -2,10 +2,11 @@
 //! modalities, the distillation loss by hand, save/load, and checkpoint errors.
 
 use candle_core::{Device, Tensor};
-use candle_nn::{Linear, VarMap};
+use candle_nn::VarMap;
 use har_model::artifact::{self, load_weights};
 use har_model::dmft::{Dmft, DmftConfig, ModalitySpec};
 use har_model::init::seeded_var_builder;
+use har_model::layers::Linear;
 use har_model::train::{distillation_loss, DistillConfig};
 
 fn config() -> DmftConfig {
