@@ -244,6 +244,7 @@ impl Layer {
 /// the scores `Q · Kᵀ` and the output `P · V` are two matrix products on the shared kernel
 /// (keys transposed into a buffer padded to a multiple of 8 columns; queries, values and
 /// outputs read and written in place through strides).
+/// Sequences shorter than [`SHORT_SEQUENCE`] take [`attention_short`].
 #[inline(always)]
 pub(super) fn attention(
     qkv: &[f32],
@@ -253,6 +254,10 @@ pub(super) fn attention(
     s: &mut AttentionScratch,
     attended: &mut [f32],
 ) {
+    if len < SHORT_SEQUENCE {
+        attention_short(qkv, len, d, heads, &mut s.scores, attended);
+        return;
+    }
     let hd = d / heads;
     let padded = len.div_ceil(8) * 8;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -308,6 +313,43 @@ pub(super) fn attention(
                 rows: len,
             },
         );
+    }
+}
+
+/// Below this length (one vector of scores) [`attention`] is computed directly: padding the
+/// keys and two matrix products cost more than they save (the fusion layer attends over the
+/// two or three modality tokens of a step).
+const SHORT_SEQUENCE: usize = 8;
+
+/// [`attention`] of a short sequence, row by row: dot products, softmax, axpy updates.
+#[inline(always)]
+fn attention_short(
+    qkv: &[f32],
+    len: usize,
+    d: usize,
+    heads: usize,
+    scores: &mut Vec<f32>,
+    attended: &mut [f32],
+) {
+    let hd = d / heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    scores.resize(len, 0.0);
+    let part = |row: usize, part: usize, h: usize| {
+        let start = row * 3 * d + part * d + h * hd;
+        &qkv[start..start + hd]
+    };
+    for h in 0..heads {
+        for i in 0..len {
+            for (j, score) in scores.iter_mut().enumerate() {
+                *score = dot(part(i, 0, h), part(j, 1, h)) * scale;
+            }
+            softmax_in_place(scores);
+            let out = &mut attended[i * d + h * hd..i * d + (h + 1) * hd];
+            out.fill(0.0);
+            for (j, &weight) in scores.iter().enumerate() {
+                axpy(out, part(j, 2, h), weight);
+            }
+        }
     }
 }
 
