@@ -68,11 +68,11 @@ pub(super) fn exp_fast(x: f32) -> f32 {
 
 #[inline(always)]
 pub(super) fn softmax_in_place(xs: &mut [f32]) {
-    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = max(xs);
     for x in xs.iter_mut() {
         *x = exp_fast(*x - max);
     }
-    let inv = 1.0 / xs.iter().sum::<f32>();
+    let inv = 1.0 / sum(xs);
     for x in xs.iter_mut() {
         *x *= inv;
     }
@@ -115,6 +115,24 @@ pub(super) fn axpy(out: &mut [f32], w: &[f32], a: f32) {
     for (o, &w) in out.iter_mut().zip(w) {
         *o += a * w;
     }
+}
+
+/// Maximum with eight independent lanes, so the compiler can vectorise it.
+#[inline(always)]
+pub(super) fn max(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = a.chunks_exact(8);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for x in chunks {
+        for k in 0..8 {
+            acc[k] = acc[k].max(x[k]);
+        }
+    }
+    acc.iter().copied().fold(tail, f32::max)
 }
 
 /// Sum with eight independent accumulators, so the compiler can vectorise it.
