@@ -116,7 +116,9 @@ pub(super) unsafe fn multiply_avx2_fma(w: &Operand, x: Rows<&[f32]>, y: Rows<&mu
     }
 }
 
-/// `R` rows of [`multiply_avx2_fma`], starting at the first row of `x` and `y`.
+/// `R` rows of [`multiply_avx2_fma`], starting at the first row of `x` and `y`: blocks of
+/// `8·V` outputs with `V` chosen so that `R·V` accumulators (eight for two or more rows) keep
+/// the FMA units busy, then blocks of 8, then scalar leftovers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[inline]
@@ -127,51 +129,69 @@ unsafe fn row_block<const R: usize>(
     y: &mut [f32],
     y_stride: usize,
 ) {
-    use std::arch::x86_64::*;
-    let (in_dim, out_dim) = (w.in_dim, w.out_dim);
-    let (wp, xp, out) = (w.weight.as_ptr(), x.as_ptr(), y.as_mut_ptr());
-    let bias = |o: usize| match w.bias {
-        Some(b) => _mm256_loadu_ps(b.as_ptr().add(o)),
-        None => _mm256_setzero_ps(),
-    };
-    let vector_end = out_dim / 8 * 8;
+    let vector_end = w.out_dim / 8 * 8;
     let mut o = 0;
+    if R <= 2 {
+        while o + 32 <= vector_end {
+            output_block::<R, 4>(w, x, x_stride, y, y_stride, o);
+            o += 32;
+        }
+    }
     while o + 16 <= vector_end {
-        let mut acc = [[bias(o), bias(o + 8)]; R];
-        for i in 0..in_dim {
-            let row = wp.add(i * w.weight_stride + o);
-            let (w0, w1) = (_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8)));
-            for (rr, slot) in acc.iter_mut().enumerate() {
-                let a = _mm256_set1_ps(*xp.add(rr * x_stride + i));
-                slot[0] = _mm256_fmadd_ps(a, w0, slot[0]);
-                slot[1] = _mm256_fmadd_ps(a, w1, slot[1]);
-            }
-        }
-        for (rr, slot) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.add(rr * y_stride + o), slot[0]);
-            _mm256_storeu_ps(out.add(rr * y_stride + o + 8), slot[1]);
-        }
+        output_block::<R, 2>(w, x, x_stride, y, y_stride, o);
         o += 16;
     }
     if o < vector_end {
-        let mut acc = [bias(o); R];
-        for i in 0..in_dim {
-            let w0 = _mm256_loadu_ps(wp.add(i * w.weight_stride + o));
-            for (rr, slot) in acc.iter_mut().enumerate() {
-                *slot = _mm256_fmadd_ps(_mm256_set1_ps(*xp.add(rr * x_stride + i)), w0, *slot);
-            }
-        }
-        for (rr, slot) in acc.iter().enumerate() {
-            _mm256_storeu_ps(out.add(rr * y_stride + o), *slot);
-        }
+        output_block::<R, 1>(w, x, x_stride, y, y_stride, o);
     }
     for rr in 0..R {
-        for oo in vector_end..out_dim {
+        for oo in vector_end..w.out_dim {
             let mut sum = w.bias.map_or(0.0, |b| b[oo]);
-            for i in 0..in_dim {
+            for i in 0..w.in_dim {
                 sum = x[rr * x_stride + i].mul_add(w.weight[i * w.weight_stride + oo], sum);
             }
             y[rr * y_stride + oo] = sum;
+        }
+    }
+}
+
+/// Outputs `o..o + 8·V` of `R` rows, in `R × V` AVX registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn output_block<const R: usize, const V: usize>(
+    w: &Operand,
+    x: &[f32],
+    x_stride: usize,
+    y: &mut [f32],
+    y_stride: usize,
+    o: usize,
+) {
+    use std::arch::x86_64::*;
+    let (wp, xp, out) = (w.weight.as_ptr(), x.as_ptr(), y.as_mut_ptr());
+    let mut start = [_mm256_setzero_ps(); V];
+    if let Some(b) = w.bias {
+        for (v, slot) in start.iter_mut().enumerate() {
+            *slot = _mm256_loadu_ps(b.as_ptr().add(o + 8 * v));
+        }
+    }
+    let mut acc = [start; R];
+    for i in 0..w.in_dim {
+        let row = wp.add(i * w.weight_stride + o);
+        let mut weights = [_mm256_setzero_ps(); V];
+        for (v, slot) in weights.iter_mut().enumerate() {
+            *slot = _mm256_loadu_ps(row.add(8 * v));
+        }
+        for (rr, slots) in acc.iter_mut().enumerate() {
+            let a = _mm256_set1_ps(*xp.add(rr * x_stride + i));
+            for (slot, &wv) in slots.iter_mut().zip(&weights) {
+                *slot = _mm256_fmadd_ps(a, wv, *slot);
+            }
+        }
+    }
+    for (rr, slots) in acc.iter().enumerate() {
+        for (v, slot) in slots.iter().enumerate() {
+            _mm256_storeu_ps(out.add(rr * y_stride + o + 8 * v), *slot);
         }
     }
 }
