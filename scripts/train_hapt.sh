@@ -24,7 +24,7 @@ if [ "${1:-}" = "--ablations" ]; then
   mkdir -p "$out"
   "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 45 --spectral-tokens true --epochs 25 --modality-layers 0 --joint-layers 4 --out "$out/teacher-early"
   "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 45 --spectral-tokens true --epochs 25 --modality-layers 4 --joint-layers 0 --out "$out/teacher-late"
-  "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 90 --spectral-tokens true --epochs 20 --student --out "$out/student-no-distill"
+  "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 90 --spectral-tokens true --epochs 25 --student --out "$out/student-no-distill"
   for m in models/hapt-teacher models/hapt-student "$out/teacher-early" "$out/teacher-late" "$out/student-no-distill"; do
     "$har" eval --model "$m" --dataset "$data/hapt" --json --png "$out/$(basename "$m").png" > "$out/$(basename "$m").json"
   done
