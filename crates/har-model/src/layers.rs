@@ -13,11 +13,11 @@ use crate::ops::{add_row_vector, mul_row_vector};
 /// Whether a forward pass must be differentiable.
 pub type Train = bool;
 
-/// `y = x · Wᵀ + b` over the last dimension of `x`, computed as ONE 2-D product over all
-/// leading dimensions. (`candle_nn::Linear` multiplies a 3-D input batch element by batch
-/// element against a broadcast weight, and its backward pass then sums the per-element weight
-/// gradients with candle's strided reduction — the larger part of a training step here.)
-/// Parameters are named as `candle_nn::Linear`'s (`weight` `[out, in]`, `bias` `[out]`).
+/// `y = x · Wᵀ + b` over the last dimension of `x`: one 2-D product over all leading
+/// dimensions (as `candle_nn::Linear` does for contiguous inputs), then the bias through
+/// [`add_row_vector`], whose gradient avoids candle's strided reduction (see [`crate::ops`]).
+/// Bit-identical to `candle_nn::Linear` (tested); parameters are named as its (`weight`
+/// `[out, in]`, `bias` `[out]`).
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Tensor,
