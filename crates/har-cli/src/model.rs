@@ -103,6 +103,10 @@ pub struct FitArgs {
     /// Override: a spectral step (band powers of the whole window) after the patch steps.
     #[arg(long)]
     pub spectral_tokens: Option<bool>,
+    /// Average the weights of every epoch from this one on and keep the average (stochastic
+    /// weight averaging).
+    #[arg(long)]
+    pub average_from: Option<usize>,
 }
 
 /// `har train` arguments.
@@ -269,6 +273,7 @@ fn settings(fit: &FitArgs) -> TrainConfig {
             }),
             amplitude_scale: fit.amplitude_scale,
         },
+        average_from_epoch: fit.average_from,
         ..Default::default()
     }
 }

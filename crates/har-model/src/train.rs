@@ -46,6 +46,11 @@ pub struct TrainConfig {
     pub augmentation: AugmentConfig,
     /// Seed of initialisation, shuffling, dropout and augmentation.
     pub seed: u64,
+    /// Stochastic weight averaging: from this epoch on, the weights at the end of every epoch
+    /// are averaged and the average is the trained model (instead of the selected epoch's
+    /// weights). `None` (the default, and what older model cards read as) averages nothing.
+    #[serde(default)]
+    pub average_from_epoch: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -61,6 +66,7 @@ impl Default for TrainConfig {
             augment: true,
             augmentation: AugmentConfig::default(),
             seed: 17,
+            average_from_epoch: None,
         }
     }
 }
@@ -312,6 +318,7 @@ pub fn train(
     // (validation macro-F1, epoch, weights) of the best epoch so far.
     type Best = (f64, usize, Vec<(String, Tensor)>);
     let mut best: Option<Best> = None;
+    let mut average = WeightAverage::default();
     let mut step = 0;
     for epoch in 1..=settings.epochs {
         let epoch_start = Instant::now();
@@ -386,6 +393,12 @@ pub fn train(
         );
         let score = record.val_macro_f1;
         history.push(record);
+        if settings
+            .average_from_epoch
+            .is_some_and(|from| epoch >= from)
+        {
+            average.add(snapshot(&varmap)?)?;
+        }
         let improved = match (score, &best) {
             (None, _) | (_, None) => true,
             (Some(score), Some((best_score, _, _))) => score > *best_score,
@@ -397,8 +410,16 @@ pub fn train(
             break;
         }
     }
-    let (_, best_epoch, weights) =
+    let (_, mut best_epoch, mut weights) =
         best.ok_or_else(|| crate::ModelError::Invalid("no epoch ran".into()))?;
+    if let Some(averaged) = average.finish()? {
+        tracing::info!(
+            epochs = average.count,
+            "keeping the weights averaged over the last epochs"
+        );
+        weights = averaged;
+        best_epoch = history.len();
+    }
     restore(&varmap, &weights)?;
     Ok(Trained {
         model,
@@ -407,6 +428,43 @@ pub fn train(
         best_epoch,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The running mean of named weights (stochastic weight averaging).
+#[derive(Debug, Default)]
+struct WeightAverage {
+    count: usize,
+    sums: Vec<(String, Tensor)>,
+}
+
+impl WeightAverage {
+    /// Adds one set of weights (named and ordered as every other set).
+    fn add(&mut self, weights: Vec<(String, Tensor)>) -> Result<()> {
+        self.sums = if self.count == 0 {
+            weights
+        } else {
+            std::mem::take(&mut self.sums)
+                .into_iter()
+                .zip(weights)
+                .map(|((name, sum), (_, w))| Ok((name, (sum + w)?)))
+                .collect::<Result<_>>()?
+        };
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The mean of the added weights, or `None` when none were added.
+    fn finish(&self) -> Result<Option<Vec<(String, Tensor)>>> {
+        if self.count == 0 {
+            return Ok(None);
+        }
+        let averaged = self
+            .sums
+            .iter()
+            .map(|(name, sum)| Ok((name.clone(), (sum / self.count as f64)?)))
+            .collect::<Result<_>>()?;
+        Ok(Some(averaged))
+    }
 }
 
 fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
@@ -422,4 +480,23 @@ fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
         data[name].set(tensor)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_average_is_the_mean_of_what_was_added() -> Result<()> {
+        let mut average = WeightAverage::default();
+        assert!(average.finish()?.is_none());
+        for k in [1f32, 2.0, 6.0] {
+            let w = Tensor::new(&[k, -k], &Device::Cpu)?;
+            average.add(vec![("w".to_string(), w)])?;
+        }
+        let averaged = average.finish()?.expect("three sets added");
+        assert_eq!(averaged[0].0, "w");
+        assert_eq!(averaged[0].1.to_vec1::<f32>()?, vec![3.0, -3.0]);
+        Ok(())
+    }
 }
