@@ -15,7 +15,7 @@ classes=1,2,3,4,5,6
 recipe="--val-fraction 0 --jitter 0.005 --rotate-axis x"
 
 "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 45 --spectral-tokens true --epochs 25 --out models/hapt-teacher
-"$har" distill --teacher models/hapt-teacher --dataset "$data/hapt" $recipe --rotate-deg 90 --epochs 25 --out models/hapt-student
+"$har" distill --teacher models/hapt-teacher --dataset "$data/hapt" $recipe --rotate-deg 90 --epochs 25 --average-from 18 --out models/hapt-student
 "$har" eval --model models/hapt-teacher --dataset "$data/hapt"
 "$har" eval --model models/hapt-student --dataset "$data/hapt"
 
