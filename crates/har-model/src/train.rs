@@ -393,19 +393,25 @@ pub fn train(
         );
         let score = record.val_macro_f1;
         history.push(record);
-        if settings
+        let averaging = settings
             .average_from_epoch
-            .is_some_and(|from| epoch >= from)
-        {
-            average.add(snapshot(&varmap)?)?;
-        }
+            .is_some_and(|from| epoch >= from);
         let improved = match (score, &best) {
             (None, _) | (_, None) => true,
             (Some(score), Some((best_score, _, _))) => score > *best_score,
         };
-        if improved {
-            best = Some((score.unwrap_or(0.0), epoch, snapshot(&varmap)?));
-        } else if epoch - best.as_ref().map_or(0, |b| b.1) >= settings.patience {
+        // One copy of the weights serves both the average and the best epoch (tensors are
+        // shared, never written in place).
+        if averaging || improved {
+            let weights = snapshot(&varmap)?;
+            if averaging {
+                average.add(weights.clone())?;
+            }
+            if improved {
+                best = Some((score.unwrap_or(0.0), epoch, weights));
+            }
+        }
+        if !improved && epoch - best.as_ref().map_or(0, |b| b.1) >= settings.patience {
             tracing::info!(epoch, "early stop");
             break;
         }
