@@ -420,10 +420,10 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
 
 /// Runs `har distill`.
 pub fn distill_command(args: &DistillArgs) -> Result<()> {
-    let teacher = artifact::load(&args.teacher)
+    let (card, teacher, _) = artifact::load_fast(&args.teacher)
         .with_context(|| format!("loading teacher {}", args.teacher.display()))?;
     let settings = settings(&args.fit);
-    let card = &teacher.card;
+    let card = &card;
     let data = DataArgs {
         dataset: args.dataset.clone(),
         classes: card.classes.iter().map(|c| c.id).collect(),
@@ -446,10 +446,7 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
         feature_weight: args.feature_weight,
     };
     let student = apply_overrides(card.config.student(), &args.fit);
-    let t = Teacher {
-        model: &teacher.model,
-        config: distill,
-    };
+    let t = Teacher::new(teacher, distill);
     fit_and_save(
         "student",
         student,

@@ -71,6 +71,15 @@ struct Encoder {
     temporal: Vec<Layer>,
 }
 
+/// The fusion part's result for one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FastOutput {
+    /// Class logits (before the softmax).
+    pub logits: Vec<f32>,
+    /// Mid-fusion features `S × D`, row-major: one fused token per time step.
+    pub fused: Vec<f32>,
+}
+
 /// The plain-Rust DMFT forward pass.
 #[derive(Debug, Clone)]
 pub struct FastDmft {
@@ -231,6 +240,14 @@ impl FastDmft {
     /// Fusion part for one window: each modality's tokens (`None` when missing); returns the
     /// class probabilities.
     pub fn fuse(&mut self, tokens: &[Option<&[f32]>]) -> Result<Vec<f32>> {
+        let mut output = self.fuse_with_features(tokens)?;
+        softmax_in_place(&mut output.logits);
+        Ok(output.logits)
+    }
+
+    /// Fusion part for one window, returning the class logits and the mid-fusion features
+    /// (what distillation needs from a teacher).
+    pub fn fuse_with_features(&mut self, tokens: &[Option<&[f32]>]) -> Result<FastOutput> {
         let (s_len, d) = (self.config.steps(), self.config.dim);
         if tokens.len() != self.encoders.len() || tokens.iter().all(|t| t.is_none()) {
             return Err(ModelError::Invalid(format!(
@@ -275,17 +292,17 @@ impl FastDmft {
                 &mut fused[s * d..(s + 1) * d],
             );
         }
+        let mut joint = fused.clone();
         for layer in &self.joint {
-            layer.apply(&mut fused, s_len, &mut self.scratch);
+            layer.apply(&mut joint, s_len, &mut self.scratch);
         }
         let mut pooled = vec![0f32; d];
-        attention_pool(&self.time_pool, &fused, s_len, &mut scores, &mut pooled);
+        attention_pool(&self.time_pool, &joint, s_len, &mut scores, &mut pooled);
         let mut normed = Vec::with_capacity(d);
         self.norm.apply(&pooled, &mut normed);
         let mut logits = Vec::new();
         self.head.apply(&normed, 1, &mut logits);
-        softmax_in_place(&mut logits);
-        Ok(logits)
+        Ok(FastOutput { logits, fused })
     }
 
     /// Class probabilities of one window with every modality (`inputs[m]` is `T × C_m`).

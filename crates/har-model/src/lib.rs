@@ -5,6 +5,7 @@
 pub mod artifact;
 pub mod augment;
 pub mod data;
+pub mod distill;
 pub mod dmft;
 pub mod error;
 pub mod fast;

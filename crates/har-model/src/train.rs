@@ -1,24 +1,21 @@
 //! Training and distillation: AdamW, warm-up + cosine learning rate, modality dropout, early
-//! stopping on validation macro-F1 (best weights restored), fixed seeds, a record per epoch.
-//!
-//! Distillation loss of the student:
-//! `α·CE(y, s) + (1 − α)·τ²·KL(softmax(t/τ) ‖ softmax(s/τ)) + β·MSE(W·f_s, f_t)`, where `f`
-//! are the mid-fusion features `[B, S, D]` and `W` a learned projection from the student's
-//! width to the teacher's (trained with the student, not saved).
+//! stopping on validation macro-F1 (best weights restored), optional weight averaging, fixed
+//! seeds, a record per epoch. The distillation loss and teacher are in [`crate::distill`].
 
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, D};
-use candle_nn::{AdamW, Module, Optimizer, ParamsAdamW, VarMap};
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use har_core::import::synthetic::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::AugmentConfig;
 use crate::data::TensorData;
+pub use crate::distill::{distillation_loss, DistillConfig, Teacher};
 use crate::dmft::{Dmft, DmftConfig};
 use crate::error::Result;
 use crate::init::seeded_var_builder;
-use crate::layers::{linear, Linear};
+use crate::layers::linear;
 use crate::metrics::Metrics;
 
 /// Optimisation settings.
@@ -71,27 +68,6 @@ impl Default for TrainConfig {
     }
 }
 
-/// Distillation weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DistillConfig {
-    /// Softmax temperature τ.
-    pub temperature: f64,
-    /// Weight α of the hard-label cross-entropy.
-    pub alpha: f64,
-    /// Weight β of the mid-fusion feature matching.
-    pub feature_weight: f64,
-}
-
-impl Default for DistillConfig {
-    fn default() -> Self {
-        Self {
-            temperature: 4.0,
-            alpha: 0.5,
-            feature_weight: 0.1,
-        }
-    }
-}
-
 /// What happened in one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
@@ -139,14 +115,6 @@ pub struct Trained {
     pub seconds: f64,
 }
 
-/// A teacher to distil from.
-pub struct Teacher<'a> {
-    /// The trained teacher.
-    pub model: &'a Dmft,
-    /// Loss weights.
-    pub config: DistillConfig,
-}
-
 fn learning_rate(config: &TrainConfig, step: usize, steps_per_epoch: usize) -> f64 {
     let warmup = (config.warmup_epochs * steps_per_epoch).max(1);
     let total = (config.epochs * steps_per_epoch).max(warmup + 1);
@@ -175,38 +143,6 @@ fn presence_mask(batch: usize, modalities: usize, p: f64, rng: &mut Rng) -> Resu
         mask.extend(row);
     }
     Ok(Tensor::from_vec(mask, (batch, modalities), &Device::Cpu)?)
-}
-
-fn kl_divergence(
-    student_logits: &Tensor,
-    teacher_logits: &Tensor,
-    temperature: f64,
-) -> Result<Tensor> {
-    let log_p_student = candle_nn::ops::log_softmax(&(student_logits / temperature)?, D::Minus1)?;
-    let log_p_teacher = candle_nn::ops::log_softmax(&(teacher_logits / temperature)?, D::Minus1)?;
-    let p_teacher = log_p_teacher.exp()?;
-    let batch = student_logits.dim(0)? as f64;
-    Ok(((p_teacher * (log_p_teacher - log_p_student)?)?.sum_all()? / batch)?)
-}
-
-/// The distillation loss for one batch; public so tests can check it against a hand
-/// computation. `projection` maps student features to the teacher's width.
-pub fn distillation_loss(
-    student_logits: &Tensor,
-    teacher_logits: &Tensor,
-    student_features: &Tensor,
-    teacher_features: &Tensor,
-    projection: &Linear,
-    targets: &Tensor,
-    config: &DistillConfig,
-) -> Result<Tensor> {
-    let hard = candle_nn::loss::cross_entropy(student_logits, targets)?;
-    let soft = (kl_divergence(student_logits, teacher_logits, config.temperature)?
-        * config.temperature.powi(2))?;
-    let features = candle_nn::loss::mse(&projection.forward(student_features)?, teacher_features)?;
-    Ok(((hard * config.alpha)?
-        + (soft * (1.0 - config.alpha))?
-        + (features * config.feature_weight)?)?)
 }
 
 /// Class probabilities of every window, in batches, with all modalities present.
@@ -286,7 +222,7 @@ pub fn train(
     validation: &TensorData,
     class_names: &[String],
     settings: &TrainConfig,
-    teacher: Option<Teacher>,
+    mut teacher: Option<Teacher>,
     observer: &dyn Observer,
 ) -> Result<Trained> {
     let started = Instant::now();
@@ -296,7 +232,7 @@ pub fn train(
     let projection = match &teacher {
         Some(t) => Some(linear(
             config.dim,
-            t.model.config().dim,
+            t.model_config().dim,
             seeded_var_builder(&projection_vars, settings.seed).pp("kd_proj"),
         )?),
         None => None,
@@ -348,14 +284,14 @@ pub fn train(
                 })
                 .transpose()?;
             let output = model.forward(&inputs, present.as_ref(), true)?;
-            let loss = match (&teacher, &projection) {
+            let loss = match (&mut teacher, &projection) {
                 (Some(t), Some(projection)) => {
-                    let target_output = t.model.forward(&inputs, present.as_ref(), false)?;
+                    let target = t.outputs(&inputs, present.as_ref())?;
                     distillation_loss(
                         &output.logits,
-                        &target_output.logits.detach(),
+                        &target.logits,
                         &output.fused,
-                        &target_output.fused.detach(),
+                        &target.fused,
                         projection,
                         &targets,
                         &t.config,

@@ -308,6 +308,31 @@ fn the_plain_rust_forward_computes_the_candle_model() {
 }
 
 #[test]
+fn the_teachers_batch_outputs_are_the_candle_models() {
+    use har_model::distill::Teacher;
+    use har_model::fast::{varmap_tensors, FastDmft};
+    let (m, varmap) = model(5);
+    let fast = FastDmft::new(&config(), &varmap_tensors(&varmap)).unwrap();
+    let mut teacher = Teacher::new(fast, DistillConfig::default());
+    // Five windows (an odd count, split unevenly over the worker threads); window 1 lacks the
+    // skeleton and window 3 the accelerometer.
+    let x = inputs(5);
+    let mask = [1f32, 1., 1., 0., 1., 1., 0., 1., 1., 1.];
+    let present = Tensor::from_slice(&mask, (5, 2), &Device::Cpu).unwrap();
+    for present in [None, Some(&present)] {
+        let expected = m.forward(&x, present, false).unwrap();
+        let got = teacher.outputs(&x, present).unwrap();
+        assert_eq!(got.logits.dims(), expected.logits.dims());
+        assert_eq!(got.fused.dims(), expected.fused.dims());
+        assert!(max_abs_diff(&got.logits, &expected.logits) < 1e-4);
+        assert!(max_abs_diff(&got.fused, &expected.fused) < 1e-4);
+    }
+    // A window with no modality at all is an error, not a guess.
+    let none = Tensor::zeros((5, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
+    assert!(teacher.outputs(&x, Some(&none)).is_err());
+}
+
+#[test]
 fn dropout_is_seeded_and_only_active_in_training() {
     let with_dropout = DmftConfig {
         dropout: 0.3,

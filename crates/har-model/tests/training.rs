@@ -13,6 +13,7 @@ use har_model::data::{
     carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData,
 };
 use har_model::dmft::DmftConfig;
+use har_model::fast::{varmap_tensors, FastDmft};
 use har_model::metrics::Metrics;
 use har_model::train::{self, argmax, predict, Silent, Teacher, TrainConfig};
 
@@ -153,10 +154,10 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
         dim: 16,
         ..teacher_config.student()
     };
-    let t = Teacher {
-        model: &teacher.model,
-        config: Default::default(),
-    };
+    let t = Teacher::new(
+        FastDmft::new(&teacher_config, &varmap_tensors(&teacher.varmap)).unwrap(),
+        Default::default(),
+    );
     let student = train::train(
         &student_config,
         &train_d,
