@@ -107,6 +107,10 @@ pub struct FitArgs {
     /// weight averaging).
     #[arg(long)]
     pub average_from: Option<usize>,
+    /// Share of each batch's windows blended with another window (mixup; labels blended
+    /// alike, the teacher sees the blend too).
+    #[arg(long, default_value_t = 0.0)]
+    pub mixup: f64,
 }
 
 /// `har train` arguments.
@@ -274,6 +278,7 @@ fn settings(fit: &FitArgs) -> TrainConfig {
             amplitude_scale: fit.amplitude_scale,
         },
         average_from_epoch: fit.average_from,
+        mixup: fit.mixup,
         ..Default::default()
     }
 }

@@ -185,6 +185,28 @@ pub fn distillation_loss(
     config: &DistillConfig,
 ) -> Result<Tensor> {
     let hard = candle_nn::loss::cross_entropy(student_logits, targets)?;
+    distillation_loss_from(
+        hard,
+        student_logits,
+        teacher_logits,
+        student_features,
+        teacher_features,
+        projection,
+        config,
+    )
+}
+
+/// [`distillation_loss`] with its hard-label term already computed (against mixup's
+/// blended targets, say).
+pub fn distillation_loss_from(
+    hard: Tensor,
+    student_logits: &Tensor,
+    teacher_logits: &Tensor,
+    student_features: &Tensor,
+    teacher_features: &Tensor,
+    projection: &Linear,
+    config: &DistillConfig,
+) -> Result<Tensor> {
     let soft = (kl_divergence(student_logits, teacher_logits, config.temperature)?
         * config.temperature.powi(2))?;
     let features = candle_nn::loss::mse(&projection.forward(student_features)?, teacher_features)?;

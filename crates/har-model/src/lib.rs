@@ -12,6 +12,7 @@ pub mod fast;
 pub mod init;
 pub mod layers;
 pub mod metrics;
+pub mod mixup;
 pub mod ops;
 pub mod spectrum;
 pub mod train;

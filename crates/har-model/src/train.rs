@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::augment::AugmentConfig;
 use crate::data::TensorData;
+use crate::distill::distillation_loss_from;
 pub use crate::distill::{distillation_loss, DistillConfig, Teacher};
 use crate::dmft::{Dmft, DmftConfig};
 use crate::error::Result;
 use crate::init::seeded_var_builder;
 use crate::layers::linear;
 use crate::metrics::Metrics;
+use crate::mixup::{soft_cross_entropy, Mixup};
 
 /// Optimisation settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +50,10 @@ pub struct TrainConfig {
     /// weights). `None` (the default, and what older model cards read as) averages nothing.
     #[serde(default)]
     pub average_from_epoch: Option<usize>,
+    /// Share of each batch's windows replaced by a mixup blend with another window (see
+    /// [`crate::mixup`]); 0 (the default, and what older model cards read as) mixes none.
+    #[serde(default)]
+    pub mixup: f64,
 }
 
 impl Default for TrainConfig {
@@ -64,6 +70,7 @@ impl Default for TrainConfig {
             augmentation: AugmentConfig::default(),
             seed: 17,
             average_from_epoch: None,
+            mixup: 0.0,
         }
     }
 }
@@ -225,6 +232,12 @@ pub fn train(
     mut teacher: Option<Teacher>,
     observer: &dyn Observer,
 ) -> Result<Trained> {
+    if !(0.0..=1.0).contains(&settings.mixup) {
+        return Err(crate::ModelError::Invalid(format!(
+            "mixup share {} is not in [0, 1]",
+            settings.mixup
+        )));
+    }
     let started = Instant::now();
     let varmap = VarMap::new();
     let model = Dmft::new(config, seeded_var_builder(&varmap, settings.seed))?;
@@ -266,7 +279,7 @@ pub fn train(
         let mut loss_sum = 0.0;
         for indices in order.chunks(settings.batch_size) {
             optimizer.set_learning_rate(learning_rate(settings, step, steps_per_epoch));
-            let inputs = train.inputs(
+            let mut inputs = train.inputs(
                 indices,
                 settings
                     .augment
@@ -283,21 +296,34 @@ pub fn train(
                     )
                 })
                 .transpose()?;
+            let mixup = (settings.mixup > 0.0)
+                .then(|| Mixup::draw(indices.len(), settings.mixup, &mut rng));
+            if let Some(mixup) = &mixup {
+                inputs = mixup.inputs(&inputs)?;
+            }
             let output = model.forward(&inputs, present.as_ref(), true)?;
+            let hard = match &mixup {
+                Some(mixup) => {
+                    let classes: Vec<u32> = indices.iter().map(|&i| train.targets[i]).collect();
+                    let blended = mixup.targets(&classes, config.num_classes)?;
+                    soft_cross_entropy(&output.logits, &blended)?
+                }
+                None => candle_nn::loss::cross_entropy(&output.logits, &targets)?,
+            };
             let loss = match (&mut teacher, &projection) {
                 (Some(t), Some(projection)) => {
                     let target = t.outputs(&inputs, present.as_ref())?;
-                    distillation_loss(
+                    distillation_loss_from(
+                        hard,
                         &output.logits,
                         &target.logits,
                         &output.fused,
                         &target.fused,
                         projection,
-                        &targets,
                         &t.config,
                     )?
                 }
-                _ => candle_nn::loss::cross_entropy(&output.logits, &targets)?,
+                _ => hard,
             };
             optimizer.backward_step(&loss)?;
             loss_sum += loss.to_scalar::<f32>()? as f64;
