@@ -43,7 +43,6 @@ impl Default for DistillConfig {
 pub struct Teacher {
     /// Loss weights.
     pub config: DistillConfig,
-    model: DmftConfig,
     /// One copy of the forward pass per worker thread (each has its own scratch buffers).
     workers: Vec<FastDmft>,
 }
@@ -63,14 +62,14 @@ impl Teacher {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         Self {
             config,
-            model: forward.config().clone(),
             workers: vec![forward; threads],
         }
     }
 
     /// The teacher's shape.
     pub fn model_config(&self) -> &DmftConfig {
-        &self.model
+        // There is always at least one worker.
+        self.workers[0].config()
     }
 
     /// Logits and mid-fusion features of a batch: every modality's `[B, T, C]` input and
@@ -94,8 +93,8 @@ impl Teacher {
             Some(mask) => mask.flatten_all()?.to_vec1::<f32>()?,
             None => vec![1.0; batch * modalities],
         };
-        let (steps, dim) = (self.model.steps(), self.model.dim);
-        let classes = self.model.num_classes;
+        let model = self.model_config();
+        let (steps, dim, classes) = (model.steps(), model.dim, model.num_classes);
         let mut logits = vec![0f32; batch * classes];
         let mut fused = vec![0f32; batch * steps * dim];
         let per_worker = batch.div_ceil(self.workers.len()).max(1);

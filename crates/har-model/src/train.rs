@@ -285,7 +285,6 @@ pub fn train(
                     .augment
                     .then_some((&settings.augmentation, &mut rng)),
             )?;
-            let targets = train.target_tensor(indices)?;
             let present = (modalities > 1 && settings.modality_dropout > 0.0)
                 .then(|| {
                     presence_mask(
@@ -308,7 +307,9 @@ pub fn train(
                     let blended = mixup.targets(&classes, config.num_classes)?;
                     soft_cross_entropy(&output.logits, &blended)?
                 }
-                None => candle_nn::loss::cross_entropy(&output.logits, &targets)?,
+                None => {
+                    candle_nn::loss::cross_entropy(&output.logits, &train.target_tensor(indices)?)?
+                }
             };
             let loss = match (&mut teacher, &projection) {
                 (Some(t), Some(projection)) => {
