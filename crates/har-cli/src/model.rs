@@ -428,7 +428,6 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
     let (card, teacher, _) = artifact::load_fast(&args.teacher)
         .with_context(|| format!("loading teacher {}", args.teacher.display()))?;
     let settings = settings(&args.fit);
-    let card = &card;
     let data = DataArgs {
         dataset: args.dataset.clone(),
         classes: card.classes.iter().map(|c| c.id).collect(),

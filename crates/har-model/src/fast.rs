@@ -240,14 +240,26 @@ impl FastDmft {
     /// Fusion part for one window: each modality's tokens (`None` when missing); returns the
     /// class probabilities.
     pub fn fuse(&mut self, tokens: &[Option<&[f32]>]) -> Result<Vec<f32>> {
-        let mut output = self.fuse_with_features(tokens)?;
-        softmax_in_place(&mut output.logits);
-        Ok(output.logits)
+        let mut logits = self.fuse_logits(tokens, None)?;
+        softmax_in_place(&mut logits);
+        Ok(logits)
     }
 
     /// Fusion part for one window, returning the class logits and the mid-fusion features
     /// (what distillation needs from a teacher).
     pub fn fuse_with_features(&mut self, tokens: &[Option<&[f32]>]) -> Result<FastOutput> {
+        let mut fused = Vec::new();
+        let logits = self.fuse_logits(tokens, Some(&mut fused))?;
+        Ok(FastOutput { logits, fused })
+    }
+
+    /// The class logits of one window; copies the mid-fusion features into `features` when
+    /// asked (inference does not pay for the copy).
+    fn fuse_logits(
+        &mut self,
+        tokens: &[Option<&[f32]>],
+        features: Option<&mut Vec<f32>>,
+    ) -> Result<Vec<f32>> {
         let (s_len, d) = (self.config.steps(), self.config.dim);
         if tokens.len() != self.encoders.len() || tokens.iter().all(|t| t.is_none()) {
             return Err(ModelError::Invalid(format!(
@@ -292,17 +304,19 @@ impl FastDmft {
                 &mut fused[s * d..(s + 1) * d],
             );
         }
-        let mut joint = fused.clone();
+        if let Some(features) = features {
+            features.clone_from(&fused);
+        }
         for layer in &self.joint {
-            layer.apply(&mut joint, s_len, &mut self.scratch);
+            layer.apply(&mut fused, s_len, &mut self.scratch);
         }
         let mut pooled = vec![0f32; d];
-        attention_pool(&self.time_pool, &joint, s_len, &mut scores, &mut pooled);
+        attention_pool(&self.time_pool, &fused, s_len, &mut scores, &mut pooled);
         let mut normed = Vec::with_capacity(d);
         self.norm.apply(&pooled, &mut normed);
         let mut logits = Vec::new();
         self.head.apply(&normed, 1, &mut logits);
-        Ok(FastOutput { logits, fused })
+        Ok(logits)
     }
 
     /// Class probabilities of one window with every modality (`inputs[m]` is `T × C_m`).
