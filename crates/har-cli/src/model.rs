@@ -103,6 +103,9 @@ pub struct FitArgs {
     /// Override: a spectral step (band powers of the whole window) after the patch steps.
     #[arg(long)]
     pub spectral_tokens: Option<bool>,
+    /// Override: each patch's values standardised per window and channel as extra token input.
+    #[arg(long)]
+    pub window_detail: Option<bool>,
     /// Average the weights of every epoch from this one on and keep the average (stochastic
     /// weight averaging).
     #[arg(long)]
@@ -291,6 +294,7 @@ fn apply_overrides(mut config: DmftConfig, fit: &FitArgs) -> DmftConfig {
     config.dropout = fit.dropout.unwrap_or(config.dropout);
     config.patch_stats = fit.patch_stats.unwrap_or(config.patch_stats);
     config.spectral_tokens = fit.spectral_tokens.unwrap_or(config.spectral_tokens);
+    config.window_detail = fit.window_detail.unwrap_or(config.window_detail);
     config
 }
 

@@ -29,6 +29,7 @@ use candle_nn::{Init, Module, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{linear, AttentionPool, LayerNorm, Linear, Train, TransformerLayer};
+use crate::patch_input::{PATCH_VARIANCE_FLOOR, WINDOW_VARIANCE_FLOOR};
 use crate::spectrum::SpectrumTables;
 
 /// Score bias of a masked token.
@@ -74,7 +75,7 @@ pub struct DmftConfig {
     #[serde(default)]
     pub dropout: f32,
     /// Append each channel's log standard deviation within the patch to the patch's values
-    /// before the projection (see [`patch_log_std`]). Models saved before this option read
+    /// before the projection (see [`crate::patch_input::patch_log_std`]). Models saved before this option read
     /// as `false`.
     #[serde(default)]
     pub patch_stats: bool,
@@ -83,24 +84,12 @@ pub struct DmftConfig {
     /// Models saved before this option read as `false`.
     #[serde(default)]
     pub spectral_tokens: bool,
-}
-
-/// Floor added to a patch's variance before the logarithm (normalised units²): a standard
-/// deviation of 0.001, below the sensor noise of a still posture (about 0.01).
-pub const PATCH_VARIANCE_FLOOR: f32 = 1e-6;
-
-/// The statistic a patch token gets per channel when `patch_stats` is on:
-/// `½·ln(var + PATCH_VARIANCE_FLOOR)` of the patch's values (population variance). Still
-/// postures differ in their micro-motion (standing sways, sitting does not) by a few
-/// hundredths of a normalised unit, too small for a linear patch projection to see next to
-/// the gravity offset; the logarithm puts it on the same scale.
-pub fn patch_log_std(values: impl Iterator<Item = f32> + Clone) -> f32 {
-    let (sum, n) = values
-        .clone()
-        .fold((0f32, 0usize), |(s, n), v| (s + v, n + 1));
-    let mean = sum / n.max(1) as f32;
-    let var = values.map(|v| (v - mean) * (v - mean)).sum::<f32>() / n.max(1) as f32;
-    0.5 * (var + PATCH_VARIANCE_FLOOR).ln()
+    /// Append to each patch its values standardised per window and channel (see
+    /// [`crate::patch_input::standardise_window`]): the shape of the motion at one scale whatever its amplitude,
+    /// so a still posture's micro-motion is as visible as a step. Models saved before this
+    /// option read as `false`.
+    #[serde(default)]
+    pub window_detail: bool,
 }
 
 /// Where the modalities meet, derived from the depths.
@@ -140,6 +129,7 @@ impl DmftConfig {
             dropout: 0.0,
             patch_stats: false,
             spectral_tokens: false,
+            window_detail: false,
         }
     }
 
@@ -170,9 +160,13 @@ impl DmftConfig {
     }
 
     /// Input width of the patch projection of a group of `group_len` channels: its `P·|g|`
-    /// values, plus `|g|` log standard deviations with `patch_stats`.
+    /// values, as many standardised values with `window_detail`, and `|g|` log standard
+    /// deviations with `patch_stats`.
     pub fn patch_input_len(&self, group_len: usize) -> usize {
-        self.patch_len * group_len + if self.patch_stats { group_len } else { 0 }
+        let values = self.patch_len * group_len;
+        values
+            + if self.window_detail { values } else { 0 }
+            + if self.patch_stats { group_len } else { 0 }
     }
 
     /// Where fusion happens.
@@ -233,11 +227,17 @@ impl DmftConfig {
             let g = m.groups.len() as u64;
             groups_total += g;
             let patch_steps = self.patch_steps() as u64;
-            let mut tokenise: u64 = m
-                .groups
-                .iter()
-                .map(|grp| 2 * patch_steps * self.patch_input_len(grp.len()) as u64 * d)
-                .sum();
+            // Standardising the window: two passes of sums and one of scaling per value.
+            let standardise = if self.window_detail {
+                4 * (self.window_len * m.channels) as u64
+            } else {
+                0
+            };
+            let mut tokenise: u64 = standardise
+                + m.groups
+                    .iter()
+                    .map(|grp| 2 * patch_steps * self.patch_input_len(grp.len()) as u64 * d)
+                    .sum::<u64>();
             if self.spectral_tokens {
                 // DFT of every channel (cos and sin rows) and the spectral projections.
                 let bins = *crate::spectrum::band_edges(self.window_len)
@@ -371,27 +371,46 @@ impl ModalityEncoder {
         } else {
             None
         };
+        // [B, S, P, C]: the window standardised per channel (`standardise_window`).
+        let detail = if config.window_detail {
+            let centred = xs.broadcast_sub(&xs.mean_keepdim(1)?)?;
+            let std = (centred.sqr()?.mean_keepdim(1)? + WINDOW_VARIANCE_FLOOR as f64)?.sqrt()?;
+            Some(
+                centred
+                    .broadcast_div(&std)?
+                    .reshape((b, patch_steps, p, c))?,
+            )
+        } else {
+            None
+        };
         let tokens = self
             .patch_projections
             .iter()
             .zip(&self.group_indices)
             .zip(&self.spec.groups)
             .map(|((projection, indices), group)| {
-                let whole = group.len() == c;
-                let selected = if whole {
-                    patches.clone()
-                } else {
-                    patches.index_select(indices, 3)?
-                };
-                let mut input = selected.reshape((b, patch_steps, p * group.len()))?;
-                if let Some(log_std) = &log_std {
-                    let stats = if whole {
-                        log_std.clone()
+                // The group's channels of a per-channel tensor (channels in dimension `dim`).
+                let select = |t: &Tensor, dim: usize| {
+                    if group.len() == c {
+                        Ok(t.clone())
                     } else {
-                        log_std.index_select(indices, 2)?
-                    };
-                    input = Tensor::cat(&[&input, &stats], 2)?;
+                        t.index_select(indices, dim)
+                    }
+                };
+                let values = p * group.len();
+                // Per patch: the values, their standardised copy, the log standard deviations.
+                let mut parts = vec![select(&patches, 3)?.reshape((b, patch_steps, values))?];
+                if let Some(detail) = &detail {
+                    parts.push(select(detail, 3)?.reshape((b, patch_steps, values))?);
                 }
+                if let Some(log_std) = &log_std {
+                    parts.push(select(log_std, 2)?);
+                }
+                let input = if parts.len() == 1 {
+                    parts.remove(0)
+                } else {
+                    Tensor::cat(&parts, 2)?
+                };
                 projection.forward(&input)
             })
             .collect::<Result<Vec<_>>>()?;

@@ -14,8 +14,9 @@ use std::collections::HashMap;
 
 use candle_core::Tensor;
 
-use crate::dmft::{patch_log_std, DmftConfig};
+use crate::dmft::DmftConfig;
 use crate::error::{ModelError, Result};
+use crate::patch_input::{patch_log_std, standardise_window};
 use crate::spectrum::SpectrumTables;
 
 mod kernels;
@@ -186,6 +187,11 @@ impl FastDmft {
         if let Some(s) = &enc.spectral {
             s.apply(x, c, &enc.groups, &mut spectral);
         }
+        let detail = if self.config.window_detail {
+            standardise_window(x, c)
+        } else {
+            Vec::new()
+        };
         for (g, group) in enc.groups.iter().enumerate() {
             // All S patches of the group, then one projection of S rows.
             patches.clear();
@@ -193,6 +199,11 @@ impl FastDmft {
                 let patch = &x[s * p * c..(s + 1) * p * c];
                 for row in patch.chunks_exact(c) {
                     patches.extend(group.iter().map(|&ch| row[ch]));
+                }
+                if self.config.window_detail {
+                    for row in detail[s * p * c..(s + 1) * p * c].chunks_exact(c) {
+                        patches.extend(group.iter().map(|&ch| row[ch]));
+                    }
                 }
                 if self.config.patch_stats {
                     patches.extend(

@@ -14,6 +14,7 @@ pub mod layers;
 pub mod metrics;
 pub mod mixup;
 pub mod ops;
+pub mod patch_input;
 pub mod spectrum;
 pub mod train;
 

@@ -22,14 +22,15 @@ fn config() -> DmftConfig {
         groups: vec![vec![0, 1, 2], vec![3, 4, 5]],
         skeleton: None,
     };
-    // Patch statistics and the spectral step on, so every test below covers them (the shipped models have them
-    // off; the dataflow tests cover that path).
+    // Patch statistics, window detail and the spectral step on, so every test below covers
+    // them (the dataflow tests cover the plain path).
     DmftConfig {
         dim: 16,
         heads: 2,
         dropout: 0.0,
         patch_stats: true,
         spectral_tokens: true,
+        window_detail: true,
         ..DmftConfig::teacher(vec![imu, skeleton], 32, 3)
     }
 }
