@@ -13,8 +13,11 @@ classes=1,2,3,4,5,6
 # All 21 training subjects for a fixed number of epochs; rotation of the phone's frame about its
 # x axis (along the body) by up to ±45° and small jitter (docs/model.md, "Augmentation").
 recipe="--val-fraction 0 --jitter 0.005 --rotate-axis x"
+# Token inputs besides each patch's values: the spectral step and the window detail (the patch's
+# values standardised per window and channel); a distilled student inherits them.
+inputs="--spectral-tokens true --window-detail true"
 
-"$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 45 --spectral-tokens true --epochs 25 --out models/hapt-teacher
+"$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 45 $inputs --epochs 25 --out models/hapt-teacher
 "$har" distill --teacher models/hapt-teacher --dataset "$data/hapt" $recipe --rotate-deg 90 --epochs 25 --average-from 18 --out models/hapt-student
 "$har" eval --model models/hapt-teacher --dataset "$data/hapt"
 "$har" eval --model models/hapt-student --dataset "$data/hapt"
@@ -22,9 +25,9 @@ recipe="--val-fraction 0 --jitter 0.005 --rotate-axis x"
 if [ "${1:-}" = "--ablations" ]; then
   out=${ABLATION_DIR:-target/ablations}
   mkdir -p "$out"
-  "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 45 --spectral-tokens true --epochs 25 --modality-layers 0 --joint-layers 4 --out "$out/teacher-early"
-  "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 45 --spectral-tokens true --epochs 25 --modality-layers 4 --joint-layers 0 --out "$out/teacher-late"
-  "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 90 --spectral-tokens true --epochs 25 --student --out "$out/student-no-distill"
+  "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 45 $inputs --epochs 25 --modality-layers 0 --joint-layers 4 --out "$out/teacher-early"
+  "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 45 $inputs --epochs 25 --modality-layers 4 --joint-layers 0 --out "$out/teacher-late"
+  "$har" train --dataset "$data/hapt" --classes $classes $recipe --rotate-deg 90 $inputs --epochs 25 --student --out "$out/student-no-distill"
   for m in models/hapt-teacher models/hapt-student "$out/teacher-early" "$out/teacher-late" "$out/student-no-distill"; do
     "$har" eval --model "$m" --dataset "$data/hapt" --json --png "$out/$(basename "$m").png" > "$out/$(basename "$m").json"
   done

@@ -86,13 +86,21 @@ fn benches(c: &mut Criterion) {
         ("student", student.clone()),
         ("teacher", shipped("hapt-teacher")),
     ];
+    // What the input options cost: the same student without the spectral step, and without
+    // the window detail, when the shipped one has them.
     if student.spectral_tokens {
-        // What the spectral step costs: the same student without it.
-        let plain = DmftConfig {
+        let without = DmftConfig {
             spectral_tokens: false,
-            ..student
+            ..student.clone()
         };
-        models.push(("student-without-spectral-step", plain));
+        models.push(("student-without-spectral-step", without));
+    }
+    if student.window_detail {
+        let without = DmftConfig {
+            window_detail: false,
+            ..student.clone()
+        };
+        models.push(("student-without-window-detail", without));
     }
     // Every plain-Rust benchmark first: candle's worker threads, once started, share the one
     // pinned core with whatever runs next and would slow it down.
