@@ -75,8 +75,8 @@ pub struct DmftConfig {
     #[serde(default)]
     pub dropout: f32,
     /// Append each channel's log standard deviation within the patch to the patch's values
-    /// before the projection (see [`crate::patch_input::patch_log_std`]). Models saved before this option read
-    /// as `false`.
+    /// before the projection (see [`crate::patch_input::patch_log_std`]). Models saved before
+    /// this option read as `false`.
     #[serde(default)]
     pub patch_stats: bool,
     /// Add one *spectral step* after the patch steps: per channel group, a token projected
@@ -85,9 +85,9 @@ pub struct DmftConfig {
     #[serde(default)]
     pub spectral_tokens: bool,
     /// Append to each patch its values standardised per window and channel (see
-    /// [`crate::patch_input::standardise_window`]): the shape of the motion at one scale whatever its amplitude,
-    /// so a still posture's micro-motion is as visible as a step. Models saved before this
-    /// option read as `false`.
+    /// [`crate::patch_input::standardise_window`]): the shape of the motion at one scale
+    /// whatever its amplitude, so a still posture's micro-motion is as visible as a step.
+    /// Models saved before this option read as `false`.
     #[serde(default)]
     pub window_detail: bool,
 }
