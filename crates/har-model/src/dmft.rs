@@ -406,12 +406,8 @@ impl ModalityEncoder {
                 if let Some(log_std) = &log_std {
                     parts.push(select(log_std, 2)?);
                 }
-                let input = if parts.len() == 1 {
-                    parts.remove(0)
-                } else {
-                    Tensor::cat(&parts, 2)?
-                };
-                projection.forward(&input)
+                // (`cat` of one tensor is that tensor.)
+                projection.forward(&Tensor::cat(&parts, 2)?)
             })
             .collect::<Result<Vec<_>>>()?;
         let g = tokens.len();
