@@ -7,12 +7,15 @@
 //!   the synthetic paired skeleton + IMU generator.
 //! - [`preprocess`]: alignment, gap/NaN policy, windows, labels, normalisation.
 //! - [`streams`]: typed dataflow messages and their Arrow batches.
+//! - [`rng`]: the seeded generator; [`hash`]: SHA-256 checksums.
 
 pub mod dataset;
 pub mod error;
+pub mod hash;
 pub mod import;
 pub mod preprocess;
 pub mod recording;
+pub mod rng;
 pub mod schema;
 pub mod streams;
 

@@ -15,31 +15,9 @@ pub mod mat;
 pub mod synthetic;
 pub mod utd_mhad;
 
-use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{HarError, Result};
-
-/// SHA-256 of a file, as lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| HarError::io(path, e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| HarError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
 
 /// Parses a decimal number of a text format, naming file and place on failure.
 pub(crate) fn parse_f64(path: &Path, place: impl FnOnce() -> String, text: &str) -> Result<f64> {

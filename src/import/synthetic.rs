@@ -18,6 +18,7 @@ use crate::error::Result;
 use crate::recording::{LabelInterval, ModalityInfo, ModalityStream, Recording, SkeletonLayout};
 
 use super::bvh::axis_rotation;
+use crate::rng::Rng;
 
 /// Standard gravity, m/s².
 pub const GRAVITY: f64 = 9.80665;
@@ -336,36 +337,6 @@ impl Motion {
             (s[1][0] - s[0][1]) / 2.0,
         ];
         (specific, omega)
-    }
-}
-
-/// A small deterministic generator (SplitMix64) with Gaussian draws, so datasets are
-/// reproducible from a seed without extra dependencies.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [lo, hi).
-    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.uniform(f64::MIN_POSITIVE, 1.0);
-        let u2 = self.uniform(0.0, 1.0);
-        (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
     }
 }
 

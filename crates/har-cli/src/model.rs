@@ -4,16 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use har_core::dataset::{Dataset, Split};
-use har_core::preprocess::{LabelPolicy, Normalizer, PreprocessConfig, WindowConfig};
-use har_model::artifact::{self, ModelCard, Provenance};
 use har_model::augment::AugmentConfig;
-use har_model::data::{
-    carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData,
-};
+use har_model::data::ClassMap;
 use har_model::dmft::DmftConfig;
-use har_model::metrics::Metrics;
-use har_model::train::{self, DistillConfig, EpochRecord, Observer, Teacher, TrainConfig};
+use har_model::pipeline::{self, DataOptions, LoadedTeacher, Prepared, Saved};
+use har_model::train::{self, DistillConfig, EpochRecord, Observer, TrainConfig};
 use indicatif::ProgressBar;
 
 use crate::data::progress_bar;
@@ -180,85 +175,22 @@ pub struct EvalArgs {
     predictions: Option<PathBuf>,
 }
 
-/// Opens a dataset given as a folder, or as a name under `data/` (e.g. `hapt`).
-fn open_dataset(path: &Path) -> Result<Dataset> {
-    let by_name = Path::new("data").join(path);
-    if !path.join(har_core::dataset::MANIFEST_FILE).exists()
-        && by_name.join(har_core::dataset::MANIFEST_FILE).exists()
-    {
-        return Ok(Dataset::open(&by_name)?);
+impl DataArgs {
+    fn options(&self) -> DataOptions {
+        DataOptions {
+            dataset: self.dataset.clone(),
+            classes: self.classes.clone(),
+            window: self.window,
+            stride: self.stride,
+            train_stride: self.train_stride,
+            val_fraction: self.val_fraction,
+        }
     }
-    Ok(Dataset::open(path)?)
 }
 
-/// Training, validation and the provenance pieces of a prepared dataset.
-struct Prepared {
-    classes: ClassMap,
-    preprocess: PreprocessConfig,
-    normalizer: Normalizer,
-    train: TensorData,
-    validation: TensorData,
-    modalities: Vec<har_model::dmft::ModalitySpec>,
-    provenance: Provenance,
-}
-
-fn prepare(data: &DataArgs, seed: u64, settings: &TrainConfig) -> Result<Prepared> {
-    let dataset = open_dataset(&data.dataset)?;
-    let classes = ClassMap::from_dataset(&dataset, &data.classes)?;
-    let preprocess = PreprocessConfig {
-        window: WindowConfig {
-            length: data.window,
-            stride: data.stride,
-            label_policy: LabelPolicy::Pure,
-        },
-        ..Default::default()
-    };
-    let train_stride = data.train_stride.filter(|&s| s != data.stride);
-    let mut train_preprocess = preprocess.clone();
-    train_preprocess.window.stride = train_stride.unwrap_or(data.stride);
-    let windows = split_windows(&dataset, Split::Train, &train_preprocess, &classes)?;
-    let (train_windows, val_windows) = carve_validation(&windows, data.val_fraction, seed);
-    let normalizer = Normalizer::fit(&train_windows)?;
-    let provenance = Provenance {
-        dataset: dataset.manifest.name.clone(),
-        dataset_source_sha256: dataset.manifest.source.as_ref().map(|s| s.sha256.clone()),
-        train_windows_sha256: windows_checksum(&train_windows),
-        train_stride,
-        train_windows: train_windows.len(),
-        validation_windows: val_windows.len(),
-        validation_subjects: val_windows
-            .subjects
-            .iter()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .cloned()
-            .collect(),
-        settings: settings.clone(),
-        distilled_from: None,
-        epochs_run: 0,
-        best_epoch: 0,
-        seconds: 0.0,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-    };
-    tracing::info!(
-        train = train_windows.len(),
-        validation = val_windows.len(),
-        "windows"
-    );
-    Ok(Prepared {
-        modalities: dataset
-            .manifest
-            .modalities
-            .iter()
-            .map(modality_spec)
-            .collect(),
-        train: TensorData::new(&train_windows, &normalizer, &classes)?,
-        validation: TensorData::new(&val_windows, &normalizer, &classes)?,
-        classes,
-        preprocess,
-        normalizer,
-        provenance,
-    })
+/// The command line, recorded in the card's provenance.
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
 }
 
 fn settings(fit: &FitArgs) -> TrainConfig {
@@ -335,70 +267,29 @@ fn fit_and_save(
     role: &str,
     config: DmftConfig,
     prepared: Prepared,
-    settings: TrainConfig,
-    teacher: Option<(Teacher, String)>,
+    settings: &TrainConfig,
+    teacher: Option<LoadedTeacher>,
     out: &Path,
 ) -> Result<()> {
-    if config.window_len != prepared.train.shapes[0].0 {
-        bail!(
-            "model window length {} differs from the data's {}",
-            config.window_len,
-            prepared.train.shapes[0].0
-        );
-    }
     let progress = Progress {
         bar: progress_bar(0, "training"),
     };
-    let names = prepared.classes.names();
-    let (teacher, teacher_id) = match teacher {
-        Some((t, id)) => (Some(t), Some(id)),
-        None => (None, None),
-    };
-    let distill = teacher.as_ref().map(|t| t.config.clone());
-    let trained = train::train(
-        &config,
-        &prepared.train,
-        &prepared.validation,
-        &names,
-        &settings,
-        teacher,
-        &progress,
-    )?;
+    let saved: Saved =
+        pipeline::fit_and_save(role, config, prepared, settings, teacher, out, &progress)?;
     progress.bar.finish_and_clear();
-    let mut provenance = prepared.provenance;
-    provenance.distilled_from = teacher_id.zip(distill);
-    provenance.epochs_run = trained.history.len();
-    provenance.best_epoch = trained.best_epoch;
-    provenance.seconds = trained.seconds;
-    let mut card = ModelCard {
-        role: role.to_string(),
-        config,
-        classes: prepared.classes.classes.clone(),
-        preprocess: prepared.preprocess,
-        parameters: 0,
-        flops_per_window: 0,
-        weights_sha256: String::new(),
-        provenance,
-    };
-    artifact::save(
-        out,
-        &mut card,
-        &trained.varmap,
-        &prepared.normalizer,
-        &trained.history,
-    )?;
-    let best = &trained.history[trained.best_epoch - 1];
+    let card = &saved.card;
+    let best = &saved.history[saved.best_epoch - 1];
     println!(
         "saved {} to {}: {} parameters, {} FLOPs/window, best epoch {} of {} (val acc {}, macro-F1 {}), {:.0}s",
         card.model_id(),
         out.display(),
         card.parameters,
         card.flops_per_window,
-        trained.best_epoch,
-        trained.history.len(),
+        saved.best_epoch,
+        saved.history.len(),
         show(best.val_accuracy),
         show(best.val_macro_f1),
-        trained.seconds
+        card.provenance.seconds
     );
     Ok(())
 }
@@ -406,7 +297,7 @@ fn fit_and_save(
 /// Runs `har train`.
 pub fn train_command(args: &TrainArgs) -> Result<()> {
     let settings = settings(&args.fit);
-    let prepared = prepare(&args.data, args.fit.seed, &settings)?;
+    let prepared = pipeline::prepare(&args.data.options(), &settings, &command_line())?;
     let teacher = DmftConfig::teacher(
         prepared.modalities.clone(),
         args.data.window,
@@ -421,7 +312,7 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
         role,
         apply_overrides(base, &args.fit),
         prepared,
-        settings,
+        &settings,
         None,
         &args.fit.out,
     )
@@ -429,10 +320,16 @@ pub fn train_command(args: &TrainArgs) -> Result<()> {
 
 /// Runs `har distill`.
 pub fn distill_command(args: &DistillArgs) -> Result<()> {
-    let (card, teacher, _) = artifact::load_fast(&args.teacher)
+    let distill = DistillConfig {
+        temperature: args.temperature,
+        alpha: args.alpha,
+        feature_weight: args.feature_weight,
+    };
+    let teacher = pipeline::load_teacher(&args.teacher, distill)
         .with_context(|| format!("loading teacher {}", args.teacher.display()))?;
+    let card = &teacher.card;
     let settings = settings(&args.fit);
-    let data = DataArgs {
+    let data = DataOptions {
         dataset: args.dataset.clone(),
         classes: card.classes.iter().map(|c| c.id).collect(),
         window: card.preprocess.window.length,
@@ -440,7 +337,7 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
         train_stride: args.train_stride,
         val_fraction: args.val_fraction,
     };
-    let prepared = prepare(&data, args.fit.seed, &settings)?;
+    let prepared = pipeline::prepare(&data, &settings, &command_line())?;
     if prepared.provenance.dataset != card.provenance.dataset {
         bail!(
             "teacher was trained on `{}`, not `{}`",
@@ -448,60 +345,35 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
             prepared.provenance.dataset
         );
     }
-    let distill = DistillConfig {
-        temperature: args.temperature,
-        alpha: args.alpha,
-        feature_weight: args.feature_weight,
-    };
     let student = apply_overrides(card.config.student(), &args.fit);
-    let t = Teacher::new(teacher, distill);
     fit_and_save(
         "student",
         student,
         prepared,
-        settings,
-        Some((t, card.model_id())),
+        &settings,
+        Some(teacher),
         &args.fit.out,
     )
 }
 
-/// Runs `har eval`.
+/// Runs `har eval`: the test split through the runtime (the forward the dataflow runs).
 pub fn eval_command(args: &EvalArgs) -> Result<()> {
-    let loaded = artifact::load(&args.model)?;
-    let card = &loaded.card;
-    let dataset = open_dataset(&args.dataset)?;
+    let dataset = pipeline::open_dataset(&args.dataset)?;
+    let evaluation = pipeline::evaluate(&args.model, &dataset, &args.drop)?;
+    let card = &evaluation.card;
+    let metrics = &evaluation.metrics;
     let classes = ClassMap {
         classes: card.classes.clone(),
     };
-    let test = split_windows(&dataset, Split::Test, &card.preprocess, &classes)?;
-    let data = TensorData::new(&test, &loaded.normalizer, &classes)?;
-    let names: Vec<&str> = card
-        .config
-        .modalities
-        .iter()
-        .map(|m| m.name.as_str())
-        .collect();
-    if let Some(unknown) = args.drop.iter().find(|d| !names.contains(&d.as_str())) {
-        bail!("--drop: the model has no modality `{unknown}` (it has {names:?})");
-    }
-    let present: Vec<bool> = names
-        .iter()
-        .map(|n| !args.drop.iter().any(|d| d == n))
-        .collect();
-    if !present.iter().any(|p| *p) {
-        bail!("--drop removes every modality");
-    }
-    let started = std::time::Instant::now();
-    let probabilities = train::predict_with(&loaded.model, &data, 256, Some(&present))?;
-    let seconds = started.elapsed().as_secs_f64();
-    let metrics = Metrics::compute(
-        &train::argmax(&probabilities),
-        &data.targets,
-        &classes.names(),
-    );
     if let Some(path) = &args.predictions {
-        write_predictions(path, &test, &classes, &data.targets, &probabilities)
-            .with_context(|| format!("writing predictions {}", path.display()))?;
+        write_predictions(
+            path,
+            &evaluation.windows,
+            &classes,
+            &evaluation.targets,
+            &evaluation.probabilities,
+        )
+        .with_context(|| format!("writing predictions {}", path.display()))?;
     }
     let png = args
         .png
@@ -509,13 +381,13 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         .unwrap_or_else(|| args.model.join("confusion.png"));
     crate::plot::confusion_png(
         &png,
-        &metrics,
+        metrics,
         &format!("{} on {} test", card.model_id(), dataset.manifest.name),
     )?;
     let report = serde_json::json!({
         "model": card.model_id(),
         "dataset": dataset.manifest.name,
-        "test_windows": data.len(),
+        "test_windows": evaluation.targets.len(),
         "missing_modalities": args.drop,
         "accuracy": metrics.accuracy,
         "macro_f1": metrics.macro_f1,
@@ -524,7 +396,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         "parameters": card.parameters,
         "flops_per_window": card.flops_per_window,
         "fusion_stage": card.config.fusion_stage(),
-        "seconds": seconds,
+        "seconds": evaluation.seconds,
         "confusion_png": png,
     });
     if args.drop.is_empty() {
@@ -541,7 +413,7 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
         "{} on {} test ({} windows{})",
         card.model_id(),
         dataset.manifest.name,
-        data.len(),
+        evaluation.targets.len(),
         if args.drop.is_empty() {
             String::new()
         } else {

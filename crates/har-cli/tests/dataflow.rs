@@ -177,7 +177,7 @@ fn har_ok(args: &[&str]) -> Output {
 /// recording, laid at the model's stride from the start; `present` as in `har eval --drop`.
 fn offline_probabilities(present: Option<&[bool]>) -> (Vec<Vec<f32>>, Vec<i64>, Vec<i32>) {
     let repo = repo();
-    let model = artifact::load(&repo.join("models/hapt-student")).unwrap();
+    let model = artifact::load_candle(&repo.join("models/hapt-student")).unwrap();
     let dataset = Dataset::open(&repo.join("samples/hapt-user02")).unwrap();
     let recording = dataset.read(&dataset.manifest.recordings[0]).unwrap();
     let aligned = align(&recording, &model.card.preprocess.align).unwrap();

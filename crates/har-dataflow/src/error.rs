@@ -41,7 +41,7 @@ pub enum DataflowError {
     Core(#[from] har_core::error::HarError),
     /// Model loading or inference error.
     #[error(transparent)]
-    Model(#[from] har_model::error::ModelError),
+    Model(#[from] har_runtime::RuntimeError),
     /// Arrow error.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

@@ -1,14 +1,16 @@
-//! The model as the dataflow runs it: a model directory loaded for the plain-Rust forward
-//! pass, split at the modality boundary — [`StreamModel::encode`] in the encode nodes (one per
-//! modality), [`StreamModel::fuse`] in the fuse node. Both parts together compute exactly the
-//! monolithic forward (tested in har-model: split == monolithic).
+//! The model as the dataflow runs it: a model directory loaded on the runtime, split at the
+//! modality boundary — [`StreamModel::encode`] in the encode nodes (one per modality),
+//! [`StreamModel::fuse`] in the fuse node. Both parts together compute exactly the monolithic
+//! forward (tested in har-model: split == monolithic). The preprocess node needs only the card
+//! and the normaliser: [`read_streaming_spec`] reads no weights.
 
 use std::path::Path;
 
 use har_core::preprocess::Normalizer;
 use har_core::streams::{PredictionMessage, TokenMessage, WindowMessage};
-use har_model::artifact::{self, ModelCard};
-use har_model::fast::FastDmft;
+use har_runtime::card::{read_card, ModelCard};
+use har_runtime::dmft::Dmft;
+use har_runtime::model_dir;
 
 use crate::aligner::ReadyWindow;
 use crate::error::{DataflowError, Result};
@@ -21,19 +23,56 @@ pub struct StreamModel {
     pub card: ModelCard,
     /// Input standardisation.
     pub normalizer: Normalizer,
-    fast: FastDmft,
+    model: Dmft,
     model_id: String,
+}
+
+/// Streaming preprocessing matching a model's training (its card and normaliser), with an
+/// optional stride (grid samples) in place of the trained one.
+pub fn streaming_spec(
+    card: &ModelCard,
+    normalizer: &Normalizer,
+    stride: Option<usize>,
+) -> StreamingSpec {
+    let mut window = card.preprocess.window;
+    if let Some(stride) = stride {
+        window.stride = stride;
+    }
+    StreamingSpec {
+        modalities: card
+            .config
+            .modalities
+            .iter()
+            .map(|m| ModalitySetup {
+                name: m.name.clone(),
+                channels: m.channels,
+                skeleton: m.skeleton.clone(),
+            })
+            .collect(),
+        rate_hz: card.preprocess.align.rate_hz,
+        window,
+        max_gap_periods: card.preprocess.align.max_gap_periods,
+        normalizer: normalizer.clone(),
+    }
+}
+
+/// [`streaming_spec`] of a model directory, reading only its card and normaliser (both
+/// checked), never the weights.
+pub fn read_streaming_spec(dir: &Path, stride: Option<usize>) -> Result<StreamingSpec> {
+    let card = read_card(dir)?;
+    let normalizer = model_dir::read_normalizer(dir, &card)?;
+    Ok(streaming_spec(&card, &normalizer, stride))
 }
 
 impl StreamModel {
     /// Loads a model directory (`model.json`, `model.safetensors`, `normalizer.json`).
     pub fn load(dir: &Path) -> Result<Self> {
-        let (card, fast, normalizer) = artifact::load_fast(dir)?;
+        let loaded = model_dir::load(dir)?;
         Ok(Self {
-            model_id: card.model_id(),
-            card,
-            normalizer,
-            fast,
+            model_id: loaded.card.model_id(),
+            card: loaded.card,
+            normalizer: loaded.normalizer,
+            model: loaded.model,
         })
     }
 
@@ -73,27 +112,7 @@ impl StreamModel {
     /// Streaming preprocessing matching the model's training, with an optional stride
     /// (grid samples) in place of the trained one.
     pub fn streaming_spec(&self, stride: Option<usize>) -> StreamingSpec {
-        let mut window = self.card.preprocess.window;
-        if let Some(stride) = stride {
-            window.stride = stride;
-        }
-        StreamingSpec {
-            modalities: self
-                .card
-                .config
-                .modalities
-                .iter()
-                .map(|m| ModalitySetup {
-                    name: m.name.clone(),
-                    channels: m.channels,
-                    skeleton: m.skeleton.clone(),
-                })
-                .collect(),
-            rate_hz: self.card.preprocess.align.rate_hz,
-            window,
-            max_gap_periods: self.card.preprocess.align.max_gap_periods,
-            normalizer: self.normalizer.clone(),
-        }
+        streaming_spec(&self.card, &self.normalizer, stride)
     }
 
     /// Encoder part for windows of modality `m`; `encode_ts_ns` is left 0 for the caller.
@@ -111,7 +130,7 @@ impl StreamModel {
                         format!("`{}` sent to the `{name}` encoder", w.key.modality),
                     ));
                 }
-                let values = self.fast.encode(m, &w.values)?;
+                let values = self.model.encode(m, &w.values)?;
                 Ok(TokenMessage {
                     key: w.key.clone(),
                     num_tokens: (steps * groups) as u32,
@@ -134,7 +153,7 @@ impl StreamModel {
             .iter()
             .map(|t| t.as_ref().map(|t| t.values.as_slice()))
             .collect();
-        let probabilities = self.fast.fuse(&refs)?;
+        let probabilities = self.model.fuse(&refs)?;
         let best = probabilities
             .iter()
             .enumerate()

@@ -8,10 +8,10 @@
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use har_model::artifact::read_card;
 use har_model::dmft::{Dmft, DmftConfig};
-use har_model::fast::{varmap_tensors, FastDmft};
 use har_model::init::seeded_var_builder;
+use har_model::runtime::runtime_dmft;
+use har_runtime::card::read_card;
 
 /// The shape of a shipped HAPT model (`models/<name>/model.json`).
 fn shipped(name: &str) -> DmftConfig {
@@ -29,11 +29,11 @@ fn window(seed: usize) -> Vec<f32> {
         .collect()
 }
 
-/// The plain-Rust path: one window, and 64 windows one after another.
+/// The runtime (plain-Rust) path: one window, and 64 windows one after another.
 fn bench_fast(c: &mut Criterion, name: &str, config: &DmftConfig) {
     let varmap = VarMap::new();
     Dmft::new(config, seeded_var_builder(&varmap, 1)).unwrap();
-    let mut fast = FastDmft::new(config, &varmap_tensors(&varmap)).unwrap();
+    let mut fast = runtime_dmft(config, &varmap).unwrap();
     let (acc, gyro) = (window(0), window(7));
     c.bench_function(&format!("{name}/fast/1 window"), |b| {
         b.iter(|| fast.predict(&[&acc, &gyro]).unwrap())

@@ -2,8 +2,8 @@
 //! `valgrind --tool=callgrind target/release/examples/profile_student`.
 use candle_nn::VarMap;
 use har_model::dmft::{DmftConfig, ModalitySpec};
-use har_model::fast::{varmap_tensors, FastDmft};
 use har_model::init::seeded_var_builder;
+use har_model::runtime::runtime_dmft;
 
 fn main() {
     let imu = |name: &str| ModalitySpec {
@@ -15,7 +15,7 @@ fn main() {
     let config = DmftConfig::teacher(vec![imu("acc"), imu("gyro")], 128, 6).student();
     let varmap = VarMap::new();
     har_model::dmft::Dmft::new(&config, seeded_var_builder(&varmap, 1)).unwrap();
-    let mut fast = FastDmft::new(&config, &varmap_tensors(&varmap)).unwrap();
+    let mut fast = runtime_dmft(&config, &varmap).unwrap();
     let window: Vec<f32> = (0..128 * 3).map(|i| (i as f32 * 0.013).sin()).collect();
     let runs: usize = std::env::args()
         .nth(1)

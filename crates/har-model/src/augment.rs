@@ -12,8 +12,8 @@
 //! There is deliberately no random gain: a gain changes the gravity offset of an
 //! accelerometer channel, which is exactly the tilt that separates sitting from standing.
 
-use har_core::import::synthetic::Rng;
 use har_core::preprocess::ChannelStats;
+use har_core::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 /// What augmentation training applies.

@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 
 use candle_core::{Device, Tensor};
 use har_core::dataset::{ClassInfo, Dataset, Split};
-use har_core::import::synthetic::Rng;
 use har_core::preprocess::{
     dataset_windows, ChannelStats, Normalizer, PreprocessConfig, WindowSet,
 };
 use har_core::recording::ModalityKind;
+use har_core::rng::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

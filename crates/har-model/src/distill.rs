@@ -5,17 +5,19 @@
 //! are the mid-fusion features `[B, S, D]` and `W` a learned projection from the student's
 //! width to the teacher's (trained with the student, not saved).
 //!
-//! The teacher only runs forward, so it runs on the plain-Rust path ([`FastDmft`], which
-//! computes the candle model's function to 1e-4), one window at a time on every core: about
-//! seven times faster than candle's batched forward, which took half of a distillation step.
+//! The teacher only runs forward, so it runs on the runtime ([`Dmft`], which computes the
+//! candle model's function to 1e-4), one window at a time on every core: about seven times
+//! faster than candle's batched forward, which took half of a distillation step.
 
 use candle_core::{Device, Tensor, D};
 use candle_nn::Module;
 use serde::{Deserialize, Serialize};
 
+use har_runtime::batch;
+use har_runtime::dmft::Dmft;
+
 use crate::dmft::DmftConfig;
 use crate::error::{ModelError, Result};
-use crate::fast::FastDmft;
 use crate::layers::Linear;
 
 /// Distillation weights.
@@ -44,7 +46,7 @@ pub struct Teacher {
     /// Loss weights.
     pub config: DistillConfig,
     /// One copy of the forward pass per worker thread (each has its own scratch buffers).
-    workers: Vec<FastDmft>,
+    workers: Vec<Dmft>,
 }
 
 /// The teacher's outputs for a batch of `B` windows.
@@ -56,13 +58,13 @@ pub struct TeacherOutputs {
 }
 
 impl Teacher {
-    /// A teacher that runs `forward` (see [`crate::artifact::load_fast`] or
-    /// [`crate::fast::varmap_tensors`]), distilled with the weights `config`.
-    pub fn new(forward: FastDmft, config: DistillConfig) -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    /// A teacher that runs `forward` (a loaded model directory's, or
+    /// [`crate::runtime::runtime_dmft`] of a trained one), distilled with the weights
+    /// `config`.
+    pub fn new(forward: Dmft, config: DistillConfig) -> Self {
         Self {
             config,
-            workers: vec![forward; threads],
+            workers: batch::workers(&forward, batch::available_threads(8)),
         }
     }
 
@@ -95,69 +97,31 @@ impl Teacher {
         };
         let model = self.model_config();
         let (steps, dim, classes) = (model.steps(), model.dim, model.num_classes);
-        let mut logits = vec![0f32; batch * classes];
-        let mut fused = vec![0f32; batch * steps * dim];
-        let per_worker = batch.div_ceil(self.workers.len()).max(1);
-        std::thread::scope(|scope| -> Result<()> {
-            let jobs = self
-                .workers
-                .iter_mut()
-                .zip(logits.chunks_mut(per_worker * classes))
-                .zip(fused.chunks_mut(per_worker * steps * dim))
+        let outputs = batch::map_windows(&mut self.workers, batch, |forward, b| {
+            let tokens = values
+                .iter()
                 .enumerate()
-                .map(|(w, ((forward, logits), fused))| {
-                    let (values, present) = (&values, &present);
-                    scope.spawn(move || -> Result<()> {
-                        let windows = logits.len() / classes;
-                        for local in 0..windows {
-                            let b = w * per_worker + local;
-                            let output = window_outputs(forward, values, present, b)?;
-                            logits[local * classes..(local + 1) * classes]
-                                .copy_from_slice(&output.logits);
-                            fused[local * steps * dim..(local + 1) * steps * dim]
-                                .copy_from_slice(&output.fused);
-                        }
-                        Ok(())
-                    })
+                .map(|(m, v)| {
+                    let size = v.len() / batch;
+                    (present[b * modalities + m] > 0.5)
+                        .then(|| forward.encode(m, &v[b * size..(b + 1) * size]))
+                        .transpose()
                 })
-                .collect::<Vec<_>>();
-            for job in jobs {
-                job.join()
-                    .map_err(|_| ModelError::Invalid("teacher worker panicked".into()))??;
-            }
-            Ok(())
+                .collect::<har_runtime::Result<Vec<_>>>()?;
+            let refs: Vec<Option<&[f32]>> = tokens.iter().map(|t| t.as_deref()).collect();
+            forward.fuse_with_features(&refs)
         })?;
+        let mut logits = Vec::with_capacity(batch * classes);
+        let mut fused = Vec::with_capacity(batch * steps * dim);
+        for output in outputs {
+            logits.extend_from_slice(&output.logits);
+            fused.extend_from_slice(&output.fused);
+        }
         Ok(TeacherOutputs {
             logits: Tensor::from_vec(logits, (batch, classes), &Device::Cpu)?,
             fused: Tensor::from_vec(fused, (batch, steps, dim), &Device::Cpu)?,
         })
     }
-}
-
-/// The fast forward pass of window `b` of a batch (`values[m]` holds modality `m`'s windows
-/// back to back; `present` is the `[B, M]` mask, row-major).
-fn window_outputs(
-    forward: &mut FastDmft,
-    values: &[Vec<f32>],
-    present: &[f32],
-    b: usize,
-) -> Result<crate::fast::FastOutput> {
-    let modalities = values.len();
-    let batch = present.len() / modalities;
-    let tokens = values
-        .iter()
-        .enumerate()
-        .map(|(m, v)| {
-            let size = v.len() / batch;
-            if present[b * modalities + m] > 0.5 {
-                forward.encode(m, &v[b * size..(b + 1) * size]).map(Some)
-            } else {
-                Ok(None)
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let refs: Vec<Option<&[f32]>> = tokens.iter().map(|t| t.as_deref()).collect();
-    forward.fuse_with_features(&refs)
 }
 
 fn kl_divergence(

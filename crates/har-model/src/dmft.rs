@@ -26,240 +26,16 @@
 
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Init, Module, VarBuilder};
-use serde::{Deserialize, Serialize};
+use har_runtime::names::dmft as names;
+use har_runtime::patch_input::{PATCH_VARIANCE_FLOOR, WINDOW_VARIANCE_FLOOR};
+use har_runtime::spectrum::SpectrumTables;
 
 use crate::layers::{linear, AttentionPool, LayerNorm, Linear, Train, TransformerLayer};
-use crate::patch_input::{PATCH_VARIANCE_FLOOR, WINDOW_VARIANCE_FLOOR};
-use crate::spectrum::SpectrumTables;
+
+pub use har_runtime::config::{DmftConfig, FusionStage, ModalitySpec};
 
 /// Score bias of a masked token.
 pub const MASKED: f64 = -1e9;
-
-/// One input modality: its name, channels and channel groups (one token per group).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModalitySpec {
-    /// Modality name (as in the dataset).
-    pub name: String,
-    /// Channels per sample (C).
-    pub channels: usize,
-    /// Channel indices of each token group.
-    pub groups: Vec<Vec<usize>>,
-    /// Skeleton layout of a skeleton modality: streaming preprocessing centres and scales its
-    /// frames as training did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub skeleton: Option<har_core::recording::SkeletonLayout>,
-}
-
-/// Shape of a DMFT model (teacher or student).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DmftConfig {
-    /// Input modalities, in order.
-    pub modalities: Vec<ModalitySpec>,
-    /// Window length in samples (T).
-    pub window_len: usize,
-    /// Patch length in samples (P); `T` must be a multiple.
-    pub patch_len: usize,
-    /// Token dimension (D).
-    pub dim: usize,
-    /// Attention heads.
-    pub heads: usize,
-    /// Feed-forward width as a multiple of `dim`.
-    pub ffn_mult: usize,
-    /// Modality-specific blocks before fusion.
-    pub modality_layers: usize,
-    /// Joint temporal layers after fusion.
-    pub joint_layers: usize,
-    /// Number of classes.
-    pub num_classes: usize,
-    /// Residual dropout in every transformer layer while training.
-    #[serde(default)]
-    pub dropout: f32,
-    /// Append each channel's log standard deviation within the patch to the patch's values
-    /// before the projection (see [`crate::patch_input::patch_log_std`]). Models saved before
-    /// this option read as `false`.
-    #[serde(default)]
-    pub patch_stats: bool,
-    /// Add one *spectral step* after the patch steps: per channel group, a token projected
-    /// from its channels' log band powers over the whole window (see [`crate::spectrum`]).
-    /// Models saved before this option read as `false`.
-    #[serde(default)]
-    pub spectral_tokens: bool,
-    /// Append to each patch its values standardised per window and channel (see
-    /// [`crate::patch_input::standardise_window`]): the shape of the motion at one scale
-    /// whatever its amplitude, so a still posture's micro-motion is as visible as a step.
-    /// Models saved before this option read as `false`.
-    #[serde(default)]
-    pub window_detail: bool,
-}
-
-/// Where the modalities meet, derived from the depths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FusionStage {
-    /// Right after tokenisation.
-    Early,
-    /// Between modality-specific and joint layers.
-    Mid,
-    /// After all layers.
-    Late,
-}
-
-impl DmftConfig {
-    /// The patch length giving about 16 time steps: the divisor `P` of `window_len` with
-    /// `window_len / P` closest to 16 (8 for 128-sample windows, 5 for 100).
-    pub fn default_patch_len(window_len: usize) -> usize {
-        (1..=window_len)
-            .filter(|p| window_len % p == 0)
-            .min_by_key(|p| ((window_len / p) as i64 - 16).abs())
-            .unwrap_or(1)
-    }
-
-    /// The teacher's shape for these modalities.
-    pub fn teacher(modalities: Vec<ModalitySpec>, window_len: usize, num_classes: usize) -> Self {
-        Self {
-            modalities,
-            window_len,
-            patch_len: Self::default_patch_len(window_len),
-            dim: 64,
-            heads: 4,
-            ffn_mult: 2,
-            modality_layers: 2,
-            joint_layers: 2,
-            num_classes,
-            dropout: 0.0,
-            patch_stats: false,
-            spectral_tokens: false,
-            window_detail: false,
-        }
-    }
-
-    /// The lite student: half the width, half the heads, one layer on each side of the fusion.
-    pub fn student(&self) -> Self {
-        Self {
-            dim: 32,
-            heads: 2,
-            modality_layers: 1,
-            joint_layers: 1,
-            ..self.clone()
-        }
-    }
-
-    /// Patch steps (T / P).
-    pub fn patch_steps(&self) -> usize {
-        self.window_len / self.patch_len
-    }
-
-    /// Token steps S: the patch steps, plus the spectral step with `spectral_tokens`.
-    pub fn steps(&self) -> usize {
-        self.patch_steps() + usize::from(self.spectral_tokens)
-    }
-
-    /// Input width of the spectral projection of a group of `group_len` channels.
-    pub fn spectral_input_len(&self, group_len: usize) -> usize {
-        group_len * (crate::spectrum::band_edges(self.window_len).len() - 1)
-    }
-
-    /// Input width of the patch projection of a group of `group_len` channels: its `P·|g|`
-    /// values, as many standardised values with `window_detail`, and `|g|` log standard
-    /// deviations with `patch_stats`.
-    pub fn patch_input_len(&self, group_len: usize) -> usize {
-        let values = self.patch_len * group_len;
-        values
-            + if self.window_detail { values } else { 0 }
-            + if self.patch_stats { group_len } else { 0 }
-    }
-
-    /// Where fusion happens.
-    pub fn fusion_stage(&self) -> FusionStage {
-        match (self.modality_layers, self.joint_layers) {
-            (0, _) => FusionStage::Early,
-            (_, 0) => FusionStage::Late,
-            _ => FusionStage::Mid,
-        }
-    }
-
-    /// Checks the shape makes sense.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        if self.modalities.is_empty() {
-            return Err("no modalities".into());
-        }
-        if self.patch_len == 0 || self.window_len % self.patch_len != 0 {
-            return Err(format!(
-                "window length {} is not a multiple of patch length {}",
-                self.window_len, self.patch_len
-            ));
-        }
-        if self.heads == 0 || self.dim % self.heads != 0 {
-            return Err(format!(
-                "dim {} is not divisible by {} heads",
-                self.dim, self.heads
-            ));
-        }
-        if self.num_classes < 2 {
-            return Err("fewer than 2 classes".into());
-        }
-        for m in &self.modalities {
-            if m.groups.is_empty() || m.groups.iter().flatten().any(|&c| c >= m.channels) {
-                return Err(format!(
-                    "modality `{}`: groups must be non-empty channel indices below {}",
-                    m.name, m.channels
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Multiply-add FLOPs (2 per multiply-add) of one window's forward pass with every modality.
-    pub fn flops_per_window(&self) -> u64 {
-        let (s, d, f) = (
-            self.steps() as u64,
-            self.dim as u64,
-            (self.dim * self.ffn_mult) as u64,
-        );
-        // One transformer layer over `n` sequences of length `l`.
-        let layer = |n: u64, l: u64| {
-            n * (2 * l * d * 3 * d + 4 * l * l * d + 2 * l * d * d + 4 * l * d * f)
-        };
-        let pool = |n: u64, l: u64| n * 4 * l * d;
-        let mut total = 0;
-        let mut groups_total = 0;
-        for m in &self.modalities {
-            let g = m.groups.len() as u64;
-            groups_total += g;
-            let patch_steps = self.patch_steps() as u64;
-            // Standardising the window: two passes of sums and one of scaling per value.
-            let standardise = if self.window_detail {
-                4 * (self.window_len * m.channels) as u64
-            } else {
-                0
-            };
-            let mut tokenise: u64 = standardise
-                + m.groups
-                    .iter()
-                    .map(|grp| 2 * patch_steps * self.patch_input_len(grp.len()) as u64 * d)
-                    .sum::<u64>();
-            if self.spectral_tokens {
-                // DFT of every channel (cos and sin rows) and the spectral projections.
-                let bins = *crate::spectrum::band_edges(self.window_len)
-                    .last()
-                    .unwrap_or(&1)
-                    - 1;
-                tokenise += 4 * (self.window_len * bins * m.channels) as u64;
-                tokenise += m
-                    .groups
-                    .iter()
-                    .map(|grp| 2 * self.spectral_input_len(grp.len()) as u64 * d)
-                    .sum::<u64>();
-            }
-            let spatial = if g > 1 { layer(s, g) } else { 0 };
-            total += tokenise + self.modality_layers as u64 * (spatial + layer(g, s));
-        }
-        total += layer(s, groups_total) + pool(s, groups_total);
-        total +=
-            self.joint_layers as u64 * layer(1, s) + pool(1, s) + 2 * d * self.num_classes as u64;
-        total
-    }
-}
 
 /// Tokeniser and modality-specific layers of one modality.
 #[derive(Debug, Clone)]
@@ -272,28 +48,26 @@ pub struct ModalityEncoder {
     position_embedding: Tensor,
     spatial: Vec<TransformerLayer>,
     temporal: Vec<TransformerLayer>,
+    span: tracing::Span,
 }
 
 impl ModalityEncoder {
     fn new(config: &DmftConfig, spec: &ModalitySpec, vb: VarBuilder) -> Result<Self> {
         let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
-        // One linear projection per channel group, named `{name}{g}`.
-        let group_projections = |name: &str, input_len: fn(&DmftConfig, usize) -> usize| {
-            spec.groups
-                .iter()
-                .enumerate()
-                .map(|(g, group)| {
-                    linear(
-                        input_len(config, group.len()),
-                        d,
-                        vb.pp(format!("{name}{g}")),
-                    )
-                })
-                .collect::<Result<Vec<_>>>()
-        };
-        let patch_projections = group_projections("patch", DmftConfig::patch_input_len)?;
+        // One linear projection per channel group, named `name(g)`.
+        let group_projections =
+            |name: fn(usize) -> String, input_len: fn(&DmftConfig, usize) -> usize| {
+                spec.groups
+                    .iter()
+                    .enumerate()
+                    .map(|(g, group)| linear(input_len(config, group.len()), d, vb.pp(name(g))))
+                    .collect::<Result<Vec<_>>>()
+            };
+        let patch_projections =
+            group_projections(names::patch_projection, DmftConfig::patch_input_len)?;
         let spectral = if config.spectral_tokens {
-            let projections = group_projections("spectral", DmftConfig::spectral_input_len)?;
+            let projections =
+                group_projections(names::spectral_projection, DmftConfig::spectral_input_len)?;
             Some((SpectrumTables::new(config.window_len), projections))
         } else {
             None
@@ -323,7 +97,7 @@ impl ModalityEncoder {
                     config.heads,
                     ffn,
                     config.dropout,
-                    vb.pp(format!("spatial{l}")),
+                    vb.pp(names::spatial_layer(l)),
                 )?);
             }
             temporal.push(TransformerLayer::new(
@@ -331,7 +105,7 @@ impl ModalityEncoder {
                 config.heads,
                 ffn,
                 config.dropout,
-                vb.pp(format!("temporal{l}")),
+                vb.pp(names::temporal_layer(l)),
             )?);
         }
         Ok(Self {
@@ -339,19 +113,25 @@ impl ModalityEncoder {
             patch_projections,
             spectral,
             group_indices,
-            group_embedding: vb.get_with_hints((spec.groups.len(), d), "group_embedding", emb)?,
+            group_embedding: vb.get_with_hints(
+                (spec.groups.len(), d),
+                names::GROUP_EMBEDDING,
+                emb,
+            )?,
             position_embedding: vb.get_with_hints(
                 (config.steps(), d),
-                "position_embedding",
+                names::POSITION_EMBEDDING,
                 emb,
             )?,
             spatial,
             temporal,
+            span: tracing::trace_span!("encode", modality = %spec.name),
         })
     }
 
     /// `[B, T, C]` → tokens `[B, S, G, D]`.
     fn forward(&self, xs: &Tensor, config: &DmftConfig, train: Train) -> Result<Tensor> {
+        let _enter = self.span.enter();
         let (b, t, c) = xs.dims3()?;
         if t != config.window_len || c != self.spec.channels {
             candle_core::bail!(
@@ -389,9 +169,10 @@ impl ModalityEncoder {
             .zip(&self.group_indices)
             .zip(&self.spec.groups)
             .map(|((projection, indices), group)| {
-                // The group's channels of a per-channel tensor (channels in dimension `dim`).
+                // The group's channels of a per-channel tensor (channels in dimension `dim`);
+                // a group of every channel in order needs no selection.
                 let select = |t: &Tensor, dim: usize| {
-                    if group.len() == c {
+                    if is_identity(group, c) {
                         Ok(t.clone())
                     } else {
                         t.index_select(indices, dim)
@@ -414,13 +195,13 @@ impl ModalityEncoder {
         let mut tokens = Tensor::stack(&tokens, 2)?;
         if let Some((tables, projections)) = &self.spectral {
             // [B, C, bands] → one token per group, as the last step: [B, 1, G, D].
-            let power = tables.log_band_power(xs)?;
+            let power = crate::spectrum::log_band_power(tables, xs)?;
             let spectral = projections
                 .iter()
                 .zip(&self.group_indices)
                 .zip(&self.spec.groups)
                 .map(|((projection, indices), group)| {
-                    let selected = if group.len() == c {
+                    let selected = if is_identity(group, c) {
                         power.clone()
                     } else {
                         power.index_select(indices, 1)?
@@ -450,6 +231,11 @@ impl ModalityEncoder {
     }
 }
 
+/// True when `group` is channels `0..c` in order (selecting it is the identity).
+fn is_identity(group: &[usize], c: usize) -> bool {
+    group.len() == c && group.iter().enumerate().all(|(i, &ch)| i == ch)
+}
+
 /// The output of the fusion part.
 #[derive(Debug, Clone)]
 pub struct FusionOutput {
@@ -470,6 +256,7 @@ pub struct Dmft {
     time_pool: AttentionPool,
     norm: LayerNorm,
     head: Linear,
+    span: tracing::Span,
 }
 
 impl Dmft {
@@ -480,9 +267,9 @@ impl Dmft {
         let encoders = config
             .modalities
             .iter()
-            .map(|m| ModalityEncoder::new(config, m, vb.pp(format!("enc.{}", m.name))))
+            .map(|m| ModalityEncoder::new(config, m, vb.pp(names::encoder(&m.name))))
             .collect::<Result<_>>()?;
-        let fuse = vb.pp("fuse");
+        let fuse = vb.pp(names::FUSION);
         Ok(Self {
             config: config.clone(),
             encoders,
@@ -491,9 +278,9 @@ impl Dmft {
                 config.heads,
                 ffn,
                 config.dropout,
-                fuse.pp("spatial"),
+                fuse.pp(names::FUSION_LAYER),
             )?,
-            group_pool: AttentionPool::new(d, fuse.pp("group_pool"))?,
+            group_pool: AttentionPool::new(d, fuse.pp(names::GROUP_POOL))?,
             joint: (0..config.joint_layers)
                 .map(|l| {
                     TransformerLayer::new(
@@ -501,13 +288,14 @@ impl Dmft {
                         config.heads,
                         ffn,
                         config.dropout,
-                        fuse.pp(format!("joint{l}")),
+                        fuse.pp(names::joint_layer(l)),
                     )
                 })
                 .collect::<Result<_>>()?,
-            time_pool: AttentionPool::new(d, fuse.pp("time_pool"))?,
-            norm: LayerNorm::new(d, fuse.pp("norm"))?,
-            head: linear(d, config.num_classes, fuse.pp("head"))?,
+            time_pool: AttentionPool::new(d, fuse.pp(names::TIME_POOL))?,
+            norm: LayerNorm::new(d, fuse.pp(names::NORM))?,
+            head: linear(d, config.num_classes, fuse.pp(names::HEAD))?,
+            span: tracing::trace_span!("fuse"),
         })
     }
 
@@ -529,6 +317,7 @@ impl Dmft {
         present: Option<&Tensor>,
         train: Train,
     ) -> Result<FusionOutput> {
+        let _enter = self.span.enter();
         let (b, s, _, d) = tokens[0].dims4()?;
         let all = Tensor::cat(tokens, 2)?;
         let g = all.dim(2)?;

@@ -11,6 +11,9 @@ pub enum ModelError {
     /// The data layer failed (dataset, preprocessing).
     #[error(transparent)]
     Data(#[from] har_core::HarError),
+    /// The runtime refused a model directory or an input (it names the file and tensor).
+    #[error(transparent)]
+    Runtime(#[from] har_runtime::RuntimeError),
     /// A checkpoint file is unusable; names the file and the tensor.
     #[error("{path}: tensor `{tensor}`: {problem}")]
     Checkpoint {

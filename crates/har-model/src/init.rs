@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::{Init, VarBuilder, VarMap};
-use har_core::import::synthetic::Rng;
+use har_core::rng::Rng;
 
 /// A `VarBuilder` backend creating seeded parameters in a `VarMap`.
 pub struct SeededInit {

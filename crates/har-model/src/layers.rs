@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
-use har_core::import::synthetic::Rng;
+use har_core::rng::Rng;
+use har_runtime::names::{self, transformer};
 
 use crate::ops::{add_row_vector, mul_row_vector};
 
@@ -51,13 +52,13 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let std = (1.0 / in_dim as f64).sqrt();
     let weight = vb.get_with_hints(
         (out_dim, in_dim),
-        "weight",
+        names::WEIGHT,
         Init::Randn {
             mean: 0.0,
             stdev: std,
         },
     )?;
-    let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
+    let bias = vb.get_with_hints(out_dim, names::BIAS, Init::Const(0.0))?;
     Ok(Linear::new(weight, Some(bias)))
 }
 
@@ -78,14 +79,14 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    /// Epsilon added to the variance.
-    pub const EPS: f64 = 1e-5;
+    /// Epsilon added to the variance (the runtime's, so both engines agree).
+    pub const EPS: f64 = har_runtime::layers::LAYER_NORM_EPS;
 
     /// A layer norm over `dim` features.
     pub fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Self {
-            weight: vb.get_with_hints(dim, "weight", Init::Const(1.0))?,
-            bias: vb.get_with_hints(dim, "bias", Init::Const(0.0))?,
+            weight: vb.get_with_hints(dim, names::WEIGHT, Init::Const(1.0))?,
+            bias: vb.get_with_hints(dim, names::BIAS, Init::Const(0.0))?,
         })
     }
 
@@ -122,8 +123,8 @@ impl Attention {
             candle_core::bail!("dim {dim} is not divisible by {heads} heads");
         }
         Ok(Self {
-            qkv: linear(dim, 3 * dim, vb.pp("qkv"))?,
-            out: linear(dim, dim, vb.pp("out"))?,
+            qkv: linear(dim, 3 * dim, vb.pp(transformer::QKV))?,
+            out: linear(dim, dim, vb.pp(transformer::OUT))?,
             heads,
         })
     }
@@ -214,11 +215,11 @@ impl TransformerLayer {
     ) -> Result<Self> {
         Ok(Self {
             dropout: Dropout::new(dropout, &vb),
-            norm1: LayerNorm::new(dim, vb.pp("norm1"))?,
-            attention: Attention::new(dim, heads, vb.pp("attn"))?,
-            norm2: LayerNorm::new(dim, vb.pp("norm2"))?,
-            ffn_in: linear(dim, ffn_dim, vb.pp("ffn_in"))?,
-            ffn_out: linear(ffn_dim, dim, vb.pp("ffn_out"))?,
+            norm1: LayerNorm::new(dim, vb.pp(transformer::NORM1))?,
+            attention: Attention::new(dim, heads, vb.pp(transformer::ATTENTION))?,
+            norm2: LayerNorm::new(dim, vb.pp(transformer::NORM2))?,
+            ffn_in: linear(dim, ffn_dim, vb.pp(transformer::FFN_IN))?,
+            ffn_out: linear(ffn_dim, dim, vb.pp(transformer::FFN_OUT))?,
         })
     }
 
@@ -253,7 +254,7 @@ impl AttentionPool {
         Ok(Self {
             query: vb.get_with_hints(
                 (dim, 1),
-                "query",
+                names::QUERY,
                 Init::Randn {
                     mean: 0.0,
                     stdev: std,

@@ -1,6 +1,13 @@
-//! DMFT — distilled multi-modal mid-fusion transformer for human activity recognition, in
-//! candle: the model ([`dmft`]), its layers, seeded initialisation, training and distillation
-//! ([`train`]), metrics, and the self-describing model directory ([`artifact`]).
+//! Training in candle. The architectures are described once here as trainable candle modules
+//! ([`dmft`], built from [`layers`]) under the runtime's weight names
+//! ([`har_runtime::names`]) and configs; inference runs on the candle-free runtime
+//! ([`har_runtime`]), which the equivalence tests hold to these modules.
+//!
+//! - [`pipeline`]: dataset → windows → normaliser → fit → card → save, and evaluation.
+//! - [`train`], [`distill`], [`mixup`], [`augment`]: optimisation, the distillation loss and
+//!   teacher, data augmentation; [`init`]: seeded, order-independent initialisation.
+//! - [`data`]: windows as batches; [`metrics`]; [`artifact`]: writing a model directory and
+//!   reading one back into candle; [`runtime`]: candle parameters as runtime weights.
 
 pub mod artifact;
 pub mod augment;
@@ -8,13 +15,13 @@ pub mod data;
 pub mod distill;
 pub mod dmft;
 pub mod error;
-pub mod fast;
 pub mod init;
 pub mod layers;
 pub mod metrics;
 pub mod mixup;
 pub mod ops;
-pub mod patch_input;
+pub mod pipeline;
+pub mod runtime;
 pub mod spectrum;
 pub mod train;
 

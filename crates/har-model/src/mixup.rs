@@ -8,7 +8,7 @@
 //! al., "Knowledge distillation: a good teacher is patient and consistent", 2022).
 
 use candle_core::{Device, Tensor, D};
-use har_core::import::synthetic::Rng;
+use har_core::rng::Rng;
 
 use crate::error::Result;
 

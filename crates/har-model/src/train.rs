@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
-use har_core::import::synthetic::Rng;
+use har_core::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::augment::AugmentConfig;
@@ -277,7 +277,7 @@ pub fn train(
             order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
         }
         let mut loss_sum = 0.0;
-        for indices in order.chunks(settings.batch_size) {
+        for (batch_index, indices) in order.chunks(settings.batch_size).enumerate() {
             optimizer.set_learning_rate(learning_rate(settings, step, steps_per_epoch));
             let mut inputs = train.inputs(
                 indices,
@@ -326,8 +326,17 @@ pub fn train(
                 }
                 _ => hard,
             };
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                // A step on a non-finite loss would spread NaN through every weight.
+                return Err(crate::ModelError::Invalid(format!(
+                    "epoch {epoch}, batch {} of {steps_per_epoch}: the training loss is {value} \
+                     (non-finite inputs, a non-finite teacher, or a diverging learning rate)",
+                    batch_index + 1
+                )));
+            }
             optimizer.backward_step(&loss)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
+            loss_sum += value as f64;
             step += 1;
             observer.batch_done();
         }

@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use har_model::artifact::{self, load_weights};
+use har_model::artifact::load_weights;
 use har_model::dmft::{Dmft, DmftConfig, ModalitySpec};
 use har_model::init::seeded_var_builder;
 use har_model::layers::Linear;
@@ -229,7 +229,7 @@ fn checkpoints_load_identically_and_bad_ones_name_the_tensor() {
     let err = load_weights(&config(), &path).err().unwrap().to_string();
     assert!(err.contains("model.safetensors"), "{err}");
     // A model directory without its card.
-    assert!(artifact::load(dir.path())
+    assert!(har_runtime::model_dir::load(dir.path())
         .err()
         .unwrap()
         .to_string()
@@ -246,10 +246,9 @@ fn flops_shrink_with_the_student() {
 }
 
 #[test]
-fn the_plain_rust_forward_computes_the_candle_model() {
-    use har_model::fast::{varmap_tensors, FastDmft};
+fn the_runtime_forward_computes_the_candle_model() {
     let (m, varmap) = model(9);
-    let mut fast = FastDmft::new(&config(), &varmap_tensors(&varmap)).unwrap();
+    let mut fast = har_model::runtime::runtime_dmft(&config(), &varmap).unwrap();
     let x = inputs(3);
     let expected = har_model::dmft::probabilities(&m.forward(&x, None, false).unwrap().logits)
         .unwrap()
@@ -311,9 +310,8 @@ fn the_plain_rust_forward_computes_the_candle_model() {
 #[test]
 fn the_teachers_batch_outputs_are_the_candle_models() {
     use har_model::distill::Teacher;
-    use har_model::fast::{varmap_tensors, FastDmft};
     let (m, varmap) = model(5);
-    let fast = FastDmft::new(&config(), &varmap_tensors(&varmap)).unwrap();
+    let fast = har_model::runtime::runtime_dmft(&config(), &varmap).unwrap();
     let mut teacher = Teacher::new(fast, DistillConfig::default());
     // Five windows (an odd count, split unevenly over the worker threads); window 1 lacks the
     // skeleton and window 3 the accelerometer.

@@ -8,14 +8,14 @@ use std::path::Path;
 use har_core::dataset::{Dataset, Split};
 use har_core::import::basic_motions;
 use har_core::preprocess::{LabelPolicy, Normalizer, PreprocessConfig, WindowConfig};
-use har_model::artifact::{self, ModelCard, Provenance};
+use har_model::artifact;
 use har_model::data::{
     carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData,
 };
 use har_model::dmft::DmftConfig;
-use har_model::fast::{varmap_tensors, FastDmft};
 use har_model::metrics::Metrics;
 use har_model::train::{self, argmax, predict, Silent, Teacher, TrainConfig};
+use har_runtime::card::{ModelCard, Provenance};
 
 fn basic_motions(dir: &Path) -> Dataset {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
@@ -155,7 +155,7 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
         ..teacher_config.student()
     };
     let t = Teacher::new(
-        FastDmft::new(&teacher_config, &varmap_tensors(&teacher.varmap)).unwrap(),
+        har_model::runtime::runtime_dmft(&teacher_config, &teacher.varmap).unwrap(),
         Default::default(),
     );
     let student = train::train(
@@ -191,7 +191,7 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
             train_windows: train_w.len(),
             validation_windows: val_w.len(),
             validation_subjects: vec![],
-            settings,
+            settings: serde_json::to_value(&settings).unwrap(),
             distilled_from: None,
             epochs_run: student.history.len(),
             best_epoch: student.best_epoch,
@@ -208,13 +208,82 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
         &student.history,
     )
     .unwrap();
-    let loaded = artifact::load(&out).unwrap();
+    let loaded = artifact::load_candle(&out).unwrap();
     assert_eq!(loaded.card, card);
     assert_eq!(loaded.normalizer, normalizer);
     assert_eq!(
         predict(&loaded.model, &test_d, 64).unwrap(),
         predict(&student.model, &test_d, 64).unwrap()
     );
+    // The runtime reads the same directory and predicts the same classes.
+    let mut runtime = har_runtime::model_dir::load(&out).unwrap();
+    let candle = argmax(&predict(&student.model, &test_d, 64).unwrap());
+    for (i, expected) in candle.iter().enumerate() {
+        let inputs: Vec<&[f32]> = test_d
+            .values
+            .iter()
+            .zip(&test_d.shapes)
+            .map(|(v, &(t, c))| &v[i * t * c..(i + 1) * t * c])
+            .collect();
+        let p = runtime.model.predict(&inputs).unwrap();
+        assert_eq!(argmax(&[p])[0], *expected, "window {i}");
+    }
     let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), student.history.len());
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_naming_epoch_and_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = basic_motions(dir.path());
+    let classes = ClassMap::from_dataset(&dataset, &[]).unwrap();
+    let windows = split_windows(&dataset, Split::Train, &preprocess(), &classes).unwrap();
+    let normalizer = Normalizer::fit(&windows).unwrap();
+    let mut data = TensorData::new(&windows, &normalizer, &classes).unwrap();
+    // One corrupt sample: every batch that holds its window has a NaN loss.
+    data.values[0][5] = f32::NAN;
+    let modalities = dataset
+        .manifest
+        .modalities
+        .iter()
+        .map(modality_spec)
+        .collect();
+    let config = DmftConfig {
+        dim: 16,
+        heads: 2,
+        ..DmftConfig::teacher(modalities, 100, 4).student()
+    };
+    let settings = TrainConfig {
+        epochs: 2,
+        batch_size: 8,
+        augment: false,
+        modality_dropout: 0.0,
+        ..Default::default()
+    };
+    let empty = TensorData::new(
+        &{
+            let mut none = windows.clone();
+            none.retain(|_| false);
+            none
+        },
+        &normalizer,
+        &classes,
+    )
+    .unwrap();
+    let err = train::train(
+        &config,
+        &data,
+        &empty,
+        &classes.names(),
+        &settings,
+        None,
+        &Silent,
+    )
+    .err()
+    .expect("a NaN input must stop training")
+    .to_string();
+    assert!(
+        err.contains("epoch 1, batch ") && err.contains("NaN"),
+        "{err}"
+    );
 }

@@ -2,7 +2,8 @@
 //! (`har_dataflow::windower`). Input `chunks` (`sensor_chunk`); one output per model modality,
 //! named after it (`window` batches), and `health`.
 //!
-//! Settings (env): `HAR_MODEL` (model directory: modalities, window, normaliser),
+//! Settings (env): `HAR_MODEL` (model directory: its card and normaliser are read — modalities,
+//! window, statistics — never its weights),
 //! `HAR_STRIDE` (grid samples between windows; default: the model's training stride).
 
 use std::collections::BTreeMap;
@@ -11,17 +12,18 @@ use anyhow::Result;
 use dora_node_api::{DoraNode, Event};
 use har_core::streams::{SensorChunk, WindowMessage};
 use har_dataflow::dora_io::{dora_drops, receive, GapCounter, Sender};
-use har_dataflow::inference::StreamModel;
+use har_dataflow::inference::read_streaming_spec;
 use har_dataflow::settings::{self, now_ns};
 use har_dataflow::windower::StreamingPreprocessor;
 
 fn main() -> Result<()> {
     har_dataflow::node::init_logging();
-    let model = StreamModel::load(&settings::path("HAR_MODEL")?)?;
     let stride = settings::var("HAR_STRIDE")
         .map(|_| settings::parse_or::<usize>("HAR_STRIDE", 0))
         .transpose()?;
-    let mut preprocessor = StreamingPreprocessor::new(model.streaming_spec(stride))?;
+    // The card and the normaliser only: preprocessing needs no weights.
+    let spec = read_streaming_spec(&settings::path("HAR_MODEL")?, stride)?;
+    let mut preprocessor = StreamingPreprocessor::new(spec)?;
     let (mut node, mut events) = DoraNode::init_from_env()?;
     let mut health = har_dataflow::node::health(&node, "preprocess");
     let mut sender = Sender::default();

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use har_core::dataset::SourceInfo;
-use har_core::import::sha256_file;
+use har_core::hash::sha256_file;
 use tracing::{info, warn};
 
 use super::FetchSource;

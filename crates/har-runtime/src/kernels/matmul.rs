@@ -1,17 +1,11 @@
-//! The one matrix-product kernel of the plain-Rust forward pass: `Y = X · W + b` on strided
+//! The one matrix-product kernel of the runtime: `Y = X · W + b` on strided
 //! row-major `f32` slices, with AVX2 + FMA when the CPU has them and portable loops otherwise.
 //! Dense layers, attention scores (`Q · Kᵀ`) and attention outputs (`P · V`) all run on it.
-
-use std::collections::HashMap;
-
-use candle_core::Tensor;
-
-use crate::error::{ModelError, Result};
 
 /// A right-hand operand `W` (`in_dim × out_dim`, row `i` at `weight[i * weight_stride..]`)
 /// and an optional bias of `out_dim`.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Operand<'a> {
+pub(crate) struct Operand<'a> {
     pub weight: &'a [f32],
     pub weight_stride: usize,
     pub bias: Option<&'a [f32]>,
@@ -21,7 +15,7 @@ pub(super) struct Operand<'a> {
 
 /// Rows of a strided row-major matrix: row `r` starts at `data[r * stride]`.
 #[derive(Debug)]
-pub(super) struct Rows<T> {
+pub(crate) struct Rows<T> {
     pub data: T,
     pub stride: usize,
     pub rows: usize,
@@ -30,7 +24,7 @@ pub(super) struct Rows<T> {
 impl Operand<'_> {
     /// `y[r] = x[r] · W + b` for every row of `x` (`y` has as many rows; only the first
     /// `out_dim` values of each `y` row are written).
-    pub(super) fn multiply(&self, x: Rows<&[f32]>, y: Rows<&mut [f32]>) {
+    pub(crate) fn multiply(&self, x: Rows<&[f32]>, y: Rows<&mut [f32]>) {
         assert!(
             x.rows == y.rows,
             "matmul: {} input rows, {} output rows",
@@ -60,12 +54,12 @@ impl Operand<'_> {
 
 /// True when the CPU has AVX2 and FMA (std caches the detection).
 #[cfg(target_arch = "x86_64")]
-pub(super) fn has_avx2_fma() -> bool {
+pub(crate) fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
 /// [`Operand::multiply`] as axpy updates over contiguous rows of `W` (the portable path).
-pub(super) fn multiply_portable(w: &Operand, x: Rows<&[f32]>, y: Rows<&mut [f32]>) {
+pub(crate) fn multiply_portable(w: &Operand, x: Rows<&[f32]>, y: Rows<&mut [f32]>) {
     for r in 0..x.rows {
         let xr = &x.data[r * x.stride..r * x.stride + w.in_dim];
         let out = &mut y.data[r * y.stride..r * y.stride + w.out_dim];
@@ -92,7 +86,7 @@ pub(super) fn multiply_portable(w: &Operand, x: Rows<&[f32]>, y: Rows<&mut [f32]
 /// [`Operand::multiply`] asserts).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn multiply_avx2_fma(w: &Operand, x: Rows<&[f32]>, y: Rows<&mut [f32]>) {
+pub(crate) unsafe fn multiply_avx2_fma(w: &Operand, x: Rows<&[f32]>, y: Rows<&mut [f32]>) {
     let mut r = 0;
     while r + 4 <= x.rows {
         row_block::<4>(
@@ -198,7 +192,7 @@ unsafe fn output_block<const R: usize, const V: usize>(
 
 /// A linear layer `y = x · Wᵀ + b`, with `W` stored transposed (`[in, out]`).
 #[derive(Debug, Clone)]
-pub(super) struct Dense {
+pub(crate) struct Dense {
     weight_t: Vec<f32>,
     bias: Vec<f32>,
     out_dim: usize,
@@ -206,7 +200,7 @@ pub(super) struct Dense {
 
 impl Dense {
     /// A bias-free layer from its weight already transposed to `[in, out]`.
-    pub(super) fn from_transposed(weight_t: Vec<f32>, out_dim: usize) -> Self {
+    pub(crate) fn from_transposed(weight_t: Vec<f32>, out_dim: usize) -> Self {
         Self {
             weight_t,
             bias: vec![0.0; out_dim],
@@ -214,39 +208,31 @@ impl Dense {
         }
     }
 
-    /// The layer `{prefix}.weight` (`[out, in]`, as candle's `Linear`) and, when `with_bias`,
-    /// `{prefix}.bias`.
-    pub(super) fn load(
-        tensors: &HashMap<String, Tensor>,
-        prefix: &str,
-        with_bias: bool,
-    ) -> Result<Self> {
-        let w = tensors.get(&format!("{prefix}.weight")).ok_or_else(|| {
-            ModelError::Invalid(format!("fast model: tensor `{prefix}.weight` is missing"))
-        })?;
-        let (out_dim, in_dim) = w.dims2()?;
-        let weight_t = w.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-        let bias = if with_bias {
-            super::kernels::tensor(tensors, &format!("{prefix}.bias"))?
-        } else {
-            vec![0.0; out_dim]
-        };
-        if bias.len() != out_dim {
-            return Err(ModelError::Invalid(format!(
-                "fast model: `{prefix}.bias` has {} values, its weight {out_dim} rows",
-                bias.len()
-            )));
+    /// A layer from its weight `[out, in]` (row-major, as candle's `Linear` stores it) and
+    /// bias `[out]`.
+    pub(crate) fn new(weight: &[f32], bias: Vec<f32>, in_dim: usize, out_dim: usize) -> Self {
+        debug_assert_eq!(weight.len(), in_dim * out_dim);
+        debug_assert_eq!(bias.len(), out_dim);
+        let mut weight_t = vec![0f32; in_dim * out_dim];
+        for (o, row) in weight.chunks_exact(in_dim.max(1)).enumerate() {
+            for (i, w) in row.iter().enumerate() {
+                weight_t[i * out_dim + o] = *w;
+            }
         }
-        debug_assert_eq!(weight_t.len(), in_dim * out_dim);
-        Ok(Self {
+        Self {
             weight_t,
             bias,
             out_dim,
-        })
+        }
+    }
+
+    /// Output width.
+    pub(crate) fn out_dim(&self) -> usize {
+        self.out_dim
     }
 
     /// Applies to each row of `x` (`rows × in`), writing `rows × out` into `y`.
-    pub(super) fn apply(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
+    pub(crate) fn apply(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
         // Every output is written by the kernel, so only a length change needs filling.
         y.resize(rows * self.out_dim, 0.0);
         let in_dim = self.weight_t.len() / self.out_dim.max(1);

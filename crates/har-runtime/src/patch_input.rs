@@ -1,8 +1,8 @@
 //! What a patch token is projected from besides its values, with the options of
-//! [`crate::dmft::DmftConfig`] that add them: `patch_stats` (each channel's log standard
+//! [`crate::config::DmftConfig`] that add them: `patch_stats` (each channel's log standard
 //! deviation within the patch) and `window_detail` (the patch's values standardised per window
 //! and channel). The candle model computes the same with tensor operations; the plain-Rust
-//! forward pass ([`crate::fast`]) calls these functions.
+//! forward pass ([`crate::layers::PatchTokenizer`]) calls these functions.
 
 /// Floor added to a patch's variance before the logarithm (normalised units²): a standard
 /// deviation of 0.001, below the sensor noise of a still posture (about 0.01).

@@ -1,51 +1,24 @@
-//! Numeric kernels of the plain-Rust forward pass ([`super::FastDmft`]): layer norm, fast
-//! `exp`/`tanh`, GELU, multi-head attention, attention pooling and the pre-norm transformer
-//! layer. Products run on [`super::matmul`]; a layer's element-wise loops are compiled a second
-//! time for AVX2 + FMA ([`Layer::apply`] picks that copy at run time), so they vectorise eight
-//! wide without building the crate for one CPU.
+//! Numeric kernels of the runtime, kept apart from the layers that use them: the matrix
+//! product ([`matmul`]), layer norm over rows, fast `exp`/`tanh`, GELU, multi-head attention of
+//! one sequence and attention pooling. The layers in [`crate::layers`] compile their
+//! element-wise loops a second time for AVX2 + FMA, so these are `#[inline(always)]`.
 
-use std::collections::HashMap;
+pub(crate) mod matmul;
 
-use candle_core::Tensor;
+use matmul::{Operand, Rows};
 
-use super::matmul::{Dense, Operand, Rows};
-use crate::error::{ModelError, Result};
-use crate::layers::LayerNorm;
-
-pub(super) fn tensor(tensors: &HashMap<String, Tensor>, name: &str) -> Result<Vec<f32>> {
-    let t = tensors
-        .get(name)
-        .ok_or_else(|| ModelError::Invalid(format!("fast model: tensor `{name}` is missing")))?;
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Norm {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-}
-
-impl Norm {
-    pub(super) fn load(tensors: &HashMap<String, Tensor>, prefix: &str) -> Result<Self> {
-        Ok(Self {
-            weight: tensor(tensors, &format!("{prefix}.weight"))?,
-            bias: tensor(tensors, &format!("{prefix}.bias"))?,
-        })
-    }
-
-    /// Normalises each row of `x` (`d` wide) into `y`.
-    #[inline(always)]
-    pub(super) fn apply(&self, x: &[f32], y: &mut Vec<f32>) {
-        let d = self.weight.len();
-        y.resize(x.len(), 0.0);
-        for (row, out) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            // One pass, E[x²] − mean², as candle's layer-norm kernel.
-            let mean = sum(row) / d as f32;
-            let var = (dot(row, row) / d as f32 - mean * mean).max(0.0);
-            let inv = 1.0 / (var + LayerNorm::EPS as f32).sqrt();
-            for (((o, v), w), b) in out.iter_mut().zip(row).zip(&self.weight).zip(&self.bias) {
-                *o = (v - mean) * inv * w + b;
-            }
+/// Layer norm of each row of `x` (`d = weight.len()` wide) into `y`, with learned `weight`
+/// and `bias`; one pass, `E[x²] − mean²`, as candle's layer-norm kernel.
+#[inline(always)]
+pub(crate) fn layer_norm_rows(weight: &[f32], bias: &[f32], eps: f32, x: &[f32], y: &mut Vec<f32>) {
+    let d = weight.len();
+    y.resize(x.len(), 0.0);
+    for (row, out) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let mean = sum(row) / d as f32;
+        let var = (dot(row, row) / d as f32 - mean * mean).max(0.0);
+        let inv = 1.0 / (var + eps).sqrt();
+        for (((o, v), w), b) in out.iter_mut().zip(row).zip(weight).zip(bias) {
+            *o = (v - mean) * inv * w + b;
         }
     }
 }
@@ -54,7 +27,7 @@ impl Norm {
 /// Cephes' single-precision polynomial on `x − n·ln 2`, scaled by `2ⁿ` through the exponent
 /// bits. Within 2 ulp of the library `exp` and branch-free, so softmax loops vectorise.
 #[inline(always)]
-pub(super) fn exp_fast(x: f32) -> f32 {
+pub(crate) fn exp_fast(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     let n = (x * std::f32::consts::LOG2_E).round_ties_even();
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
@@ -67,7 +40,7 @@ pub(super) fn exp_fast(x: f32) -> f32 {
 }
 
 #[inline(always)]
-pub(super) fn softmax_in_place(xs: &mut [f32]) {
+pub(crate) fn softmax_in_place(xs: &mut [f32]) {
     let max = max(xs);
     for x in xs.iter_mut() {
         *x = exp_fast(*x - max);
@@ -82,7 +55,7 @@ pub(super) fn softmax_in_place(xs: &mut [f32]) {
 /// the library `tanh` and several times faster, which matters because the feed-forward blocks
 /// call it for every hidden unit.
 #[inline(always)]
-pub(super) fn tanh_fast(x: f32) -> f32 {
+pub(crate) fn tanh_fast(x: f32) -> f32 {
     const ALPHA: [f32; 7] = [
         4.893_524_6e-3,
         6.372_619_3e-4,
@@ -104,14 +77,14 @@ pub(super) fn tanh_fast(x: f32) -> f32 {
 }
 
 #[inline(always)]
-pub(super) fn gelu(x: f32) -> f32 {
+pub(crate) fn gelu(x: f32) -> f32 {
     // The tanh approximation, as candle's `Tensor::gelu`.
     0.5 * x * (1.0 + tanh_fast(0.797_884_6 * (x + 0.044_715 * x * x * x)))
 }
 
 /// `out += a · w`.
 #[inline(always)]
-pub(super) fn axpy(out: &mut [f32], w: &[f32], a: f32) {
+pub(crate) fn axpy(out: &mut [f32], w: &[f32], a: f32) {
     for (o, &w) in out.iter_mut().zip(w) {
         *o += a * w;
     }
@@ -119,7 +92,7 @@ pub(super) fn axpy(out: &mut [f32], w: &[f32], a: f32) {
 
 /// Maximum with eight independent lanes, so the compiler can vectorise it.
 #[inline(always)]
-pub(super) fn max(a: &[f32]) -> f32 {
+pub(crate) fn max(a: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; 8];
     let chunks = a.chunks_exact(8);
     let tail = chunks
@@ -137,7 +110,7 @@ pub(super) fn max(a: &[f32]) -> f32 {
 
 /// Sum with eight independent accumulators, so the compiler can vectorise it.
 #[inline(always)]
-pub(super) fn sum(a: &[f32]) -> f32 {
+pub(crate) fn sum(a: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = a.chunks_exact(8);
     let tail: f32 = chunks.remainder().iter().sum();
@@ -151,7 +124,7 @@ pub(super) fn sum(a: &[f32]) -> f32 {
 
 /// Dot product with eight independent accumulators, so the compiler can vectorise it.
 #[inline(always)]
-pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
@@ -168,93 +141,11 @@ pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Scratch buffers reused across calls.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Scratch {
-    normed: Vec<f32>,
-    qkv: Vec<f32>,
-    attended: Vec<f32>,
-    projected: Vec<f32>,
-    hidden: Vec<f32>,
-    attention: AttentionScratch,
-}
-
 /// The buffers of [`attention`]: one head's keys transposed and its score matrix.
 #[derive(Debug, Default, Clone)]
-pub(super) struct AttentionScratch {
+pub(crate) struct AttentionScratch {
     keys_t: Vec<f32>,
     scores: Vec<f32>,
-}
-
-#[derive(Debug, Clone)]
-pub(super) struct Layer {
-    norm1: Norm,
-    qkv: Dense,
-    out: Dense,
-    norm2: Norm,
-    ffn_in: Dense,
-    ffn_out: Dense,
-    heads: usize,
-}
-
-impl Layer {
-    pub(super) fn load(
-        tensors: &HashMap<String, Tensor>,
-        prefix: &str,
-        heads: usize,
-    ) -> Result<Self> {
-        Ok(Self {
-            norm1: Norm::load(tensors, &format!("{prefix}.norm1"))?,
-            qkv: Dense::load(tensors, &format!("{prefix}.attn.qkv"), true)?,
-            out: Dense::load(tensors, &format!("{prefix}.attn.out"), true)?,
-            norm2: Norm::load(tensors, &format!("{prefix}.norm2"))?,
-            ffn_in: Dense::load(tensors, &format!("{prefix}.ffn_in"), true)?,
-            ffn_out: Dense::load(tensors, &format!("{prefix}.ffn_out"), true)?,
-            heads,
-        })
-    }
-
-    /// Applies the pre-norm layer in place to `x`: consecutive sequences of `len` rows of `d`
-    /// (attention stays within each sequence; the row-wise parts run on all rows at once).
-    pub(super) fn apply(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
-        #[cfg(target_arch = "x86_64")]
-        if super::matmul::has_avx2_fma() {
-            // SAFETY: the CPU supports the features the copy is compiled for.
-            unsafe { self.apply_avx2_fma(x, len, s) };
-            return;
-        }
-        self.apply_body(x, len, s);
-    }
-
-    /// [`Layer::apply`] compiled for AVX2 + FMA.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn apply_avx2_fma(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
-        self.apply_body(x, len, s);
-    }
-
-    #[inline(always)]
-    fn apply_body(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
-        let d = self.norm1.weight.len();
-        let rows = x.len() / d;
-        self.norm1.apply(x, &mut s.normed);
-        self.qkv.apply(&s.normed, rows, &mut s.qkv);
-        s.attended.resize(rows * d, 0.0);
-        for (qkv, attended) in s
-            .qkv
-            .chunks_exact(len * 3 * d)
-            .zip(s.attended.chunks_exact_mut(len * d))
-        {
-            attention(qkv, len, d, self.heads, &mut s.attention, attended);
-        }
-        self.out.apply(&s.attended, rows, &mut s.projected);
-        x.iter_mut().zip(&s.projected).for_each(|(a, b)| *a += b);
-        self.norm2.apply(x, &mut s.normed);
-        self.ffn_in.apply(&s.normed, rows, &mut s.hidden);
-        s.hidden.iter_mut().for_each(|v| *v = gelu(*v));
-        self.ffn_out.apply(&s.hidden, rows, &mut s.projected);
-        x.iter_mut().zip(&s.projected).for_each(|(a, b)| *a += b);
-    }
 }
 
 /// Multi-head attention of one sequence: `qkv` holds `len` rows of `[q | k | v]` (each `d`
@@ -264,7 +155,7 @@ impl Layer {
 /// outputs read and written in place through strides).
 /// Sequences shorter than [`SHORT_SEQUENCE`] take [`attention_short`].
 #[inline(always)]
-pub(super) fn attention(
+pub(crate) fn attention(
     qkv: &[f32],
     len: usize,
     d: usize,
@@ -372,7 +263,7 @@ fn attention_short(
 }
 
 /// Transposes `[a, b, d]` tokens into `[b, a, d]`.
-pub(super) fn transpose_tokens(from: &[f32], a: usize, b: usize, d: usize, to: &mut [f32]) {
+pub(crate) fn transpose_tokens(from: &[f32], a: usize, b: usize, d: usize, to: &mut [f32]) {
     for i in 0..a {
         for j in 0..b {
             to[(j * a + i) * d..(j * a + i + 1) * d]
@@ -382,7 +273,7 @@ pub(super) fn transpose_tokens(from: &[f32], a: usize, b: usize, d: usize, to: &
 }
 
 /// Attention pooling of `len` rows of `x` into `out` (`d`).
-pub(super) fn attention_pool(
+pub(crate) fn attention_pool(
     query: &[f32],
     x: &[f32],
     len: usize,

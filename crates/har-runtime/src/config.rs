@@ -1,0 +1,231 @@
+//! The shape of a DMFT model (seed S1; its layers are described in [`crate::dmft`]): the
+//! modalities and their channel groups, the token options and the depths. Both engines read
+//! it: the candle training crate builds its trainable model from it, this crate its forward.
+
+use serde::{Deserialize, Serialize};
+
+/// One input modality: its name, channels and channel groups (one token per group).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModalitySpec {
+    /// Modality name (as in the dataset).
+    pub name: String,
+    /// Channels per sample (C).
+    pub channels: usize,
+    /// Channel indices of each token group.
+    pub groups: Vec<Vec<usize>>,
+    /// Skeleton layout of a skeleton modality: streaming preprocessing centres and scales its
+    /// frames as training did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skeleton: Option<har_core::recording::SkeletonLayout>,
+}
+
+/// Shape of a DMFT model (teacher or student).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DmftConfig {
+    /// Input modalities, in order.
+    pub modalities: Vec<ModalitySpec>,
+    /// Window length in samples (T).
+    pub window_len: usize,
+    /// Patch length in samples (P); `T` must be a multiple.
+    pub patch_len: usize,
+    /// Token dimension (D).
+    pub dim: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Feed-forward width as a multiple of `dim`.
+    pub ffn_mult: usize,
+    /// Modality-specific blocks before fusion.
+    pub modality_layers: usize,
+    /// Joint temporal layers after fusion.
+    pub joint_layers: usize,
+    /// Number of classes.
+    pub num_classes: usize,
+    /// Residual dropout in every transformer layer while training.
+    #[serde(default)]
+    pub dropout: f32,
+    /// Append each channel's log standard deviation within the patch to the patch's values
+    /// before the projection (see [`crate::patch_input::patch_log_std`]). Models saved before
+    /// this option read as `false`.
+    #[serde(default)]
+    pub patch_stats: bool,
+    /// Add one *spectral step* after the patch steps: per channel group, a token projected
+    /// from its channels' log band powers over the whole window (see [`crate::spectrum`]).
+    /// Models saved before this option read as `false`.
+    #[serde(default)]
+    pub spectral_tokens: bool,
+    /// Append to each patch its values standardised per window and channel (see
+    /// [`crate::patch_input::standardise_window`]): the shape of the motion at one scale
+    /// whatever its amplitude, so a still posture's micro-motion is as visible as a step.
+    /// Models saved before this option read as `false`.
+    #[serde(default)]
+    pub window_detail: bool,
+}
+
+/// Where the modalities meet, derived from the depths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionStage {
+    /// Right after tokenisation.
+    Early,
+    /// Between modality-specific and joint layers.
+    Mid,
+    /// After all layers.
+    Late,
+}
+
+impl DmftConfig {
+    /// The patch length giving about 16 time steps: the divisor `P` of `window_len` with
+    /// `window_len / P` closest to 16 (8 for 128-sample windows, 5 for 100).
+    pub fn default_patch_len(window_len: usize) -> usize {
+        (1..=window_len)
+            .filter(|p| window_len % p == 0)
+            .min_by_key(|p| ((window_len / p) as i64 - 16).abs())
+            .unwrap_or(1)
+    }
+
+    /// The teacher's shape for these modalities.
+    pub fn teacher(modalities: Vec<ModalitySpec>, window_len: usize, num_classes: usize) -> Self {
+        Self {
+            modalities,
+            window_len,
+            patch_len: Self::default_patch_len(window_len),
+            dim: 64,
+            heads: 4,
+            ffn_mult: 2,
+            modality_layers: 2,
+            joint_layers: 2,
+            num_classes,
+            dropout: 0.0,
+            patch_stats: false,
+            spectral_tokens: false,
+            window_detail: false,
+        }
+    }
+
+    /// The lite student: half the width, half the heads, one layer on each side of the fusion.
+    pub fn student(&self) -> Self {
+        Self {
+            dim: 32,
+            heads: 2,
+            modality_layers: 1,
+            joint_layers: 1,
+            ..self.clone()
+        }
+    }
+
+    /// Patch steps (T / P).
+    pub fn patch_steps(&self) -> usize {
+        self.window_len / self.patch_len
+    }
+
+    /// Token steps S: the patch steps, plus the spectral step with `spectral_tokens`.
+    pub fn steps(&self) -> usize {
+        self.patch_steps() + usize::from(self.spectral_tokens)
+    }
+
+    /// Input width of the spectral projection of a group of `group_len` channels.
+    pub fn spectral_input_len(&self, group_len: usize) -> usize {
+        group_len * (crate::spectrum::band_edges(self.window_len).len() - 1)
+    }
+
+    /// Input width of the patch projection of a group of `group_len` channels: its `P·|g|`
+    /// values, as many standardised values with `window_detail`, and `|g|` log standard
+    /// deviations with `patch_stats`.
+    pub fn patch_input_len(&self, group_len: usize) -> usize {
+        let values = self.patch_len * group_len;
+        values
+            + if self.window_detail { values } else { 0 }
+            + if self.patch_stats { group_len } else { 0 }
+    }
+
+    /// Where fusion happens.
+    pub fn fusion_stage(&self) -> FusionStage {
+        match (self.modality_layers, self.joint_layers) {
+            (0, _) => FusionStage::Early,
+            (_, 0) => FusionStage::Late,
+            _ => FusionStage::Mid,
+        }
+    }
+
+    /// Checks the shape makes sense.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.modalities.is_empty() {
+            return Err("no modalities".into());
+        }
+        if self.patch_len == 0 || self.window_len % self.patch_len != 0 {
+            return Err(format!(
+                "window length {} is not a multiple of patch length {}",
+                self.window_len, self.patch_len
+            ));
+        }
+        if self.heads == 0 || self.dim % self.heads != 0 {
+            return Err(format!(
+                "dim {} is not divisible by {} heads",
+                self.dim, self.heads
+            ));
+        }
+        if self.num_classes < 2 {
+            return Err("fewer than 2 classes".into());
+        }
+        for m in &self.modalities {
+            if m.groups.is_empty() || m.groups.iter().flatten().any(|&c| c >= m.channels) {
+                return Err(format!(
+                    "modality `{}`: groups must be non-empty channel indices below {}",
+                    m.name, m.channels
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Multiply-add FLOPs (2 per multiply-add) of one window's forward pass with every modality.
+    pub fn flops_per_window(&self) -> u64 {
+        let (s, d, f) = (
+            self.steps() as u64,
+            self.dim as u64,
+            (self.dim * self.ffn_mult) as u64,
+        );
+        // One transformer layer over `n` sequences of length `l`.
+        let layer = |n: u64, l: u64| {
+            n * (2 * l * d * 3 * d + 4 * l * l * d + 2 * l * d * d + 4 * l * d * f)
+        };
+        let pool = |n: u64, l: u64| n * 4 * l * d;
+        let mut total = 0;
+        let mut groups_total = 0;
+        for m in &self.modalities {
+            let g = m.groups.len() as u64;
+            groups_total += g;
+            let patch_steps = self.patch_steps() as u64;
+            // Standardising the window: two passes of sums and one of scaling per value.
+            let standardise = if self.window_detail {
+                4 * (self.window_len * m.channels) as u64
+            } else {
+                0
+            };
+            let mut tokenise: u64 = standardise
+                + m.groups
+                    .iter()
+                    .map(|grp| 2 * patch_steps * self.patch_input_len(grp.len()) as u64 * d)
+                    .sum::<u64>();
+            if self.spectral_tokens {
+                // DFT of every channel (cos and sin rows) and the spectral projections.
+                let bins = *crate::spectrum::band_edges(self.window_len)
+                    .last()
+                    .unwrap_or(&1)
+                    - 1;
+                tokenise += 4 * (self.window_len * bins * m.channels) as u64;
+                tokenise += m
+                    .groups
+                    .iter()
+                    .map(|grp| 2 * self.spectral_input_len(grp.len()) as u64 * d)
+                    .sum::<u64>();
+            }
+            let spatial = if g > 1 { layer(s, g) } else { 0 };
+            total += tokenise + self.modality_layers as u64 * (spatial + layer(g, s));
+        }
+        total += layer(s, groups_total) + pool(s, groups_total);
+        total +=
+            self.joint_layers as u64 * layer(1, s) + pool(1, s) + 2 * d * self.num_classes as u64;
+        total
+    }
+}

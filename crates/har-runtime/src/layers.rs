@@ -1,0 +1,405 @@
+//! The runtime's vocabulary of layers: a model's forward pass is assembled from these
+//! according to its card (see [`crate::dmft`]). Each loads itself from a [`Params`] place
+//! under the names of [`crate::names`], checking every shape against the config, and runs on
+//! plain `f32` slices with reused buffers; the arithmetic is in [`crate::kernels`].
+//!
+//! | layer | computes |
+//! |---|---|
+//! | [`Dense`] | `y = x · Wᵀ + b` on rows |
+//! | [`LayerNorm`] | normalisation of each row, learned scale and shift |
+//! | [`MultiHeadAttention`] | self-attention within sequences of rows |
+//! | [`FeedForward`] | `W₂ · gelu(W₁ · x + b₁) + b₂` |
+//! | [`TransformerLayer`] | pre-norm: `x + attn(ln(x))`, then `x + ffn(ln(x))` |
+//! | [`AttentionPool`] | a learned query's softmax-weighted sum of rows |
+//! | [`PatchTokenizer`] | patches of a window (with `window_detail` / `patch_stats`) → one row each |
+//! | [`SpectralTokenizer`] | log band powers of a window → one row per channel group |
+
+use crate::error::Result;
+use crate::kernels::matmul::{self, has_avx2_fma};
+use crate::kernels::{self, AttentionScratch};
+use crate::names::{self, transformer};
+use crate::patch_input::{patch_log_std, standardise_window};
+use crate::spectrum::SpectrumTables;
+use crate::weights::Params;
+
+/// Epsilon added to the variance by every layer norm (both engines).
+pub const LAYER_NORM_EPS: f64 = 1e-5;
+
+/// A linear layer `y = x · Wᵀ + b` (weights `weight` `[out, in]`, `bias` `[out]`).
+#[derive(Debug, Clone)]
+pub struct Dense(matmul::Dense);
+
+impl Dense {
+    /// Loads `weight` `[out_dim, in_dim]` and `bias` `[out_dim]` from `p`.
+    pub fn load(p: &Params, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let weight = p.get(names::WEIGHT, &[out_dim, in_dim])?;
+        let bias = p.get(names::BIAS, &[out_dim])?;
+        Ok(Self(matmul::Dense::new(&weight, bias, in_dim, out_dim)))
+    }
+
+    /// A bias-free layer from a fixed matrix already laid out `[in, out]` (a transform such
+    /// as the DFT, not a learned weight).
+    pub fn fixed(weight_t: Vec<f32>, out_dim: usize) -> Self {
+        Self(matmul::Dense::from_transposed(weight_t, out_dim))
+    }
+
+    /// Output width.
+    pub fn out_dim(&self) -> usize {
+        self.0.out_dim()
+    }
+
+    /// Applies to each of `rows` rows of `x`, writing `rows × out` into `y`.
+    #[inline(always)]
+    pub fn apply(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
+        self.0.apply(x, rows, y);
+    }
+}
+
+/// Layer normalisation over each row (`weight`, `bias` `[dim]`).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl LayerNorm {
+    /// Loads a layer norm over `dim` features.
+    pub fn load(p: &Params, dim: usize) -> Result<Self> {
+        Ok(Self {
+            weight: p.get(names::WEIGHT, &[dim])?,
+            bias: p.get(names::BIAS, &[dim])?,
+        })
+    }
+
+    /// Normalises each row of `x` into `y`.
+    #[inline(always)]
+    pub fn apply(&self, x: &[f32], y: &mut Vec<f32>) {
+        kernels::layer_norm_rows(&self.weight, &self.bias, LAYER_NORM_EPS as f32, x, y);
+    }
+}
+
+/// Buffers reused across calls of the layers (one per model instance).
+#[derive(Debug, Default, Clone)]
+pub struct Scratch {
+    normed: Vec<f32>,
+    qkv: Vec<f32>,
+    attended: Vec<f32>,
+    projected: Vec<f32>,
+    hidden: Vec<f32>,
+    attention: AttentionScratch,
+}
+
+/// Multi-head self-attention within consecutive sequences of rows (`attn.qkv` `[3D, D]`,
+/// `attn.out` `[D, D]`).
+#[derive(Debug, Clone)]
+pub struct MultiHeadAttention {
+    qkv: Dense,
+    out: Dense,
+    heads: usize,
+}
+
+impl MultiHeadAttention {
+    /// Loads attention of `heads` heads over `dim` features.
+    pub fn load(p: &Params, dim: usize, heads: usize) -> Result<Self> {
+        Ok(Self {
+            qkv: Dense::load(&p.pp(transformer::QKV), dim, 3 * dim)?,
+            out: Dense::load(&p.pp(transformer::OUT), dim, dim)?,
+            heads,
+        })
+    }
+
+    /// Attention of `x` (sequences of `len` rows) into `y`; `qkv`, `attended` and `scratch`
+    /// are buffers.
+    #[inline(always)]
+    fn apply(
+        &self,
+        x: &[f32],
+        len: usize,
+        qkv: &mut Vec<f32>,
+        attended: &mut Vec<f32>,
+        scratch: &mut AttentionScratch,
+        y: &mut Vec<f32>,
+    ) {
+        let d = self.out.out_dim();
+        let rows = x.len() / d;
+        self.qkv.apply(x, rows, qkv);
+        attended.resize(rows * d, 0.0);
+        for (qkv, attended) in qkv
+            .chunks_exact(len * 3 * d)
+            .zip(attended.chunks_exact_mut(len * d))
+        {
+            kernels::attention(qkv, len, d, self.heads, scratch, attended);
+        }
+        self.out.apply(attended, rows, y);
+    }
+}
+
+/// The GELU feed-forward block (`ffn_in` `[F, D]`, `ffn_out` `[D, F]`).
+#[derive(Debug, Clone)]
+pub struct FeedForward {
+    expand: Dense,
+    contract: Dense,
+}
+
+impl FeedForward {
+    /// Loads a block of `dim` features and hidden width `hidden`.
+    pub fn load(p: &Params, dim: usize, hidden: usize) -> Result<Self> {
+        Ok(Self {
+            expand: Dense::load(&p.pp(transformer::FFN_IN), dim, hidden)?,
+            contract: Dense::load(&p.pp(transformer::FFN_OUT), hidden, dim)?,
+        })
+    }
+
+    /// The block applied to each row of `x` into `y`; `hidden` is a buffer.
+    #[inline(always)]
+    fn apply(&self, x: &[f32], hidden: &mut Vec<f32>, y: &mut Vec<f32>) {
+        let rows = x.len() / self.contract.out_dim();
+        self.expand.apply(x, rows, hidden);
+        hidden.iter_mut().for_each(|v| *v = kernels::gelu(*v));
+        self.contract.apply(hidden, rows, y);
+    }
+}
+
+/// A pre-norm transformer encoder layer: `x + attn(ln(x))`, then `x + ffn(ln(x))`.
+#[derive(Debug, Clone)]
+pub struct TransformerLayer {
+    norm1: LayerNorm,
+    attention: MultiHeadAttention,
+    norm2: LayerNorm,
+    ffn: FeedForward,
+}
+
+impl TransformerLayer {
+    /// Loads a layer of `dim` features, `heads` heads and a feed-forward width `ffn_dim`.
+    pub fn load(p: &Params, dim: usize, heads: usize, ffn_dim: usize) -> Result<Self> {
+        Ok(Self {
+            norm1: LayerNorm::load(&p.pp(transformer::NORM1), dim)?,
+            attention: MultiHeadAttention::load(&p.pp(transformer::ATTENTION), dim, heads)?,
+            norm2: LayerNorm::load(&p.pp(transformer::NORM2), dim)?,
+            ffn: FeedForward::load(p, dim, ffn_dim)?,
+        })
+    }
+
+    /// Applies the layer in place to `x`: consecutive sequences of `len` rows (attention stays
+    /// within each sequence; the row-wise parts run on all rows at once).
+    pub fn apply(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2_fma() {
+            // SAFETY: the CPU supports the features the copy is compiled for.
+            unsafe { self.apply_avx2_fma(x, len, s) };
+            return;
+        }
+        self.apply_body(x, len, s);
+    }
+
+    /// [`TransformerLayer::apply`] compiled for AVX2 + FMA (element-wise loops eight wide).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn apply_avx2_fma(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
+        self.apply_body(x, len, s);
+    }
+
+    #[inline(always)]
+    fn apply_body(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
+        self.norm1.apply(x, &mut s.normed);
+        self.attention.apply(
+            &s.normed,
+            len,
+            &mut s.qkv,
+            &mut s.attended,
+            &mut s.attention,
+            &mut s.projected,
+        );
+        x.iter_mut().zip(&s.projected).for_each(|(a, b)| *a += b);
+        self.norm2.apply(x, &mut s.normed);
+        self.ffn.apply(&s.normed, &mut s.hidden, &mut s.projected);
+        x.iter_mut().zip(&s.projected).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// Attention pooling: a learned query (`query` `[D, 1]`) scores each row; the output is the
+/// softmax-weighted sum of the rows.
+#[derive(Debug, Clone)]
+pub struct AttentionPool {
+    query: Vec<f32>,
+}
+
+impl AttentionPool {
+    /// Loads a pool over `dim` features.
+    pub fn load(p: &Params, dim: usize) -> Result<Self> {
+        Ok(Self {
+            query: p.get(names::QUERY, &[dim, 1])?,
+        })
+    }
+
+    /// Pools the first `len` rows of `x` into `out` (`D`); `scores` is a buffer.
+    pub fn apply(&self, x: &[f32], len: usize, scores: &mut Vec<f32>, out: &mut [f32]) {
+        kernels::attention_pool(&self.query, x, len, scores, out);
+    }
+}
+
+/// Tokens from temporal patches: a window `T × C` cut into `T / P` patches; per channel group,
+/// each patch's values (plus, with `window_detail`, the same values standardised per window
+/// and channel, and with `patch_stats` each channel's log standard deviation in the patch)
+/// projected to `D` by the group's own [`Dense`].
+#[derive(Debug, Clone)]
+pub struct PatchTokenizer {
+    patch_len: usize,
+    window_detail: bool,
+    patch_stats: bool,
+    groups: Vec<Vec<usize>>,
+    projections: Vec<Dense>,
+}
+
+/// Options of a [`PatchTokenizer`].
+#[derive(Debug, Clone, Copy)]
+pub struct PatchOptions {
+    /// Samples per patch (P).
+    pub patch_len: usize,
+    /// Append the window-standardised values.
+    pub window_detail: bool,
+    /// Append each channel's log standard deviation within the patch.
+    pub patch_stats: bool,
+}
+
+impl PatchOptions {
+    /// Input width of a group's projection: its `P·|g|` values, as many standardised ones with
+    /// `window_detail`, and `|g|` log standard deviations with `patch_stats`.
+    pub fn input_len(&self, group_len: usize) -> usize {
+        let values = self.patch_len * group_len;
+        values
+            + if self.window_detail { values } else { 0 }
+            + if self.patch_stats { group_len } else { 0 }
+    }
+}
+
+impl PatchTokenizer {
+    /// Loads one projection per group, `name(g)` under `p`, each to `dim`.
+    pub fn load(
+        p: &Params,
+        name: impl Fn(usize) -> String,
+        groups: &[Vec<usize>],
+        options: PatchOptions,
+        dim: usize,
+    ) -> Result<Self> {
+        Ok(Self {
+            patch_len: options.patch_len,
+            window_detail: options.window_detail,
+            patch_stats: options.patch_stats,
+            projections: groups
+                .iter()
+                .enumerate()
+                .map(|(g, group)| Dense::load(&p.pp(name(g)), options.input_len(group.len()), dim))
+                .collect::<Result<_>>()?,
+            groups: groups.to_vec(),
+        })
+    }
+
+    /// The per-window input the projections share: the window standardised per channel with
+    /// `window_detail`, else empty.
+    pub fn window_input(&self, x: &[f32], channels: usize) -> Vec<f32> {
+        if self.window_detail {
+            standardise_window(x, channels)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Group `g`'s patch tokens of window `x` (`T × C`; `detail` from
+    /// [`PatchTokenizer::window_input`]): `T / P` rows of `D` into `out`; `patches` is a
+    /// buffer.
+    pub fn apply_group(
+        &self,
+        g: usize,
+        x: &[f32],
+        channels: usize,
+        detail: &[f32],
+        patches: &mut Vec<f32>,
+        out: &mut Vec<f32>,
+    ) {
+        let (p, c) = (self.patch_len, channels);
+        let group = &self.groups[g];
+        let steps = x.len() / (p * c);
+        patches.clear();
+        for s in 0..steps {
+            let patch = &x[s * p * c..(s + 1) * p * c];
+            for row in patch.chunks_exact(c) {
+                patches.extend(group.iter().map(|&ch| row[ch]));
+            }
+            if self.window_detail {
+                for row in detail[s * p * c..(s + 1) * p * c].chunks_exact(c) {
+                    patches.extend(group.iter().map(|&ch| row[ch]));
+                }
+            }
+            if self.patch_stats {
+                patches.extend(
+                    group
+                        .iter()
+                        .map(|&ch| patch_log_std(patch.chunks_exact(c).map(move |row| row[ch]))),
+                );
+            }
+        }
+        self.projections[g].apply(patches, steps, out);
+    }
+}
+
+/// One token per channel group from the whole window's spectrum: each channel's log band
+/// powers (see [`crate::spectrum`]), the group's concatenated, projected to `D`.
+#[derive(Debug, Clone)]
+pub struct SpectralTokenizer {
+    tables: SpectrumTables,
+    dft: Dense,
+    groups: Vec<Vec<usize>>,
+    projections: Vec<Dense>,
+}
+
+impl SpectralTokenizer {
+    /// Loads one projection per group, `name(g)` under `p`, for windows of `window_len`.
+    pub fn load(
+        p: &Params,
+        name: impl Fn(usize) -> String,
+        groups: &[Vec<usize>],
+        window_len: usize,
+        dim: usize,
+    ) -> Result<Self> {
+        let tables = SpectrumTables::new(window_len);
+        let width = 2 * tables.bins();
+        let bands = tables.bands();
+        Ok(Self {
+            dft: Dense::fixed(tables.dft_matrix().to_vec(), width),
+            projections: groups
+                .iter()
+                .enumerate()
+                .map(|(g, group)| Dense::load(&p.pp(name(g)), group.len() * bands, dim))
+                .collect::<Result<_>>()?,
+            tables,
+            groups: groups.to_vec(),
+        })
+    }
+
+    /// The spectral tokens of window `x` (`T × C`): one row of `D` per group, appended to
+    /// `out`.
+    pub fn apply(&self, x: &[f32], channels: usize, out: &mut Vec<f32>) {
+        let t = x.len() / channels;
+        let mut by_channel = vec![0f32; x.len()];
+        for (i, sample) in x.chunks_exact(channels).enumerate() {
+            for (c, v) in sample.iter().enumerate() {
+                by_channel[c * t + i] = *v;
+            }
+        }
+        let mut dft = Vec::new();
+        self.dft.apply(&by_channel, channels, &mut dft);
+        let row_len = dft.len() / channels;
+        let mut power = Vec::new();
+        let mut row = Vec::new();
+        for (group, projection) in self.groups.iter().zip(&self.projections) {
+            power.clear();
+            for &c in group {
+                let dft_row = &dft[c * row_len..(c + 1) * row_len];
+                self.tables.log_band_power_from_dft(dft_row, &mut power);
+            }
+            projection.apply(&power, 1, &mut row);
+            out.extend_from_slice(&row);
+        }
+    }
+}

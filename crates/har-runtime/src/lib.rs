@@ -1,0 +1,29 @@
+//! Candle-free inference for this project's HAR models: what the dataflow nodes and
+//! `har eval` link.
+//!
+//! - [`card`] and [`model_dir`]: the model directory — the card readable alone, weights read
+//!   with the `safetensors` crate and checked (SHA-256, finiteness, shapes, classes).
+//! - [`config`]: model shapes; [`names`]: every weight's name, shared with the training crate.
+//! - [`weights`]: named tensors and the [`weights::Params`] tree layers load from.
+//! - [`layers`]: the vocabulary (dense, layer norm, multi-head attention, GELU feed-forward,
+//!   transformer layer, attention pooling, patch and spectral tokenisers) on [`kernels`].
+//! - [`dmft`]: DMFT's forward assembled from those layers.
+//!
+//! Adding an architecture: its config and names here, its forward assembled from
+//! [`layers`] (new layer kinds go there, their arithmetic in [`kernels`]), and the same
+//! description once in the training crate — see `docs/architecture.md`.
+
+pub mod batch;
+pub mod card;
+pub mod config;
+pub mod dmft;
+pub mod error;
+mod kernels;
+pub mod layers;
+pub mod model_dir;
+pub mod names;
+pub mod patch_input;
+pub mod spectrum;
+pub mod weights;
+
+pub use error::{Result, RuntimeError};

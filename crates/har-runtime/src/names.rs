@@ -1,0 +1,101 @@
+//! The names of every weight, in one place for both engines: the candle training crate creates
+//! its parameters under these names (and so saves them), this crate looks them up. A name is a
+//! dotted path, one segment per module, as candle's `VarBuilder::pp` builds it:
+//! `enc.acc.temporal0.attn.qkv.weight`.
+//!
+//! ```text
+//! enc.<modality>.patch<g>            Dense   patch projection of channel group g
+//! enc.<modality>.spectral<g>         Dense   spectral projection of group g (spectral_tokens)
+//! enc.<modality>.group_embedding     [G, D]
+//! enc.<modality>.position_embedding  [S, D]
+//! enc.<modality>.spatial<l>          TransformerLayer across groups (G > 1 only)
+//! enc.<modality>.temporal<l>         TransformerLayer across time steps
+//! fuse.spatial                       TransformerLayer across all modalities' tokens of a step
+//! fuse.group_pool                    AttentionPool of those tokens
+//! fuse.joint<l>                      TransformerLayer across the fused steps
+//! fuse.time_pool                     AttentionPool over time
+//! fuse.norm                          LayerNorm
+//! fuse.head                          Dense to the classes
+//! ```
+//!
+//! Inside a layer: Dense `weight` `[out, in]`, `bias` `[out]`; LayerNorm `weight`, `bias`;
+//! AttentionPool `query` `[D, 1]`; TransformerLayer `norm1`, `attn.qkv`, `attn.out`, `norm2`,
+//! `ffn_in`, `ffn_out`.
+
+/// Joins a prefix and a name with a dot (the prefix may be empty).
+pub fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// Dense layer: the weight `[out, in]`.
+pub const WEIGHT: &str = "weight";
+/// Dense and layer norm: the bias `[out]`.
+pub const BIAS: &str = "bias";
+/// Attention pooling: the learned query `[D, 1]`.
+pub const QUERY: &str = "query";
+
+/// Pre-norm transformer layer parts.
+pub mod transformer {
+    /// Layer norm before attention.
+    pub const NORM1: &str = "norm1";
+    /// The attention block.
+    pub const ATTENTION: &str = "attn";
+    /// Inside the attention block: the joint query/key/value projection `[3D, D]`.
+    pub const QKV: &str = "qkv";
+    /// Inside the attention block: the output projection `[D, D]`.
+    pub const OUT: &str = "out";
+    /// Layer norm before the feed-forward block.
+    pub const NORM2: &str = "norm2";
+    /// Feed-forward expansion `[F, D]`.
+    pub const FFN_IN: &str = "ffn_in";
+    /// Feed-forward contraction `[D, F]`.
+    pub const FFN_OUT: &str = "ffn_out";
+}
+
+/// DMFT (see [`crate::dmft`]).
+pub mod dmft {
+    /// The encoder of a modality.
+    pub fn encoder(modality: &str) -> String {
+        format!("enc.{modality}")
+    }
+    /// Patch projection of channel group `g` (inside an encoder).
+    pub fn patch_projection(g: usize) -> String {
+        format!("patch{g}")
+    }
+    /// Spectral projection of channel group `g` (inside an encoder).
+    pub fn spectral_projection(g: usize) -> String {
+        format!("spectral{g}")
+    }
+    /// Learned embedding of each channel group `[G, D]` (inside an encoder).
+    pub const GROUP_EMBEDDING: &str = "group_embedding";
+    /// Learned embedding of each time step `[S, D]` (inside an encoder).
+    pub const POSITION_EMBEDDING: &str = "position_embedding";
+    /// Modality layer `l` across channel groups (inside an encoder).
+    pub fn spatial_layer(l: usize) -> String {
+        format!("spatial{l}")
+    }
+    /// Modality layer `l` across time steps (inside an encoder).
+    pub fn temporal_layer(l: usize) -> String {
+        format!("temporal{l}")
+    }
+    /// The fusion part.
+    pub const FUSION: &str = "fuse";
+    /// Inside the fusion part: the layer across all modalities' tokens of a step.
+    pub const FUSION_LAYER: &str = "spatial";
+    /// Inside the fusion part: pooling of a step's tokens into one.
+    pub const GROUP_POOL: &str = "group_pool";
+    /// Inside the fusion part: joint temporal layer `l`.
+    pub fn joint_layer(l: usize) -> String {
+        format!("joint{l}")
+    }
+    /// Inside the fusion part: pooling over time.
+    pub const TIME_POOL: &str = "time_pool";
+    /// Inside the fusion part: the final layer norm.
+    pub const NORM: &str = "norm";
+    /// Inside the fusion part: the classification head.
+    pub const HEAD: &str = "head";
+}

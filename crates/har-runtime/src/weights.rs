@@ -1,0 +1,192 @@
+//! Named `f32` tensors read from a safetensors file (or handed over by the training crate),
+//! looked up by the layers through [`Params`] — the runtime's counterpart of candle's
+//! `VarBuilder`: `params.pp("fuse").pp("head").get("weight", &[k, d])`.
+//!
+//! Reading refuses what would make a model compute garbage quietly: a dtype other than F32,
+//! a non-finite value, and (at lookup) a shape other than the config's; after a model is
+//! assembled, [`Weights::finish`] refuses tensors it did not use. Every error names the file
+//! and the tensor.
+
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Result, RuntimeError};
+use crate::names;
+
+/// One tensor: its shape and row-major values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Row-major values (`shape.iter().product()` of them).
+    pub values: Vec<f32>,
+}
+
+/// Named tensors of one weights file, with a record of which were looked up.
+#[derive(Debug)]
+pub struct Weights {
+    path: PathBuf,
+    tensors: HashMap<String, WeightTensor>,
+    used: RefCell<BTreeSet<String>>,
+}
+
+impl Weights {
+    /// Parses safetensors `bytes` read from `path` (named in errors).
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let file = SafeTensors::deserialize(bytes)
+            .map_err(|e| RuntimeError::file(path, format!("unreadable safetensors: {e}")))?;
+        let mut tensors = HashMap::new();
+        for (name, view) in file.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(tensor_error(
+                    path,
+                    &name,
+                    format!("dtype {:?}, expected F32", view.dtype()),
+                ));
+            }
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            tensors.insert(
+                name,
+                WeightTensor {
+                    shape: view.shape().to_vec(),
+                    values,
+                },
+            );
+        }
+        Self::new(path, tensors)
+    }
+
+    /// Reads a safetensors file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| RuntimeError::file(path, e))?;
+        Self::parse(path, &bytes)
+    }
+
+    /// Tensors already in memory (the training crate's parameters); `origin` names them in
+    /// errors. Non-finite values are refused as from a file.
+    pub fn new(origin: &Path, tensors: HashMap<String, WeightTensor>) -> Result<Self> {
+        let mut names: Vec<&String> = tensors.keys().collect();
+        names.sort();
+        for name in names {
+            let t = &tensors[name];
+            if t.shape.iter().product::<usize>() != t.values.len() {
+                return Err(tensor_error(
+                    origin,
+                    name,
+                    format!("shape {:?} but {} values", t.shape, t.values.len()),
+                ));
+            }
+            if let Some(i) = t.values.iter().position(|v| !v.is_finite()) {
+                return Err(tensor_error(
+                    origin,
+                    name,
+                    format!("value {i} is {} (weights must be finite)", t.values[i]),
+                ));
+            }
+        }
+        Ok(Self {
+            path: origin.to_path_buf(),
+            tensors,
+            used: RefCell::new(BTreeSet::new()),
+        })
+    }
+
+    /// Tensor `name`, if present (not recorded as used).
+    pub fn tensor(&self, name: &str) -> Option<&WeightTensor> {
+        self.tensors.get(name)
+    }
+
+    /// The file (or origin) the tensors came from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of scalar values over all tensors.
+    pub fn parameter_count(&self) -> usize {
+        self.tensors.values().map(|t| t.values.len()).sum()
+    }
+
+    /// The root of the name tree.
+    pub fn root(&self) -> Params<'_> {
+        Params {
+            weights: self,
+            prefix: String::new(),
+        }
+    }
+
+    /// Refuses tensors no layer looked up (a checkpoint of another shape or architecture).
+    pub fn finish(&self) -> Result<()> {
+        let used = self.used.borrow();
+        let mut unused: Vec<&String> = self.tensors.keys().filter(|k| !used.contains(*k)).collect();
+        unused.sort();
+        match unused.first() {
+            Some(name) => Err(tensor_error(
+                &self.path,
+                name,
+                "not a parameter of this config",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| tensor_error(&self.path, name, "missing from the checkpoint"))?;
+        if t.shape != shape {
+            return Err(tensor_error(
+                &self.path,
+                name,
+                format!(
+                    "shape {:?} in the checkpoint, the config needs {shape:?}",
+                    t.shape
+                ),
+            ));
+        }
+        self.used.borrow_mut().insert(name.to_string());
+        Ok(t.values.clone())
+    }
+}
+
+fn tensor_error(path: &Path, tensor: &str, problem: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Tensor {
+        path: path.to_path_buf(),
+        tensor: tensor.to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+/// A place in the name tree of a [`Weights`]: what layers load themselves from.
+#[derive(Debug, Clone)]
+pub struct Params<'a> {
+    weights: &'a Weights,
+    prefix: String,
+}
+
+impl<'a> Params<'a> {
+    /// The sub-tree `name` (see [`crate::names`]).
+    pub fn pp(&self, name: impl AsRef<str>) -> Params<'a> {
+        Params {
+            weights: self.weights,
+            prefix: names::join(&self.prefix, name.as_ref()),
+        }
+    }
+
+    /// The values of tensor `name` here, which must have `shape`.
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.weights.get(&names::join(&self.prefix, name), shape)
+    }
+
+    /// This place's dotted path.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
