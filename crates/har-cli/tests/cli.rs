@@ -1,5 +1,6 @@
 //! The `har` binary end to end on a generated dataset.
 
+use std::path::Path;
 use std::process::Command;
 
 fn har(args: &[&str]) -> std::process::Output {
@@ -219,4 +220,53 @@ fn train_distill_and_eval_on_a_generated_dataset() {
         "sonar",
     ]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("sonar"));
+
+    // A card with fewer class names than the head has outputs: an error naming the field,
+    // not a panic.
+    let card_path = student.join("model.json");
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();
+    card["classes"].as_array_mut().unwrap().pop();
+    std::fs::write(&card_path, card.to_string()).unwrap();
+    let eval = |model: &Path| {
+        har(&[
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--dataset",
+            data.to_str().unwrap(),
+        ])
+    };
+    let out = eval(&student);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("`classes`") && !err.contains("panicked"),
+        "{err}"
+    );
+
+    // Weights overwritten with NaN: refused by checksum, for evaluation and as a teacher.
+    let weights = teacher.join("model.safetensors");
+    let tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+    let nan: std::collections::HashMap<String, candle_core::Tensor> = tensors
+        .into_iter()
+        .map(|(name, t)| (name, (t.zeros_like().unwrap() + f64::NAN).unwrap()))
+        .collect();
+    candle_core::safetensors::save(&nan, &weights).unwrap();
+    let out = eval(&teacher);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("SHA-256"), "{err}");
+    let out = har(&[
+        "distill",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--dataset",
+        data.to_str().unwrap(),
+        "--out",
+        dir.path().join("nan-student").to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("SHA-256"), "{err}");
+    assert!(!dir.path().join("nan-student").exists());
 }

@@ -6,6 +6,7 @@
 //! - [`pipeline`]: dataset → windows → normaliser → fit → card → save, and evaluation.
 //! - [`train`], [`distill`], [`mixup`], [`augment`]: optimisation, the distillation loss and
 //!   teacher, data augmentation; [`init`]: seeded, order-independent initialisation.
+//! - [`sequence_layers`]: convolutions and recurrent layers for the coming encoders.
 //! - [`data`]: windows as batches; [`metrics`]; [`artifact`]: writing a model directory and
 //!   reading one back into candle; [`runtime`]: candle parameters as runtime weights.
 
@@ -22,6 +23,7 @@ pub mod mixup;
 pub mod ops;
 pub mod pipeline;
 pub mod runtime;
+pub mod sequence_layers;
 pub mod spectrum;
 pub mod train;
 

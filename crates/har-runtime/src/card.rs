@@ -86,8 +86,9 @@ impl ModelCard {
         )
     }
 
-    /// Checks the card against itself: a valid config, one class name per output, distinct
-    /// class ids, a SHA-256 in hex. `path` names the card in errors.
+    /// Checks the card against itself: a valid config, preprocessing windows of the model's
+    /// length with a positive stride, one class name per output, distinct class ids, a
+    /// SHA-256 in hex. `path` names the card in errors.
     pub fn validate(&self, path: &Path) -> Result<()> {
         self.config
             .validate()
@@ -101,6 +102,24 @@ impl ModelCard {
                     self.classes.len(),
                     self.config.num_classes
                 ),
+            ));
+        }
+        let window = &self.preprocess.window;
+        if window.length != self.config.window_len {
+            return Err(RuntimeError::field(
+                path,
+                "preprocess.window.length",
+                format!(
+                    "{} samples, the model's windows are {} (config.window_len)",
+                    window.length, self.config.window_len
+                ),
+            ));
+        }
+        if window.stride == 0 {
+            return Err(RuntimeError::field(
+                path,
+                "preprocess.window.stride",
+                "is 0",
             ));
         }
         let mut ids: Vec<i32> = self.classes.iter().map(|c| c.id).collect();

@@ -61,6 +61,21 @@ pub struct DmftConfig {
     pub window_detail: bool,
 }
 
+/// Largest window length a config may declare (samples).
+pub const MAX_WINDOW_LEN: usize = 1 << 16;
+/// Largest token dimension.
+pub const MAX_WIDTH: usize = 1 << 14;
+/// Largest feed-forward multiple.
+pub const MAX_FFN_MULT: usize = 64;
+/// Most layers on either side of fusion.
+pub const MAX_LAYERS: usize = 256;
+/// Most classes.
+pub const MAX_CLASSES: usize = 1 << 16;
+/// Most modalities.
+pub const MAX_MODALITIES: usize = 64;
+/// Most channels (and channel groups) per modality.
+pub const MAX_CHANNELS: usize = 4096;
+
 /// Where the modalities meet, derived from the depths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -151,6 +166,41 @@ impl DmftConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.modalities.is_empty() {
             return Err("no modalities".into());
+        }
+        // Sizes from a file are bounded before anything is computed or allocated from them,
+        // so no product of them can overflow (every limit is far above any real model).
+        let limits = [
+            ("window_len", self.window_len, MAX_WINDOW_LEN),
+            ("dim", self.dim, MAX_WIDTH),
+            ("ffn_mult", self.ffn_mult, MAX_FFN_MULT),
+            ("modality_layers", self.modality_layers, MAX_LAYERS),
+            ("joint_layers", self.joint_layers, MAX_LAYERS),
+            ("num_classes", self.num_classes, MAX_CLASSES),
+            ("modalities", self.modalities.len(), MAX_MODALITIES),
+        ];
+        for (field, value, limit) in limits {
+            if value == 0 && field != "modality_layers" && field != "joint_layers" {
+                return Err(format!("{field} is 0"));
+            }
+            if value > limit {
+                return Err(format!("{field} {value} is above the limit {limit}"));
+            }
+        }
+        for m in &self.modalities {
+            if m.channels == 0 || m.channels > MAX_CHANNELS || m.groups.len() > MAX_CHANNELS {
+                return Err(format!(
+                    "modality `{}`: {} channels in {} groups (1 to {MAX_CHANNELS} allowed)",
+                    m.name,
+                    m.channels,
+                    m.groups.len()
+                ));
+            }
+            if m.groups.iter().any(|g| g.len() > m.channels) {
+                return Err(format!(
+                    "modality `{}`: a group has more entries than its {} channels",
+                    m.name, m.channels
+                ));
+            }
         }
         if self.patch_len == 0 || self.window_len % self.patch_len != 0 {
             return Err(format!(

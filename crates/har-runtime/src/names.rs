@@ -20,7 +20,9 @@
 //!
 //! Inside a layer: Dense `weight` `[out, in]`, `bias` `[out]`; LayerNorm `weight`, `bias`;
 //! AttentionPool `query` `[D, 1]`; TransformerLayer `norm1`, `attn.qkv`, `attn.out`, `norm2`,
-//! `ffn_in`, `ffn_out`.
+//! `ffn_in`, `ffn_out`; depthwise convolution `weight` `[C, 1, K]`, `bias` `[C]`; separable
+//! convolution `depthwise`, `pointwise`; LSTM / GRU `weight_ih_l0`, `weight_hh_l0`,
+//! `bias_ih_l0`, `bias_hh_l0`.
 
 /// Joins a prefix and a name with a dot (the prefix may be empty).
 pub fn join(prefix: &str, name: &str) -> String {
@@ -54,6 +56,28 @@ pub mod transformer {
     pub const FFN_IN: &str = "ffn_in";
     /// Feed-forward contraction `[D, F]`.
     pub const FFN_OUT: &str = "ffn_out";
+}
+
+/// Recurrent layers ([`crate::layers::Lstm`], [`crate::layers::Gru`]): the names candle-nn's
+/// `lstm` / `gru` give a single-layer cell, gates stacked in PyTorch's order (LSTM `i, f, g,
+/// o`; GRU `r, z, n`).
+pub mod recurrent {
+    /// Input-to-hidden weights `[G·H, I]` (G = 4 gates for LSTM, 3 for GRU).
+    pub const WEIGHT_IH: &str = "weight_ih_l0";
+    /// Hidden-to-hidden weights `[G·H, H]`.
+    pub const WEIGHT_HH: &str = "weight_hh_l0";
+    /// Input-to-hidden bias `[G·H]`.
+    pub const BIAS_IH: &str = "bias_ih_l0";
+    /// Hidden-to-hidden bias `[G·H]`.
+    pub const BIAS_HH: &str = "bias_hh_l0";
+}
+
+/// Separable convolution parts ([`crate::layers::SeparableConv1d`]).
+pub mod separable {
+    /// The depthwise convolution (`weight` `[C, 1, K]`, `bias` `[C]`).
+    pub const DEPTHWISE: &str = "depthwise";
+    /// The pointwise projection across channels (a dense layer `[C_out, C]`).
+    pub const POINTWISE: &str = "pointwise";
 }
 
 /// DMFT (see [`crate::dmft`]).

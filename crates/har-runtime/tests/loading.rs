@@ -208,3 +208,32 @@ fn edit_weights_sha(dir: &Path) {
         card["weights_sha256"] = sha.into()
     });
 }
+
+#[test]
+fn hostile_sizes_in_the_card_are_refused_before_anything_is_allocated() {
+    for (field, value) in [
+        ("window_len", 1_000_000_000_000u64),
+        ("dim", 1 << 40),
+        ("num_classes", 1 << 40),
+        ("joint_layers", 1 << 40),
+    ] {
+        let dir = copy();
+        edit_json(&dir.path().join(CARD_FILE), |card| {
+            card["config"][field] = value.into();
+            if field == "window_len" {
+                card["config"]["patch_len"] = value.into();
+            }
+        });
+        let err = load_error(dir.path());
+        assert!(
+            err.contains(CARD_FILE) && err.contains(field) && err.contains("limit"),
+            "{field}: {err}"
+        );
+    }
+    // Streaming windows of another length than the model's.
+    let dir = copy();
+    edit_json(&dir.path().join(CARD_FILE), |card| {
+        card["preprocess"]["window"]["length"] = 64.into();
+    });
+    assert!(load_error(dir.path()).contains("preprocess.window.length"));
+}

@@ -231,6 +231,11 @@ impl Dense {
         self.out_dim
     }
 
+    /// Input width.
+    pub(crate) fn in_dim(&self) -> usize {
+        self.weight_t.len() / self.out_dim.max(1)
+    }
+
     /// Applies to each row of `x` (`rows × in`), writing `rows × out` into `y`.
     pub(crate) fn apply(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
         // Every output is written by the kernel, so only a length change needs filling.

@@ -262,6 +262,45 @@ fn attention_short(
     }
 }
 
+/// [`attention`] with a key mask: row `j` of the sequence is attended to only where
+/// `keep[j]`; masked keys get weight exactly 0 (the same function as attention over the kept
+/// rows alone). A query with no key kept gets zeros. Row by row, like [`attention_short`].
+pub(crate) fn attention_masked(
+    qkv: &[f32],
+    len: usize,
+    d: usize,
+    heads: usize,
+    keep: &[bool],
+    s: &mut AttentionScratch,
+    attended: &mut [f32],
+) {
+    let hd = d / heads;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let kept: Vec<usize> = (0..len).filter(|&j| keep[j]).collect();
+    let scores = &mut s.scores;
+    scores.resize(kept.len(), 0.0);
+    let part = |row: usize, part: usize, h: usize| {
+        let start = row * 3 * d + part * d + h * hd;
+        &qkv[start..start + hd]
+    };
+    for h in 0..heads {
+        for i in 0..len {
+            let out = &mut attended[i * d + h * hd..i * d + (h + 1) * hd];
+            out.fill(0.0);
+            if kept.is_empty() {
+                continue;
+            }
+            for (score, &j) in scores.iter_mut().zip(&kept) {
+                *score = dot(part(i, 0, h), part(j, 1, h)) * scale;
+            }
+            softmax_in_place(&mut scores[..]);
+            for (&weight, &j) in scores.iter().zip(&kept) {
+                axpy(out, part(j, 2, h), weight);
+            }
+        }
+    }
+}
+
 /// Transposes `[a, b, d]` tokens into `[b, a, d]`.
 pub(crate) fn transpose_tokens(from: &[f32], a: usize, b: usize, d: usize, to: &mut [f32]) {
     for i in 0..a {
@@ -342,6 +381,77 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Masked attention equals attention over the kept rows alone (for those rows), and a
+    /// mask keeping everything changes nothing.
+    #[test]
+    fn masked_attention_is_attention_over_the_kept_keys() {
+        let (len, d, heads) = (6, 8, 2);
+        let qkv: Vec<f32> = (0..len * 3 * d).map(|i| (i as f32 * 0.23).sin()).collect();
+        let keep = [true, false, true, true, false, true];
+        let mut masked = vec![f32::NAN; len * d];
+        attention_masked(
+            &qkv,
+            len,
+            d,
+            heads,
+            &keep,
+            &mut AttentionScratch::default(),
+            &mut masked,
+        );
+        let kept: Vec<usize> = (0..len).filter(|&j| keep[j]).collect();
+        let compact: Vec<f32> = kept
+            .iter()
+            .flat_map(|&j| qkv[j * 3 * d..(j + 1) * 3 * d].iter().copied())
+            .collect();
+        let mut alone = vec![f32::NAN; kept.len() * d];
+        attention(
+            &compact,
+            kept.len(),
+            d,
+            heads,
+            &mut AttentionScratch::default(),
+            &mut alone,
+        );
+        for (k, &j) in kept.iter().enumerate() {
+            for c in 0..d {
+                let (a, b) = (masked[j * d + c], alone[k * d + c]);
+                assert!((a - b).abs() < 1e-6, "row {j} col {c}: {a} vs {b}");
+            }
+        }
+        let mut all = vec![f32::NAN; len * d];
+        attention_masked(
+            &qkv,
+            len,
+            d,
+            heads,
+            &[true; 6],
+            &mut AttentionScratch::default(),
+            &mut all,
+        );
+        let mut plain = vec![f32::NAN; len * d];
+        attention(
+            &qkv,
+            len,
+            d,
+            heads,
+            &mut AttentionScratch::default(),
+            &mut plain,
+        );
+        assert!(all.iter().zip(&plain).all(|(a, b)| (a - b).abs() < 1e-6));
+        // Nothing kept: zeros, not NaN.
+        let mut none = vec![f32::NAN; len * d];
+        attention_masked(
+            &qkv,
+            len,
+            d,
+            heads,
+            &[false; 6],
+            &mut AttentionScratch::default(),
+            &mut none,
+        );
+        assert!(none.iter().all(|v| *v == 0.0));
     }
 
     #[test]

@@ -13,6 +13,15 @@
 //! | [`AttentionPool`] | a learned query's softmax-weighted sum of rows |
 //! | [`PatchTokenizer`] | patches of a window (with `window_detail` / `patch_stats`) → one row each |
 //! | [`SpectralTokenizer`] | log band powers of a window → one row per channel group |
+//! | [`DepthwiseConv1d`] | one kernel per channel over time (causal or centred) |
+//! | [`SeparableConv1d`] | depthwise, then a dense layer across channels |
+//! | [`Lstm`], [`Gru`] | recurrent layers over a sequence, every step's hidden state |
+
+mod conv;
+mod recurrent;
+
+pub use conv::{DepthwiseConv1d, Padding, SeparableConv1d};
+pub use recurrent::{Gru, Lstm};
 
 use crate::error::Result;
 use crate::kernels::matmul::{self, has_avx2_fma};
@@ -35,6 +44,17 @@ impl Dense {
         let weight = p.get(names::WEIGHT, &[out_dim, in_dim])?;
         let bias = p.get(names::BIAS, &[out_dim])?;
         Ok(Self(matmul::Dense::new(&weight, bias, in_dim, out_dim)))
+    }
+
+    /// A layer from its weight `[out_dim, in_dim]` (row-major) and bias `[out_dim]` already
+    /// read (a cell whose tensors are not named `weight` / `bias`).
+    pub fn from_parts(weight: Vec<f32>, bias: Vec<f32>, in_dim: usize, out_dim: usize) -> Self {
+        Self(matmul::Dense::new(&weight, bias, in_dim, out_dim))
+    }
+
+    /// Input width.
+    pub fn in_dim(&self) -> usize {
+        self.0.in_dim()
     }
 
     /// A bias-free layer from a fixed matrix already laid out `[in, out]` (a transform such
@@ -108,13 +128,16 @@ impl MultiHeadAttention {
         })
     }
 
-    /// Attention of `x` (sequences of `len` rows) into `y`; `qkv`, `attended` and `scratch`
-    /// are buffers.
+    /// Attention of `x` (sequences of `len` rows) into `y`; with `keep` (one flag per row of
+    /// `x`), each sequence attends only to its kept rows. `qkv`, `attended` and `scratch` are
+    /// buffers.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &self,
         x: &[f32],
         len: usize,
+        keep: Option<&[bool]>,
         qkv: &mut Vec<f32>,
         attended: &mut Vec<f32>,
         scratch: &mut AttentionScratch,
@@ -124,11 +147,23 @@ impl MultiHeadAttention {
         let rows = x.len() / d;
         self.qkv.apply(x, rows, qkv);
         attended.resize(rows * d, 0.0);
-        for (qkv, attended) in qkv
+        for (n, (qkv, attended)) in qkv
             .chunks_exact(len * 3 * d)
             .zip(attended.chunks_exact_mut(len * d))
+            .enumerate()
         {
-            kernels::attention(qkv, len, d, self.heads, scratch, attended);
+            match keep {
+                None => kernels::attention(qkv, len, d, self.heads, scratch, attended),
+                Some(keep) => kernels::attention_masked(
+                    qkv,
+                    len,
+                    d,
+                    self.heads,
+                    &keep[n * len..(n + 1) * len],
+                    scratch,
+                    attended,
+                ),
+            }
         }
         self.out.apply(attended, rows, y);
     }
@@ -183,28 +218,51 @@ impl TransformerLayer {
     /// Applies the layer in place to `x`: consecutive sequences of `len` rows (attention stays
     /// within each sequence; the row-wise parts run on all rows at once).
     pub fn apply(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
+        self.apply_with_mask(x, len, None, s);
+    }
+
+    /// [`TransformerLayer::apply`] with a key mask: `keep` has one flag per row of `x`, and
+    /// each sequence attends only to its kept rows (masked rows are still computed as queries).
+    /// Masked keys get weight exactly 0, the same function as leaving them out.
+    pub fn apply_masked(&self, x: &mut [f32], len: usize, keep: &[bool], s: &mut Scratch) {
+        assert_eq!(
+            keep.len() * self.norm1.weight.len(),
+            x.len(),
+            "apply_masked: one flag per row"
+        );
+        self.apply_with_mask(x, len, Some(keep), s);
+    }
+
+    fn apply_with_mask(&self, x: &mut [f32], len: usize, keep: Option<&[bool]>, s: &mut Scratch) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2_fma() {
             // SAFETY: the CPU supports the features the copy is compiled for.
-            unsafe { self.apply_avx2_fma(x, len, s) };
+            unsafe { self.apply_avx2_fma(x, len, keep, s) };
             return;
         }
-        self.apply_body(x, len, s);
+        self.apply_body(x, len, keep, s);
     }
 
     /// [`TransformerLayer::apply`] compiled for AVX2 + FMA (element-wise loops eight wide).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn apply_avx2_fma(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
-        self.apply_body(x, len, s);
+    unsafe fn apply_avx2_fma(
+        &self,
+        x: &mut [f32],
+        len: usize,
+        keep: Option<&[bool]>,
+        s: &mut Scratch,
+    ) {
+        self.apply_body(x, len, keep, s);
     }
 
     #[inline(always)]
-    fn apply_body(&self, x: &mut [f32], len: usize, s: &mut Scratch) {
+    fn apply_body(&self, x: &mut [f32], len: usize, keep: Option<&[bool]>, s: &mut Scratch) {
         self.norm1.apply(x, &mut s.normed);
         self.attention.apply(
             &s.normed,
             len,
+            keep,
             &mut s.qkv,
             &mut s.attended,
             &mut s.attention,
@@ -401,5 +459,102 @@ impl SpectralTokenizer {
             projection.apply(&power, 1, &mut row);
             out.extend_from_slice(&row);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::weights::{WeightTensor, Weights};
+
+    /// Weights of deterministic pseudo-random values for the given (name, shape) pairs.
+    fn weights(specs: &[(&str, Vec<usize>)]) -> Weights {
+        let mut seed = 0.1f32;
+        let tensors: HashMap<String, WeightTensor> = specs
+            .iter()
+            .map(|(name, shape)| {
+                let values = (0..shape.iter().product::<usize>())
+                    .map(|_| {
+                        seed += 0.37;
+                        0.3 * seed.sin()
+                    })
+                    .collect();
+                (
+                    name.to_string(),
+                    WeightTensor {
+                        shape: shape.clone(),
+                        values,
+                    },
+                )
+            })
+            .collect();
+        Weights::new(Path::new("<test>"), tensors).unwrap()
+    }
+
+    fn transformer_weights(d: usize, f: usize) -> Weights {
+        weights(&[
+            ("norm1.weight", vec![d]),
+            ("norm1.bias", vec![d]),
+            ("attn.qkv.weight", vec![3 * d, d]),
+            ("attn.qkv.bias", vec![3 * d]),
+            ("attn.out.weight", vec![d, d]),
+            ("attn.out.bias", vec![d]),
+            ("norm2.weight", vec![d]),
+            ("norm2.bias", vec![d]),
+            ("ffn_in.weight", vec![f, d]),
+            ("ffn_in.bias", vec![f]),
+            ("ffn_out.weight", vec![d, f]),
+            ("ffn_out.bias", vec![d]),
+        ])
+    }
+
+    /// A key-masked layer gives the kept rows what the layer gives the kept rows alone, and
+    /// a mask keeping everything is the unmasked layer.
+    #[test]
+    fn a_masked_transformer_layer_equals_the_layer_on_the_kept_rows() {
+        let (d, f, len) = (8, 16, 5);
+        let w = transformer_weights(d, f);
+        let layer = TransformerLayer::load(&w.root(), d, 2, f).unwrap();
+        w.finish().unwrap();
+        // Two sequences of five rows; the first keeps rows 0, 2, 3, the second all but 4.
+        let x: Vec<f32> = (0..2 * len * d).map(|i| (i as f32 * 0.41).cos()).collect();
+        let keep = [
+            true, false, true, true, false, true, true, true, true, false,
+        ];
+        let mut s = Scratch::default();
+        let mut masked = x.clone();
+        layer.apply_masked(&mut masked, len, &keep, &mut s);
+        for (n, kept) in [vec![0, 2, 3], vec![5, 6, 7, 8]].iter().enumerate() {
+            let mut alone: Vec<f32> = kept
+                .iter()
+                .flat_map(|&r| x[r * d..(r + 1) * d].iter().copied())
+                .collect();
+            layer.apply(&mut alone, kept.len(), &mut s);
+            for (k, &r) in kept.iter().enumerate() {
+                for c in 0..d {
+                    let (a, b) = (masked[r * d + c], alone[k * d + c]);
+                    assert!((a - b).abs() < 1e-5, "sequence {n} row {r}: {a} vs {b}");
+                }
+            }
+        }
+        let (mut all, mut plain) = (x.clone(), x);
+        layer.apply_masked(&mut all, len, &[true; 10], &mut s);
+        layer.apply(&mut plain, len, &mut s);
+        assert!(all.iter().zip(&plain).all(|(a, b)| (a - b).abs() < 1e-5));
+    }
+
+    #[test]
+    fn loading_names_the_tensor_whose_shape_is_wrong() {
+        let w = transformer_weights(8, 16);
+        let err = TransformerLayer::load(&w.root(), 8, 2, 32)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ffn_in.weight") && err.contains("[32, 8]"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,126 @@
+//! Recurrent layers over a sequence `T × I` (row-major), from a zero state, returning every
+//! step's hidden state `T × H`: LSTM and GRU with candle-nn's (PyTorch's) weight layout and
+//! gate order.
+
+use crate::error::Result;
+use crate::kernels::tanh_fast;
+use crate::names::recurrent;
+use crate::weights::Params;
+
+use super::Dense;
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The two products of a recurrent cell: input-to-hidden and hidden-to-hidden, each with
+/// its bias, `gates × H` outputs.
+#[derive(Debug, Clone)]
+struct GateProducts {
+    input: Dense,
+    hidden: Dense,
+    hidden_dim: usize,
+}
+
+impl GateProducts {
+    fn load(p: &Params, input_dim: usize, hidden_dim: usize, gates: usize) -> Result<Self> {
+        let out = gates * hidden_dim;
+        let input = Dense::from_parts(
+            p.get(recurrent::WEIGHT_IH, &[out, input_dim])?,
+            p.get(recurrent::BIAS_IH, &[out])?,
+            input_dim,
+            out,
+        );
+        let hidden = Dense::from_parts(
+            p.get(recurrent::WEIGHT_HH, &[out, hidden_dim])?,
+            p.get(recurrent::BIAS_HH, &[out])?,
+            hidden_dim,
+            out,
+        );
+        Ok(Self {
+            input,
+            hidden,
+            hidden_dim,
+        })
+    }
+}
+
+/// A single-layer LSTM (gates `i, f, g, o`): `c' = f·c + i·g`, `h' = o·tanh(c')`.
+#[derive(Debug, Clone)]
+pub struct Lstm {
+    products: GateProducts,
+}
+
+impl Lstm {
+    /// Loads an LSTM from `input_dim` inputs to `hidden_dim` hidden units.
+    pub fn load(p: &Params, input_dim: usize, hidden_dim: usize) -> Result<Self> {
+        Ok(Self {
+            products: GateProducts::load(p, input_dim, hidden_dim, 4)?,
+        })
+    }
+
+    /// The hidden state after each step of `x` (`T × I`) into `y` (`T × H`).
+    pub fn apply(&self, x: &[f32], y: &mut Vec<f32>) {
+        let h_len = self.products.hidden_dim;
+        let mut inputs = Vec::new();
+        let rows = x.len() / self.products.input.in_dim();
+        self.products.input.apply(x, rows, &mut inputs);
+        let (mut h, mut c) = (vec![0f32; h_len], vec![0f32; h_len]);
+        let mut recurrent = Vec::new();
+        y.clear();
+        for t in 0..rows {
+            self.products.hidden.apply(&h, 1, &mut recurrent);
+            let gates = &inputs[t * 4 * h_len..(t + 1) * 4 * h_len];
+            for k in 0..h_len {
+                let at = |g: usize| gates[g * h_len + k] + recurrent[g * h_len + k];
+                let (i, f, g, o) = (
+                    sigmoid(at(0)),
+                    sigmoid(at(1)),
+                    tanh_fast(at(2)),
+                    sigmoid(at(3)),
+                );
+                c[k] = f * c[k] + i * g;
+                h[k] = o * tanh_fast(c[k]);
+            }
+            y.extend_from_slice(&h);
+        }
+    }
+}
+
+/// A single-layer GRU (gates `r, z, n`): `n = tanh(W_in·x + b_in + r·(W_hn·h + b_hn))`,
+/// `h' = (1 − z)·n + z·h`.
+#[derive(Debug, Clone)]
+pub struct Gru {
+    products: GateProducts,
+}
+
+impl Gru {
+    /// Loads a GRU from `input_dim` inputs to `hidden_dim` hidden units.
+    pub fn load(p: &Params, input_dim: usize, hidden_dim: usize) -> Result<Self> {
+        Ok(Self {
+            products: GateProducts::load(p, input_dim, hidden_dim, 3)?,
+        })
+    }
+
+    /// The hidden state after each step of `x` (`T × I`) into `y` (`T × H`).
+    pub fn apply(&self, x: &[f32], y: &mut Vec<f32>) {
+        let h_len = self.products.hidden_dim;
+        let mut inputs = Vec::new();
+        let rows = x.len() / self.products.input.in_dim();
+        self.products.input.apply(x, rows, &mut inputs);
+        let mut h = vec![0f32; h_len];
+        let mut recurrent = Vec::new();
+        y.clear();
+        for t in 0..rows {
+            self.products.hidden.apply(&h, 1, &mut recurrent);
+            let gates = &inputs[t * 3 * h_len..(t + 1) * 3 * h_len];
+            for k in 0..h_len {
+                let r = sigmoid(gates[k] + recurrent[k]);
+                let z = sigmoid(gates[h_len + k] + recurrent[h_len + k]);
+                let n = tanh_fast(gates[2 * h_len + k] + r * recurrent[2 * h_len + k]);
+                h[k] = (1.0 - z) * n + z * h[k];
+            }
+            y.extend_from_slice(&h);
+        }
+    }
+}
