@@ -191,3 +191,26 @@ impl StreamModel {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use har_runtime::card::{CARD_FILE, NORMALIZER_FILE};
+
+    /// The preprocess node's settings come from the card and normaliser alone: a model
+    /// directory without weights still gives them, while loading the model needs the weights.
+    #[test]
+    fn streaming_settings_need_no_weights() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/hapt-student");
+        let dir = tempfile::tempdir().unwrap();
+        for file in [CARD_FILE, NORMALIZER_FILE] {
+            std::fs::copy(shipped.join(file), dir.path().join(file)).unwrap();
+        }
+        let spec = read_streaming_spec(dir.path(), Some(32)).unwrap();
+        let names: Vec<&str> = spec.modalities.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["acc", "gyro"]);
+        assert_eq!((spec.window.length, spec.window.stride), (128, 32));
+        let err = StreamModel::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("model.safetensors"), "{err}");
+    }
+}
