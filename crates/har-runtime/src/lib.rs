@@ -13,6 +13,8 @@
 //! [`layers`] (new layer kinds go there, their arithmetic in [`kernels`]), and the same
 //! description once in the training crate — see `docs/architecture.md`.
 
+#![warn(missing_docs)]
+
 pub mod batch;
 pub mod card;
 pub mod config;
