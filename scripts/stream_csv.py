@@ -20,6 +20,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 
+def samples(folder, name):
+    """The (timestamp_ns, name, values) samples of one modality's Parquet file, in time order."""
+    table = pq.read_table(folder / f"{name}.parquet")
+    for t, v in zip(table.column("timestamp_ns").to_pylist(), table.column("values").to_pylist()):
+        yield t, name, v
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", type=Path, help="dataset folder (dataset.json + recordings/)")
@@ -31,11 +38,10 @@ def main():
     manifest = json.loads((args.dataset / "dataset.json").read_text())
     entry = next(r for r in manifest["recordings"] if args.recording in (None, r["id"]))
     folder = args.dataset / "recordings" / entry["id"]
-    streams = []
-    for modality in manifest["modalities"]:
-        table = pq.read_table(folder / f"{modality['name']}.parquet")
-        streams.append(((t, modality["name"], v) for t, v in zip(
-            table.column("timestamp_ns").to_pylist(), table.column("values").to_pylist())))
+    # One (timestamp, modality, values) iterator per modality; the name is bound per stream (a
+    # generator expression would read the loop variable late and label every line with the
+    # last modality).
+    streams = [samples(folder, modality["name"]) for modality in manifest["modalities"]]
     origin_ns = time.time_ns()
     started = time.monotonic()
     out = sys.stdout

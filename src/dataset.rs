@@ -184,25 +184,55 @@ impl Dataset {
     }
 }
 
-/// Writes a dataset folder: recordings one by one, then the manifest.
+/// Writes a dataset folder: recordings one by one, then the manifest. Everything is written
+/// to a staging folder beside `root` and moved into place by [`DatasetWriter::finish`], so an
+/// import that fails (or is interrupted) leaves the previous dataset at `root` as it was.
 pub struct DatasetWriter {
     root: PathBuf,
+    staging: PathBuf,
+    previous: PathBuf,
     manifest: DatasetManifest,
+    finished: bool,
 }
 
 impl DatasetWriter {
-    /// Starts a dataset in `root` with a manifest whose `recordings` list is filled as
-    /// recordings are added. An existing `recordings/` folder there is replaced.
+    /// Starts a dataset to be placed at `root`, with a manifest whose `recordings` list is
+    /// filled as recordings are added. An existing dataset at `root` is replaced only when
+    /// the new one is finished; an existing folder that is not a dataset (no `dataset.json`)
+    /// and not empty is refused rather than replaced.
     pub fn create(root: &Path, mut manifest: DatasetManifest) -> Result<Self> {
-        let recordings = root.join(RECORDINGS_DIR);
-        if recordings.exists() {
-            std::fs::remove_dir_all(&recordings).map_err(|e| HarError::io(&recordings, e))?;
+        let name = root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| HarError::io(root, std::io::Error::other("not a folder name")))?;
+        if root.exists() && !root.join(MANIFEST_FILE).exists() {
+            let mut entries = std::fs::read_dir(root).map_err(|e| HarError::io(root, e))?;
+            if entries.next().is_some() {
+                return Err(HarError::io(
+                    root,
+                    std::io::Error::other(
+                        "exists, is not empty and holds no dataset.json: refusing to replace it",
+                    ),
+                ));
+            }
         }
+        let parent = match root.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| HarError::io(&staging, e))?;
+        }
+        let recordings = staging.join(RECORDINGS_DIR);
         std::fs::create_dir_all(&recordings).map_err(|e| HarError::io(&recordings, e))?;
         manifest.recordings.clear();
         Ok(Self {
             root: root.to_path_buf(),
+            previous: parent.join(format!(".{name}.previous-{}", std::process::id())),
+            staging,
             manifest,
+            finished: false,
         })
     }
 
@@ -237,7 +267,7 @@ impl DatasetWriter {
             ));
         }
         let manifest = &self.manifest;
-        recording.write(&self.root.join(RECORDINGS_DIR), &|id| {
+        recording.write(&self.staging.join(RECORDINGS_DIR), &|id| {
             manifest.class_name(id)
         })?;
         self.manifest.recordings.push(RecordingEntry {
@@ -259,14 +289,42 @@ impl DatasetWriter {
         Ok(())
     }
 
-    /// Writes `dataset.json` and returns the finished dataset.
-    pub fn finish(self) -> Result<Dataset> {
-        let path = self.root.join(MANIFEST_FILE);
+    /// Writes `dataset.json`, moves the dataset into place (replacing a previous one) and
+    /// returns it.
+    pub fn finish(mut self) -> Result<Dataset> {
+        let path = self.staging.join(MANIFEST_FILE);
         let text = serde_json::to_string_pretty(&self.manifest).expect("manifest serialises");
         std::fs::write(&path, text + "\n").map_err(|e| HarError::io(&path, e))?;
+        let previous = self.previous.clone();
+        let had_previous = self.root.exists();
+        if had_previous {
+            std::fs::rename(&self.root, &previous).map_err(|e| HarError::io(&self.root, e))?;
+        }
+        if let Err(e) = std::fs::rename(&self.staging, &self.root) {
+            if had_previous {
+                // Put the previous dataset back; the new one stays in staging until dropped.
+                let _ = std::fs::rename(&previous, &self.root);
+            }
+            return Err(HarError::io(&self.root, e));
+        }
+        self.finished = true;
+        if had_previous {
+            std::fs::remove_dir_all(&previous).map_err(|e| HarError::io(&previous, e))?;
+        }
         Ok(Dataset {
-            root: self.root,
-            manifest: self.manifest,
+            root: self.root.clone(),
+            manifest: self.manifest.clone(),
         })
+    }
+}
+
+impl Drop for DatasetWriter {
+    /// An unfinished import leaves nothing behind but the previous dataset.
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Err(e) = std::fs::remove_dir_all(&self.staging) {
+                tracing::warn!(folder = %self.staging.display(), "removing an unfinished import: {e}");
+            }
+        }
     }
 }

@@ -122,3 +122,55 @@ fn recordings_are_deterministic_and_label_every_activity_once() {
     assert_eq!(a.labels_at(&[just_before]), vec![UNLABELLED]);
     a.validate().unwrap();
 }
+
+/// An import that fails half-way leaves the previous dataset at the output folder as it was
+/// (imports are staged beside it and moved into place when finished), leaves no staging
+/// folder behind, and a folder that is not a dataset is never replaced.
+#[test]
+fn a_failed_import_keeps_the_previous_dataset() {
+    use har_core::dataset::{Dataset, DatasetWriter, Split};
+    use har_core::import::synthetic::generate;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("synthetic");
+    let small = SyntheticConfig {
+        subjects: 2,
+        sessions_per_subject: 1,
+        ..Default::default()
+    };
+    let first = generate(&small, &out).unwrap();
+    let recordings = first.manifest.recordings.len();
+    assert!(recordings > 0);
+
+    // A second import into the same folder fails on its second recording (an id used twice).
+    let mut writer = DatasetWriter::create(&out, first.manifest.clone()).unwrap();
+    let recording = generate_recording(&small, 1, 1);
+    writer.add(&recording, Split::Train).unwrap();
+    assert!(writer.add(&recording, Split::Train).is_err());
+    drop(writer);
+    let kept = Dataset::open(&out).unwrap();
+    assert_eq!(kept.manifest, first.manifest);
+    for entry in kept.entries(Split::Train).chain(kept.entries(Split::Test)) {
+        kept.read(entry).unwrap();
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["synthetic"], "staging folders left behind");
+
+    // A finished import replaces the dataset.
+    let mut writer = DatasetWriter::create(&out, first.manifest.clone()).unwrap();
+    writer.add(&recording, Split::Train).unwrap();
+    assert_eq!(writer.finish().unwrap().manifest.recordings.len(), 1);
+    assert_eq!(Dataset::open(&out).unwrap().manifest.recordings.len(), 1);
+
+    // A non-empty folder that is not a dataset is refused, and left alone.
+    let other = dir.path().join("notes");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("todo.txt"), "keep me").unwrap();
+    let err = DatasetWriter::create(&other, first.manifest.clone())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("refusing"), "{err}");
+    assert!(other.join("todo.txt").exists());
+}
