@@ -90,6 +90,16 @@ fn bad_hapt_csvs_are_errors_naming_file_line_and_column() {
         err.contains("sequence") && err.contains("not increasing"),
         "{err}"
     );
+    for index in ["1e17", "-3", "2.5", "NaN"] {
+        let err = hapt_error(
+            "user01_rec01.csv",
+            &(HAPT_HEADER.to_string() + &format!("1,2,3,4,5,6,0,1\n1,2,3,4,5,6,{index},1\n")),
+        );
+        assert!(
+            err.contains("line 3, column `sequence`") && err.contains("sample index"),
+            "{index}: {err}"
+        );
+    }
     let err = hapt_error("user01_rec01.csv", "");
     assert!(err.contains("empty file"), "{err}");
     let err = hapt_error("whatever.csv", HAPT_HEADER);

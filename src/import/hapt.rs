@@ -137,6 +137,15 @@ pub fn read_csv(path: &Path) -> Result<Recording> {
             Some(c) => number(c)?,
             None => timestamps.len() as f64,
         };
+        // A sample index must be a whole number whose timestamp fits i64 with room for the
+        // arithmetic after it (MAX_SAMPLE_INDEX: 63 years at 50 Hz).
+        if !(0.0..=MAX_SAMPLE_INDEX).contains(&index) || index.fract() != 0.0 {
+            return Err(HarError::format(
+                path,
+                format!("line {line_no}, column `sequence`"),
+                format!("sample index {index} is not a whole number in 0..={MAX_SAMPLE_INDEX}"),
+            ));
+        }
         timestamps.push((index * period_ns).round() as i64);
     }
     if let Some(i) = timestamps.windows(2).position(|w| w[1] <= w[0]) {
@@ -163,6 +172,10 @@ pub fn read_csv(path: &Path) -> Result<Recording> {
         streams,
     })
 }
+
+/// Largest sample index a HAPT CSV may hold (10¹¹ samples: 63 years at 50 Hz; its timestamp,
+/// 2·10¹⁸ ns, leaves i64 room for the arithmetic after it).
+pub const MAX_SAMPLE_INDEX: f64 = 1e11;
 
 /// The official split of a HAPT user.
 pub fn split_of_user(user: &str) -> Split {
