@@ -259,3 +259,51 @@ fn skeleton_frames_are_centred_and_scaled_by_torso_length() {
     assert_eq!(normalise_skeletons(&mut aligned), 0);
     assert_eq!(aligned.streams[0].1[5], 1.0);
 }
+
+/// Hostile timestamps are errors naming the recording, never a panic or an allocation of
+/// terabytes: one glitched timestamp far in the future, a span across the whole i64 range,
+/// and a rate far above the data's.
+#[test]
+fn corrupt_timestamps_and_absurd_rates_are_refused_not_allocated() {
+    let imu = |timestamps_ns: Vec<i64>| Recording {
+        id: "glitch".into(),
+        subject_id: "1".into(),
+        session_id: "1".into(),
+        streams: vec![ModalityStream {
+            info: ModalityInfo::inertial("imu", 50.0, "g", &["a"]),
+            values: vec![0.5; timestamps_ns.len()],
+            timestamps_ns,
+        }],
+        labels: vec![],
+    };
+    let mut glitched: Vec<i64> = (0..100).map(|i| i * 20_000_000).collect();
+    glitched.push(4_000_000_000_000_000_000);
+    let wide = vec![i64::MIN + 1, 0, i64::MAX - 1];
+    for (recording, rate_hz) in [
+        (imu(glitched), None),
+        (imu(wide), None),
+        (imu((0..100).map(|i| i * 20_000_000).collect()), Some(1e9)),
+    ] {
+        let config = AlignConfig {
+            rate_hz,
+            ..Default::default()
+        };
+        let err = align(&recording, &config)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("glitch") && err.contains("timestamp_ns"),
+            "{err}"
+        );
+    }
+    // The same recording with sane timestamps and rate aligns.
+    let fine = imu((0..100).map(|i| i * 20_000_000).collect());
+    assert_eq!(
+        align(&fine, &AlignConfig::default())
+            .unwrap()
+            .report
+            .grid_samples,
+        100
+    );
+}

@@ -65,7 +65,13 @@ pub struct AlignedRecording {
     pub report: AlignReport,
 }
 
+/// Most grid instants per sample of the longest stream (upsampling a 50 Hz stream to 3.2 kHz):
+/// beyond it a recording's span is refused rather than allocated.
+pub const MAX_GRID_PER_SAMPLE: usize = 64;
+
 /// Aligns a recording's modalities onto a common clock and applies the gap/NaN policy.
+/// A span that overflows i64, or a grid longer than [`MAX_GRID_PER_SAMPLE`] instants per
+/// received sample, is an error naming the recording.
 pub fn align(recording: &Recording, config: &AlignConfig) -> Result<AlignedRecording> {
     recording.validate()?;
     let rate_hz = config.rate_hz.unwrap_or_else(|| {
@@ -99,7 +105,30 @@ pub fn align(recording: &Recording, config: &AlignConfig) -> Result<AlignedRecor
         .unwrap_or(-1);
     let period_ns = 1e9 / rate_hz;
     let grid: Vec<i64> = if nonempty && end >= start {
-        let n = ((end - start) as f64 / period_ns).floor() as usize + 1;
+        let span = end.checked_sub(start).ok_or_else(|| {
+            HarError::invalid(
+                &recording.id,
+                "timestamp_ns",
+                format!("the streams' common span {start}..{end} ns overflows i64"),
+            )
+        })?;
+        // The grid is bounded by what was received: one glitched timestamp must not make it
+        // (and the allocation) terabytes long.
+        let instants = (span as f64 / period_ns).floor() + 1.0;
+        let received = recording.streams.iter().map(|s| s.len()).max().unwrap_or(0);
+        let limit = (MAX_GRID_PER_SAMPLE * received.max(1)) as f64;
+        if instants > limit {
+            return Err(HarError::invalid(
+                &recording.id,
+                "timestamp_ns",
+                format!(
+                    "{span} ns at {rate_hz} Hz is {instants:.0} grid instants for at most \
+                     {received} samples per stream (limit {MAX_GRID_PER_SAMPLE} per sample): a \
+                     timestamp is corrupt, or the rate is far above the data's"
+                ),
+            ));
+        }
+        let n = instants as usize;
         (0..n)
             .map(|k| start + (k as f64 * period_ns).round() as i64)
             .collect()
