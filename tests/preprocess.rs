@@ -288,10 +288,7 @@ fn corrupt_timestamps_and_absurd_rates_are_refused_not_allocated() {
             rate_hz,
             ..Default::default()
         };
-        let err = align(&recording, &config)
-            .err()
-            .expect("refused")
-            .to_string();
+        let err = align(&recording, &config).expect_err("refused").to_string();
         assert!(
             err.contains("glitch") && err.contains("timestamp_ns"),
             "{err}"
