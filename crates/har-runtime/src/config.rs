@@ -147,10 +147,16 @@ impl DmftConfig {
     /// values, as many standardised values with `window_detail`, and `|g|` log standard
     /// deviations with `patch_stats`.
     pub fn patch_input_len(&self, group_len: usize) -> usize {
-        let values = self.patch_len * group_len;
-        values
-            + if self.window_detail { values } else { 0 }
-            + if self.patch_stats { group_len } else { 0 }
+        self.patch_options().input_len(group_len)
+    }
+
+    /// What a patch token is projected from (patch length and the token options).
+    pub fn patch_options(&self) -> crate::patch_input::PatchOptions {
+        crate::patch_input::PatchOptions {
+            patch_len: self.patch_len,
+            window_detail: self.window_detail,
+            patch_stats: self.patch_stats,
+        }
     }
 
     /// Where fusion happens.

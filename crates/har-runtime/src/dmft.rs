@@ -16,8 +16,7 @@ use crate::config::DmftConfig;
 use crate::error::{Result, RuntimeError};
 use crate::kernels::{softmax_in_place, transpose_tokens};
 use crate::layers::{
-    AttentionPool, Dense, LayerNorm, PatchOptions, PatchTokenizer, Scratch, SpectralTokenizer,
-    TransformerLayer,
+    AttentionPool, Dense, LayerNorm, PatchTokenizer, Scratch, SpectralTokenizer, TransformerLayer,
 };
 use crate::names::dmft as names;
 use crate::weights::{Params, Weights};
@@ -41,11 +40,7 @@ impl ModalityEncoder {
         let spec = &config.modalities[m];
         let (d, ffn, heads) = (config.dim, config.dim * config.ffn_mult, config.heads);
         let g = spec.groups.len();
-        let options = PatchOptions {
-            patch_len: config.patch_len,
-            window_detail: config.window_detail,
-            patch_stats: config.patch_stats,
-        };
+        let options = config.patch_options();
         let layers = |name: fn(usize) -> String| {
             (0..config.modality_layers)
                 .map(|l| TransformerLayer::load(&p.pp(name(l)), d, heads, ffn))

@@ -4,6 +4,29 @@
 //! and channel). The candle model computes the same with tensor operations; the plain-Rust
 //! forward pass ([`crate::layers::PatchTokenizer`]) calls these functions.
 
+/// The patch options of a model (see [`crate::layers::PatchTokenizer`]): one description of a
+/// patch token's input, for the config, the tokeniser and the FLOP count.
+#[derive(Debug, Clone, Copy)]
+pub struct PatchOptions {
+    /// Samples per patch (P).
+    pub patch_len: usize,
+    /// Append the window-standardised values.
+    pub window_detail: bool,
+    /// Append each channel's log standard deviation within the patch.
+    pub patch_stats: bool,
+}
+
+impl PatchOptions {
+    /// Input width of a group's projection: its `P·|g|` values, as many standardised ones with
+    /// `window_detail`, and `|g|` log standard deviations with `patch_stats`.
+    pub fn input_len(&self, group_len: usize) -> usize {
+        let values = self.patch_len * group_len;
+        values
+            + if self.window_detail { values } else { 0 }
+            + if self.patch_stats { group_len } else { 0 }
+    }
+}
+
 /// Floor added to a patch's variance before the logarithm (normalised units²): a standard
 /// deviation of 0.001, below the sensor noise of a still posture (about 0.01).
 pub const PATCH_VARIANCE_FLOOR: f32 = 1e-6;

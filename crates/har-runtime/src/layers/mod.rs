@@ -27,6 +27,7 @@ use crate::error::Result;
 use crate::kernels::matmul::{self, has_avx2_fma};
 use crate::kernels::{self, AttentionScratch};
 use crate::names::{self, transformer};
+pub use crate::patch_input::PatchOptions;
 use crate::patch_input::{patch_log_std, standardise_window};
 use crate::spectrum::SpectrumTables;
 use crate::weights::Params;
@@ -296,6 +297,22 @@ impl AttentionPool {
     }
 }
 
+/// One [`Dense`] to `dim` per channel group, `name(g)` under `p`, whose input width is
+/// `input_len(group length)` (the tokenisers' projections).
+fn group_projections(
+    p: &Params,
+    name: impl Fn(usize) -> String,
+    groups: &[Vec<usize>],
+    input_len: impl Fn(usize) -> usize,
+    dim: usize,
+) -> Result<Vec<Dense>> {
+    groups
+        .iter()
+        .enumerate()
+        .map(|(g, group)| Dense::load(&p.pp(name(g)), input_len(group.len()), dim))
+        .collect()
+}
+
 /// Tokens from temporal patches: a window `T × C` cut into `T / P` patches; per channel group,
 /// each patch's values (plus, with `window_detail`, the same values standardised per window
 /// and channel, and with `patch_stats` each channel's log standard deviation in the patch)
@@ -307,28 +324,6 @@ pub struct PatchTokenizer {
     patch_stats: bool,
     groups: Vec<Vec<usize>>,
     projections: Vec<Dense>,
-}
-
-/// Options of a [`PatchTokenizer`].
-#[derive(Debug, Clone, Copy)]
-pub struct PatchOptions {
-    /// Samples per patch (P).
-    pub patch_len: usize,
-    /// Append the window-standardised values.
-    pub window_detail: bool,
-    /// Append each channel's log standard deviation within the patch.
-    pub patch_stats: bool,
-}
-
-impl PatchOptions {
-    /// Input width of a group's projection: its `P·|g|` values, as many standardised ones with
-    /// `window_detail`, and `|g|` log standard deviations with `patch_stats`.
-    pub fn input_len(&self, group_len: usize) -> usize {
-        let values = self.patch_len * group_len;
-        values
-            + if self.window_detail { values } else { 0 }
-            + if self.patch_stats { group_len } else { 0 }
-    }
 }
 
 impl PatchTokenizer {
@@ -344,11 +339,7 @@ impl PatchTokenizer {
             patch_len: options.patch_len,
             window_detail: options.window_detail,
             patch_stats: options.patch_stats,
-            projections: groups
-                .iter()
-                .enumerate()
-                .map(|(g, group)| Dense::load(&p.pp(name(g)), options.input_len(group.len()), dim))
-                .collect::<Result<_>>()?,
+            projections: group_projections(p, name, groups, |g| options.input_len(g), dim)?,
             groups: groups.to_vec(),
         })
     }
@@ -425,11 +416,7 @@ impl SpectralTokenizer {
         let bands = tables.bands();
         Ok(Self {
             dft: Dense::fixed(tables.dft_matrix().to_vec(), width),
-            projections: groups
-                .iter()
-                .enumerate()
-                .map(|(g, group)| Dense::load(&p.pp(name(g)), group.len() * bands, dim))
-                .collect::<Result<_>>()?,
+            projections: group_projections(p, name, groups, |g| g * bands, dim)?,
             tables,
             groups: groups.to_vec(),
         })

@@ -43,6 +43,25 @@ impl GateProducts {
             hidden_dim,
         })
     }
+
+    /// Runs a cell over the rows of `x` (`T × I`) from a zero hidden state, appending each
+    /// step's hidden state to `y`: `cell(input gates, recurrent gates, h)` updates `h` in place
+    /// from the step's two products (`gates × H` each).
+    fn run(&self, x: &[f32], y: &mut Vec<f32>, mut cell: impl FnMut(&[f32], &[f32], &mut [f32])) {
+        let h_len = self.hidden_dim;
+        let width = self.input.out_dim();
+        let rows = x.len() / self.input.in_dim();
+        let mut inputs = Vec::new();
+        self.input.apply(x, rows, &mut inputs);
+        let mut h = vec![0f32; h_len];
+        let mut recurrent = Vec::new();
+        y.clear();
+        for gates in inputs.chunks_exact(width) {
+            self.hidden.apply(&h, 1, &mut recurrent);
+            cell(gates, &recurrent, &mut h);
+            y.extend_from_slice(&h);
+        }
+    }
 }
 
 /// A single-layer LSTM (gates `i, f, g, o`): `c' = f·c + i·g`, `h' = o·tanh(c')`.
@@ -62,15 +81,8 @@ impl Lstm {
     /// The hidden state after each step of `x` (`T × I`) into `y` (`T × H`).
     pub fn apply(&self, x: &[f32], y: &mut Vec<f32>) {
         let h_len = self.products.hidden_dim;
-        let mut inputs = Vec::new();
-        let rows = x.len() / self.products.input.in_dim();
-        self.products.input.apply(x, rows, &mut inputs);
-        let (mut h, mut c) = (vec![0f32; h_len], vec![0f32; h_len]);
-        let mut recurrent = Vec::new();
-        y.clear();
-        for t in 0..rows {
-            self.products.hidden.apply(&h, 1, &mut recurrent);
-            let gates = &inputs[t * 4 * h_len..(t + 1) * 4 * h_len];
+        let mut c = vec![0f32; h_len];
+        self.products.run(x, y, |gates, recurrent, h| {
             for k in 0..h_len {
                 let at = |g: usize| gates[g * h_len + k] + recurrent[g * h_len + k];
                 let (i, f, g, o) = (
@@ -82,8 +94,7 @@ impl Lstm {
                 c[k] = f * c[k] + i * g;
                 h[k] = o * tanh_fast(c[k]);
             }
-            y.extend_from_slice(&h);
-        }
+        });
     }
 }
 
@@ -105,22 +116,13 @@ impl Gru {
     /// The hidden state after each step of `x` (`T × I`) into `y` (`T × H`).
     pub fn apply(&self, x: &[f32], y: &mut Vec<f32>) {
         let h_len = self.products.hidden_dim;
-        let mut inputs = Vec::new();
-        let rows = x.len() / self.products.input.in_dim();
-        self.products.input.apply(x, rows, &mut inputs);
-        let mut h = vec![0f32; h_len];
-        let mut recurrent = Vec::new();
-        y.clear();
-        for t in 0..rows {
-            self.products.hidden.apply(&h, 1, &mut recurrent);
-            let gates = &inputs[t * 3 * h_len..(t + 1) * 3 * h_len];
+        self.products.run(x, y, |gates, recurrent, h| {
             for k in 0..h_len {
                 let r = sigmoid(gates[k] + recurrent[k]);
                 let z = sigmoid(gates[h_len + k] + recurrent[h_len + k]);
                 let n = tanh_fast(gates[2 * h_len + k] + r * recurrent[2 * h_len + k]);
                 h[k] = (1.0 - z) * n + z * h[k];
             }
-            y.extend_from_slice(&h);
-        }
+        });
     }
 }
