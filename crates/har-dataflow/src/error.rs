@@ -48,12 +48,25 @@ pub enum DataflowError {
     /// Parquet error.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    /// A worker thread of the node (the log writer) stopped.
+    #[error("{0}")]
+    Worker(String),
     /// The dora runtime refused an operation.
     #[error("dora: {0}")]
     Dora(String),
 }
 
 impl DataflowError {
+    /// Whether the error is about one received message (malformed, contradicting the
+    /// stream's contract or the model): that message is rejected and counted, the node goes
+    /// on. Settings, files and the transport failing end the node instead.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Stream { .. } | Self::Core(_) | Self::Arrow(_) | Self::Model(_)
+        )
+    }
+
     /// A malformed setting.
     pub fn setting(name: &str, problem: impl std::fmt::Display) -> Self {
         Self::Setting {

@@ -6,6 +6,7 @@
 //! - [`inference`]: the model split at the modality boundary (encode / fuse);
 //! - [`aligner`]: fuse's matching of modalities per window with a deadline;
 //! - [`logsink`]: the Parquet log tables (sealed files, regular flushes);
+//! - [`runtime`]: the event loop, counting and orderly shutdown every node runs on;
 //! - [`health`], [`settings`], [`dora_io`]: counters, environment settings and the dora glue.
 //!
 //! Everything except [`dora_io`] is plain Rust, testable without a dora daemon.
@@ -18,9 +19,12 @@ pub mod error;
 pub mod health;
 pub mod inference;
 pub mod live;
+pub mod live_server;
+pub mod log_writer;
 pub mod logsink;
-pub mod node;
+pub mod pacing;
 pub mod replay;
+pub mod runtime;
 pub mod settings;
 pub mod windower;
 

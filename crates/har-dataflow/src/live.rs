@@ -5,13 +5,28 @@
 //! blank lines and lines starting with `#` are ignored. Samples are grouped into chunks of
 //! `chunk_samples` per (device, modality), the same messages a replay sends; what is left when
 //! the source ends is sent as a last, shorter chunk. A malformed line is reported with its
-//! line number and skipped (counted), never silently dropped.
+//! line number and skipped (counted), never silently dropped. A device is isolated from the
+//! others: its malformed lines, a channel count that changes, time that does not advance are
+//! its own rejections; at most `max_streams` (device, modality) streams are open, a new one
+//! beyond that is rejected (counted) until the source ends.
+//!
+//! [`run_live`] is sensor-ingest's loop over a [`LiveServer`].
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::TryRecvError;
+use std::time::Duration;
 
 use har_core::streams::{SensorChunk, Source};
 
 use crate::error::{DataflowError, Result};
+use crate::live_server::{LiveInput, LiveServer};
+use crate::pacing::Progress;
+use crate::runtime::{warn_rejected, LogicCounts, NodeRuntime, RunSummary};
+use crate::settings::now_ns;
+
+/// Open (device, modality) streams at most, by default.
+pub const MAX_STREAMS: usize = 4096;
 
 /// One parsed sample line.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,15 +87,23 @@ pub fn parse_line(line: &str, line_number: usize) -> Result<Option<LiveSample>> 
 pub struct LiveChunker {
     chunk_samples: usize,
     sample_rate_hz: f64,
+    max_streams: usize,
     open: HashMap<(String, String), SensorChunk>,
 }
 
 impl LiveChunker {
-    /// Chunks of `chunk_samples`, tagged with the nominal `sample_rate_hz`.
+    /// Chunks of `chunk_samples`, tagged with the nominal `sample_rate_hz`, for at most
+    /// [`MAX_STREAMS`] streams.
     pub fn new(chunk_samples: usize, sample_rate_hz: f64) -> Self {
+        Self::with_max_streams(chunk_samples, sample_rate_hz, MAX_STREAMS)
+    }
+
+    /// Like [`LiveChunker::new`] with at most `max_streams` (device, modality) streams.
+    pub fn with_max_streams(chunk_samples: usize, sample_rate_hz: f64, max_streams: usize) -> Self {
         Self {
             chunk_samples: chunk_samples.max(1),
             sample_rate_hz,
+            max_streams,
             open: HashMap::new(),
         }
     }
@@ -88,6 +111,16 @@ impl LiveChunker {
     /// Adds a sample; returns the chunk it completed, if any.
     pub fn push(&mut self, sample: LiveSample) -> Result<Option<SensorChunk>> {
         let key = (sample.device_id.clone(), sample.modality.clone());
+        if self.open.len() >= self.max_streams && !self.open.contains_key(&key) {
+            return Err(DataflowError::stream(
+                &format!("live {}/{}", sample.device_id, sample.modality),
+                "device_id",
+                format!(
+                    "a new stream beyond the limit of {} open streams",
+                    self.max_streams
+                ),
+            ));
+        }
         let chunk = self.open.entry(key).or_insert_with(|| SensorChunk {
             source: Source {
                 device_id: sample.device_id.clone(),
@@ -154,6 +187,63 @@ impl LiveChunker {
     }
 }
 
+/// Reads live lines until the source ends (stdin) or the dataflow stops; sends chunks.
+pub fn run_live(
+    mut runtime: NodeRuntime,
+    server: LiveServer,
+    mut chunker: LiveChunker,
+) -> Result<RunSummary> {
+    let mut progress = Progress::default();
+    let mut rejected_lines = 0u64;
+    let mut ended = false;
+    while !ended && !runtime.stopping() {
+        runtime.poll(&mut progress, Duration::from_millis(5))?;
+        let mut chunks = Vec::new();
+        loop {
+            match server.lines.try_recv() {
+                Ok(LiveInput::Line(line)) => {
+                    let parsed =
+                        parse_line(&line.text, line.number as usize).and_then(|s| match s {
+                            Some(sample) => chunker.push(sample),
+                            None => Ok(None),
+                        });
+                    match parsed {
+                        Ok(chunk) => chunks.extend(chunk),
+                        Err(e) => {
+                            rejected_lines += 1;
+                            warn_rejected(
+                                "live line",
+                                rejected_lines,
+                                &format!("connection {}: {e}", line.connection),
+                            );
+                        }
+                    }
+                }
+                Ok(LiveInput::End) | Err(TryRecvError::Disconnected) => {
+                    chunks.extend(chunker.flush());
+                    ended = true;
+                    break;
+                }
+                Err(TryRecvError::Empty) => break,
+            }
+            if chunks.len() >= 1024 {
+                break;
+            }
+        }
+        let now = now_ns();
+        chunks.iter_mut().for_each(|c| c.ingest_ts_ns = now);
+        runtime.outputs().send("chunks", &chunks)?;
+        let counters = &server.counters;
+        progress.counts = LogicCounts {
+            dropped: rejected_lines
+                + counters.discarded()
+                + counters.refused_connections.load(Ordering::Relaxed),
+            ..LogicCounts::default()
+        };
+    }
+    runtime.finish(&mut progress)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +279,20 @@ mod tests {
         let sample = parse_line("d1,s1,acc,60000000,1,2", 9).unwrap().unwrap();
         let err = chunker.push(sample).unwrap_err().to_string();
         assert!(err.contains("2 channels"), "{err}");
+    }
+
+    #[test]
+    fn streams_beyond_the_limit_are_rejected_and_open_ones_go_on() {
+        let mut chunker = LiveChunker::with_max_streams(1, 50.0, 2);
+        let sample = |device: &str, t: i64| {
+            parse_line(&format!("{device},s,acc,{t},1,2,3"), 1)
+                .unwrap()
+                .unwrap()
+        };
+        assert!(chunker.push(sample("d1", 0)).unwrap().is_some());
+        assert!(chunker.push(sample("d2", 0)).unwrap().is_some());
+        let err = chunker.push(sample("d3", 0)).unwrap_err().to_string();
+        assert!(err.contains("limit of 2"), "{err}");
+        assert!(chunker.push(sample("d1", 20)).unwrap().is_some());
     }
 }

@@ -1,6 +1,7 @@
 //! The log node's file writer, on its own thread: Parquet encoding, compression, fsync and
 //! renames never delay the event loop, so `logged_ts_ns` (stamped on receipt) measures the
-//! pipeline, not the disk.
+//! pipeline, not the disk. The queue between them is bounded: a slow disk slows the event
+//! loop (dora's back-pressure) instead of growing memory.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,11 +10,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
 use arrow::array::RecordBatch;
 use har_core::schema::SchemaName;
 use har_core::streams::{StreamMessage, WindowMessage};
-use har_dataflow::logsink::{window_rows, FlushPolicy, RollingParquetWriter};
+
+use crate::error::{DataflowError, Result};
+use crate::logsink::{window_rows, FlushPolicy, RollingParquetWriter};
 
 /// What the event loop hands to the writer.
 pub enum Rows {
@@ -39,16 +41,19 @@ const QUEUE: usize = 4096;
 impl Writer {
     /// Starts writing the run's tables under `root`.
     pub fn start(root: &Path, run_id: &str, policy: FlushPolicy) -> Result<Self> {
-        let mut tables = [
+        let tables = [
             SchemaName::LogPredictions,
             SchemaName::LogWindows,
             SchemaName::LogNodeHealth,
         ]
         .map(|table| RollingParquetWriter::new(root, table, run_id, policy));
-        if let Some(Err(e)) = tables.iter_mut().find(|t| t.is_err()) {
-            return Err(anyhow!("{e}"));
-        }
-        let [predictions, windows, health] = tables.map(|t| t.expect("checked"));
+        let [predictions, windows, health] = match tables {
+            [Ok(p), Ok(w), Ok(h)] => [p, w, h],
+            [p, w, h] => {
+                let error = [p.err(), w.err(), h.err()].into_iter().flatten().next();
+                return Err(error.expect("one table failed"));
+            }
+        };
         let (queue, rows) = sync_channel::<Rows>(QUEUE);
         let buffered = Arc::new(AtomicU64::new(0));
         let shared = buffered.clone();
@@ -95,7 +100,7 @@ impl Writer {
             return Err(self
                 .finish()
                 .err()
-                .unwrap_or_else(|| anyhow!("log writer stopped")));
+                .unwrap_or_else(|| DataflowError::Worker("log writer stopped".into())));
         }
         Ok(())
     }
@@ -104,8 +109,10 @@ impl Writer {
     pub fn finish(&mut self) -> Result<u64> {
         self.queue = None;
         match self.thread.take() {
-            Some(thread) => thread.join().map_err(|_| anyhow!("log writer panicked"))?,
-            None => Err(anyhow!("log writer already stopped")),
+            Some(thread) => thread
+                .join()
+                .map_err(|_| DataflowError::Worker("log writer panicked".into()))?,
+            None => Err(DataflowError::Worker("log writer already stopped".into())),
         }
     }
 }

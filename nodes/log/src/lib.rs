@@ -1,0 +1,123 @@
+//! log: writes the log tables as Parquet under `HAR_LOG_DIR` (default `logs`), one folder per
+//! table and run (`predictions/run_id=<id>/part-NNNNN.parquet`, likewise `windows` and
+//! `node_health`), sealed files flushed regularly (`har_dataflow::logsink`) by a writer
+//! thread (`har_dataflow::log_writer`). Inputs may have any names: each message is routed by
+//! the schema it declares (`prediction`, `window`, `log_node_health`); a message of no log
+//! table is counted and skipped. After every prediction batch it sends on `progress` the
+//! newest `ingest_ts_ns` logged (sensor-ingest's flow control at `max` speed). At the end of
+//! the stream it logs everything still queued, seals the files, then exits.
+//!
+//! Settings (env): `HAR_LOG_DIR`, `HAR_FLUSH_ROWS` (default 16384), `HAR_FLUSH_MS` (default
+//! 2000).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::Int64Type;
+use har_dataflow::log_writer::{Rows, Writer};
+use har_dataflow::logsink::{prediction_rows, FlushPolicy};
+use har_dataflow::runtime::{
+    warn_rejected, Input, LogicCounts, NodeLogic, NodeRuntime, Outputs, RunSummary,
+};
+use har_dataflow::settings::{self, now_ns};
+use har_dataflow::Result;
+
+/// The node's settings, read once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Root folder of the log tables.
+    pub root: PathBuf,
+    /// When files are sealed.
+    pub policy: FlushPolicy,
+}
+
+impl Settings {
+    /// Reads `HAR_LOG_DIR`, `HAR_FLUSH_ROWS` and `HAR_FLUSH_MS`.
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            root: PathBuf::from(settings::var("HAR_LOG_DIR").unwrap_or_else(|| "logs".into())),
+            policy: FlushPolicy {
+                flush_rows: settings::parse_or("HAR_FLUSH_ROWS", 16_384)?,
+                flush_interval: settings::millis("HAR_FLUSH_MS", 2000.0)?,
+            },
+        })
+    }
+}
+
+/// Routes messages to the log tables.
+pub struct Log {
+    run_id: String,
+    writer: Writer,
+    acked_ts_ns: i64,
+    unroutable: u64,
+}
+
+impl Log {
+    /// Starts the writer for run `run_id`.
+    pub fn new(settings: &Settings, run_id: &str) -> Result<Self> {
+        let writer = Writer::start(&settings.root, run_id, settings.policy)?;
+        tracing::info!(%run_id, root = %settings.root.display(), "logging");
+        Ok(Self {
+            run_id: run_id.to_string(),
+            writer,
+            acked_ts_ns: i64::MIN,
+            unroutable: 0,
+        })
+    }
+
+    /// Logs a prediction batch and acknowledges its newest `ingest_ts_ns` on `progress`.
+    fn log_predictions(&mut self, out: &mut Outputs<'_>, batch: &RecordBatch) -> Result<()> {
+        let rows = prediction_rows(&self.run_id, batch, now_ns())?;
+        let newest = rows
+            .column_by_name("ingest_ts_ns")
+            .and_then(|c| c.as_primitive_opt::<Int64Type>())
+            .and_then(|c| c.values().iter().max().copied());
+        self.writer.send(Rows::Predictions(rows))?;
+        if let Some(newest) = newest.filter(|&n| n > self.acked_ts_ns) {
+            self.acked_ts_ns = newest;
+            out.send_array("progress", Arc::new(Int64Array::from(vec![newest])))?;
+        }
+        Ok(())
+    }
+}
+
+impl NodeLogic for Log {
+    fn on_input(&mut self, out: &mut Outputs<'_>, input: Input<'_>) -> Result<()> {
+        let batch = input.batch()?;
+        out.received(batch.num_rows());
+        match input.schema() {
+            "prediction" => self.log_predictions(out, &batch),
+            "window" => self.writer.send(Rows::Windows(batch)),
+            "log_node_health" => self.writer.send(Rows::Health(batch)),
+            other => {
+                self.unroutable += 1;
+                let problem = format!("input `{}`: schema `{other}` has no log table", input.id);
+                warn_rejected("message", self.unroutable, &problem);
+                Ok(())
+            }
+        }
+    }
+
+    fn report_health(&mut self, _out: &mut Outputs<'_>, row: RecordBatch) -> Result<()> {
+        self.writer.send(Rows::Health(row))
+    }
+
+    fn counts(&self) -> LogicCounts {
+        LogicCounts {
+            dropped: self.unroutable,
+            degraded: 0,
+            backlog: self.writer.buffered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Runs the node until its inputs close, then seals the files.
+pub fn run(runtime: NodeRuntime, settings: &Settings) -> Result<RunSummary> {
+    let mut log = Log::new(settings, &runtime.run_id())?;
+    let summary = runtime.run(&mut log)?;
+    let rows = log.writer.finish()?;
+    tracing::info!(predictions = rows, "log closed");
+    Ok(summary)
+}
