@@ -324,17 +324,18 @@ fn a_dead_sensor_gives_flagged_degraded_predictions() {
 }
 
 /// Process ids of this flow's log node (found by its log folder in its environment).
-fn log_node_pids(flow: &Flow) -> Vec<u32> {
-    let marker = format!("HAR_LOG_DIR={}", flow.logs().display());
+/// Processes of node binary `binary` (e.g. `har-log`) running for this flow (dora starts
+/// them in the folder of the yml).
+fn node_pids(flow: &Flow, binary: &str) -> Vec<u32> {
+    let dir = flow.dir.path().canonicalize().unwrap();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline).contains("har-log")
-                && environ.split(|b| *b == 0).any(|v| v == marker.as_bytes())
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+            String::from_utf8_lossy(&cmdline).contains(binary) && cwd.as_deref() == Some(&dir)
         })
         .collect()
 }
@@ -370,7 +371,7 @@ fn files_written_before_the_log_node_is_killed_still_read() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let pids = log_node_pids(&flow);
+    let pids = node_pids(&flow, "har-log");
     assert_eq!(pids.len(), 1, "one log node of this flow");
     Command::new("kill")
         .args(["-9", &pids[0].to_string()])
@@ -393,6 +394,66 @@ fn files_written_before_the_log_node_is_killed_still_read() {
     assert!(prediction_rows > 0);
     let counted = flow.sql("SELECT count(*) AS n FROM predictions");
     assert_eq!(counted[0]["n"].as_u64(), Some(prediction_rows as u64));
+}
+
+/// Waits until the flow has sealed prediction files (it is running).
+fn wait_for_predictions(flow: &Flow) {
+    let started = Instant::now();
+    loop {
+        let mut files = Vec::new();
+        parquet_files(&flow.logs().join("predictions"), &mut files);
+        if !files.is_empty() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no log files appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_killed_fuse_restarts_and_every_window_is_predicted_or_counted() {
+    let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
+    let flow = Flow::new(&[
+        ("HAR_SPEED", "max"),
+        ("HAR_COPIES", "32"),
+        ("HAR_FLUSH_MS", "100"),
+    ]);
+    let started = Instant::now();
+    let mut child = flow.spawn("240s");
+    wait_for_predictions(&flow);
+    let pids = node_pids(&flow, "har-fuse");
+    assert_eq!(pids.len(), 1, "one fuse node of this flow");
+    Command::new("kill")
+        .args(["-9", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "the restarted fuse finishes the run");
+    assert!(took < Duration::from_secs(180), "the run took {took:?}");
+
+    // Every window is either predicted or counted by the log node as lost.
+    let windows = flow.sql(
+        "SELECT count(DISTINCT device_id || '/' || CAST(window_id AS VARCHAR)) AS n FROM windows",
+    );
+    let predicted = flow.sql("SELECT count(*) AS n FROM predictions");
+    let lost = flow.sql("SELECT max(dropped) AS n FROM node_health WHERE node = 'log'");
+    let [windows, predicted, lost] =
+        [windows, predicted, lost].map(|rows| rows[0]["n"].as_u64().unwrap());
+    assert!(predicted > 0 && windows > 0);
+    assert_eq!(
+        predicted + lost,
+        windows,
+        "{predicted} predicted + {lost} counted as lost"
+    );
+    let duplicates = flow.sql(
+        "SELECT count(*) AS n FROM (SELECT device_id, window_id FROM predictions \
+         GROUP BY device_id, window_id HAVING count(*) > 1)",
+    );
+    assert_eq!(duplicates[0]["n"].as_u64(), Some(0));
 }
 
 /// The shipped recording as live CSV lines, acc and gyro interleaved in time order.

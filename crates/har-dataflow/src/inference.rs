@@ -148,6 +148,21 @@ impl StreamModel {
             window.tokens.iter().flatten().next().ok_or_else(|| {
                 DataflowError::stream("tokens", "modality", "no modality present")
             })?;
+        let (steps, dim) = (self.card.config.steps(), self.card.config.dim);
+        for (t, spec) in window.tokens.iter().zip(&self.card.config.modalities) {
+            let Some(t) = t else { continue };
+            let expected = ((steps * spec.groups.len()) as u32, dim as u32);
+            if (t.num_tokens, t.dim) != expected {
+                return Err(DataflowError::stream(
+                    &format!("tokens of `{}`", spec.name),
+                    "num_tokens/dim",
+                    format!(
+                        "window {}: {} tokens of {}, the model's are {} of {}",
+                        t.key.window_id, t.num_tokens, t.dim, expected.0, expected.1
+                    ),
+                ));
+            }
+        }
         let refs: Vec<Option<&[f32]>> = window
             .tokens
             .iter()

@@ -7,7 +7,8 @@
 //! - [`aligner`]: fuse's matching of modalities per window with a deadline;
 //! - [`logsink`]: the Parquet log tables (sealed files, regular flushes);
 //! - [`runtime`]: the event loop, counting and orderly shutdown every node runs on;
-//! - [`health`], [`settings`], [`dora_io`]: counters, environment settings and the dora glue.
+//! - [`health`], [`settings`], [`dora_io`]: counters, environment settings and the dora glue;
+//! - [`testing`]: a node driven in-process by scripted messages (dora's testing mode).
 //!
 //! Everything except [`dora_io`] is plain Rust, testable without a dora daemon.
 
@@ -23,9 +24,11 @@ pub mod live_server;
 pub mod log_writer;
 pub mod logsink;
 pub mod pacing;
+pub mod reconcile;
 pub mod replay;
 pub mod runtime;
 pub mod settings;
+pub mod testing;
 pub mod windower;
 
 pub use error::{DataflowError, Result};

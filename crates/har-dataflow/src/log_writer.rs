@@ -8,14 +8,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::UInt64Type;
 use har_core::schema::SchemaName;
 use har_core::streams::{StreamMessage, WindowMessage};
 
 use crate::error::{DataflowError, Result};
 use crate::logsink::{window_rows, FlushPolicy, RollingParquetWriter};
+use crate::reconcile::Reconciler;
+use crate::runtime::warn_rejected;
 
 /// What the event loop hands to the writer.
 pub enum Rows {
@@ -25,70 +28,161 @@ pub enum Rows {
     Windows(RecordBatch),
     /// `log_node_health` rows.
     Health(RecordBatch),
+    /// The run's inputs ended: count every window still without a prediction, reply with
+    /// the final count.
+    EndOfRun(SyncSender<u64>),
+}
+
+/// What the writer counted, shared with the event loop.
+#[derive(Debug, Default)]
+pub struct WriterCounts {
+    /// Rows buffered in the writer, not yet in a sealed file.
+    pub buffered: AtomicU64,
+    /// Windows that never got a prediction ([`Reconciler`]).
+    pub unpredicted: AtomicU64,
+    /// Batches that did not fit their table (rejected, counted).
+    pub rejected: AtomicU64,
 }
 
 /// The writer thread and its queue.
 pub struct Writer {
     queue: Option<SyncSender<Rows>>,
     thread: Option<JoinHandle<Result<u64>>>,
-    /// Rows buffered in the writer, not yet in a sealed file.
-    pub buffered: Arc<AtomicU64>,
+    /// What the writer counted.
+    pub counts: Arc<WriterCounts>,
 }
 
 /// Messages the queue holds before the event loop waits for the writer.
 const QUEUE: usize = 4096;
 
+/// How long a window waits for its prediction before it is counted as lost.
+pub const RECONCILE_HORIZON: Duration = Duration::from_secs(30);
+
+/// Windows tracked for reconciliation at most.
+const MAX_RECONCILED: usize = 1 << 20;
+
+/// The writer thread's state: the three tables and the reconciliation.
+struct Tables {
+    run_id: String,
+    predictions: RollingParquetWriter,
+    windows: RollingParquetWriter,
+    health: RollingParquetWriter,
+    reconciler: Reconciler,
+    counts: Arc<WriterCounts>,
+}
+
+impl Tables {
+    /// Writes one message; a batch that does not fit its table is rejected and counted (the
+    /// writer goes on), a file system error ends the writer.
+    fn write(&mut self, rows: Rows) -> Result<()> {
+        let result = match rows {
+            Rows::Predictions(batch) => self.write_predictions(batch),
+            Rows::Windows(batch) => self.write_windows(batch),
+            Rows::Health(batch) => self.health.write(batch),
+            Rows::EndOfRun(reply) => {
+                self.reconciler.finish();
+                self.publish();
+                let _ = reply.send(self.reconciler.unpredicted);
+                Ok(())
+            }
+        };
+        match result {
+            Err(e) if e.is_bad_input() => {
+                let n = self.counts.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+                warn_rejected("log batch", n, &e);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn write_predictions(&mut self, batch: RecordBatch) -> Result<()> {
+        let devices = batch
+            .column_by_name("device_id")
+            .and_then(|c| c.as_string_opt::<i32>());
+        let ids = batch
+            .column_by_name("window_id")
+            .and_then(|c| c.as_primitive_opt::<UInt64Type>());
+        if let (Some(devices), Some(ids)) = (devices, ids) {
+            for (device, id) in devices.iter().zip(ids.iter()) {
+                if let (Some(device), Some(id)) = (device, id) {
+                    self.reconciler.predicted(device, id);
+                }
+            }
+        }
+        self.predictions.write(batch)
+    }
+
+    fn write_windows(&mut self, batch: RecordBatch) -> Result<()> {
+        let windows = WindowMessage::from_batch(&batch)?;
+        let now = Instant::now();
+        for w in &windows {
+            self.reconciler
+                .window(&w.key.source.device_id, w.key.window_id, now);
+        }
+        self.windows.write(window_rows(&self.run_id, &windows)?)
+    }
+
+    /// Seals what is due, counts expired windows, publishes the counts.
+    fn tick(&mut self) -> Result<()> {
+        for table in [&mut self.predictions, &mut self.windows, &mut self.health] {
+            table.flush_if_due()?;
+        }
+        self.reconciler.expire(Instant::now());
+        self.publish();
+        Ok(())
+    }
+
+    fn publish(&self) {
+        let buffered = self.predictions.buffered_rows()
+            + self.windows.buffered_rows()
+            + self.health.buffered_rows();
+        self.counts
+            .buffered
+            .store(buffered as u64, Ordering::Relaxed);
+        self.counts
+            .unpredicted
+            .store(self.reconciler.unpredicted, Ordering::Relaxed);
+    }
+}
+
 impl Writer {
     /// Starts writing the run's tables under `root`.
     pub fn start(root: &Path, run_id: &str, policy: FlushPolicy) -> Result<Self> {
-        let tables = [
-            SchemaName::LogPredictions,
-            SchemaName::LogWindows,
-            SchemaName::LogNodeHealth,
-        ]
-        .map(|table| RollingParquetWriter::new(root, table, run_id, policy));
-        let [predictions, windows, health] = match tables {
-            [Ok(p), Ok(w), Ok(h)] => [p, w, h],
-            [p, w, h] => {
-                let error = [p.err(), w.err(), h.err()].into_iter().flatten().next();
-                return Err(error.expect("one table failed"));
-            }
+        let open = |table| RollingParquetWriter::new(root, table, run_id, policy);
+        let counts = Arc::new(WriterCounts::default());
+        let mut tables = Tables {
+            run_id: run_id.to_string(),
+            predictions: open(SchemaName::LogPredictions)?,
+            windows: open(SchemaName::LogWindows)?,
+            health: open(SchemaName::LogNodeHealth)?,
+            reconciler: Reconciler::new(RECONCILE_HORIZON, MAX_RECONCILED),
+            counts: counts.clone(),
         };
         let (queue, rows) = sync_channel::<Rows>(QUEUE);
-        let buffered = Arc::new(AtomicU64::new(0));
-        let shared = buffered.clone();
-        let run_id = run_id.to_string();
         let tick = policy.flush_interval.min(Duration::from_millis(250));
         let thread = std::thread::spawn(move || -> Result<u64> {
-            let mut tables = [predictions, windows, health];
             loop {
                 match rows.recv_timeout(tick) {
-                    Ok(Rows::Predictions(batch)) => tables[0].write(batch)?,
-                    Ok(Rows::Windows(batch)) => {
-                        let windows = WindowMessage::from_batch(&batch)?;
-                        tables[1].write(window_rows(&run_id, &windows)?)?;
-                    }
-                    Ok(Rows::Health(batch)) => tables[2].write(batch)?,
+                    Ok(message) => tables.write(message)?,
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
-                for table in &mut tables {
-                    table.flush_if_due()?;
-                }
-                shared.store(
-                    tables.iter().map(|t| t.buffered_rows() as u64).sum(),
-                    Ordering::Relaxed,
-                );
+                tables.tick()?;
             }
-            for table in &mut tables {
+            for table in [
+                &mut tables.predictions,
+                &mut tables.windows,
+                &mut tables.health,
+            ] {
                 table.flush()?;
             }
-            Ok(tables[0].rows_written)
+            Ok(tables.predictions.rows_written)
         });
         Ok(Self {
             queue: Some(queue),
             thread: Some(thread),
-            buffered,
+            counts,
         })
     }
 
@@ -103,6 +197,16 @@ impl Writer {
                 .unwrap_or_else(|| DataflowError::Worker("log writer stopped".into())));
         }
         Ok(())
+    }
+
+    /// Counts every window still without a prediction (the inputs ended); returns the
+    /// run's total of unpredicted windows.
+    pub fn end_of_run(&mut self) -> Result<u64> {
+        let (reply, answer) = sync_channel(1);
+        self.send(Rows::EndOfRun(reply))?;
+        answer
+            .recv()
+            .map_err(|_| DataflowError::Worker("log writer stopped".into()))
     }
 
     /// Flushes everything and stops; returns the prediction rows written.

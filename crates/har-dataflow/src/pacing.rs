@@ -30,6 +30,9 @@ pub enum Speed {
     Max,
 }
 
+/// Probes in a row without an acknowledgement after which the graph is taken as gone.
+pub const MAX_UNANSWERED_PROBES: u32 = 5;
+
 /// Flow control settings (used at `max` speed).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FlowSettings {
@@ -72,6 +75,8 @@ pub struct FlowControl {
     last_progress: Instant,
     shedding_since: Option<Instant>,
     last_probe: Instant,
+    last_shed: Instant,
+    unanswered_probes: u32,
     /// Chunks never sent because the graph was stalled.
     pub shed_chunks: u64,
     /// Chunks sent but never acknowledged within the stall timeout (maybe lost downstream).
@@ -90,6 +95,8 @@ impl FlowControl {
             last_progress: now,
             shedding_since: None,
             last_probe: now,
+            last_shed: now,
+            unanswered_probes: 0,
             shed_chunks: 0,
             unacknowledged_chunks: 0,
             stalls: 0,
@@ -106,6 +113,11 @@ impl FlowControl {
         self.shedding_since.is_some()
     }
 
+    /// Whether the graph is taken as gone (probes unanswered): everything is shed at once.
+    pub fn given_up(&self) -> bool {
+        self.unanswered_probes >= MAX_UNANSWERED_PROBES
+    }
+
     /// Everything sent up to `acked_ts_ns` was logged.
     pub fn acknowledge(&mut self, acked_ts_ns: i64, now: Instant) {
         if acked_ts_ns <= self.acked_ts_ns {
@@ -114,6 +126,7 @@ impl FlowControl {
         self.acked_ts_ns = acked_ts_ns;
         self.last_progress = now;
         self.in_flight.retain(|&(ts, _)| ts > acked_ts_ns);
+        self.unanswered_probes = 0;
         if let Some(since) = self.shedding_since.take() {
             tracing::info!(
                 after = ?now.saturating_duration_since(since),
@@ -129,10 +142,18 @@ impl FlowControl {
             return Admit::Send;
         }
         if self.shedding_since.is_some() {
+            if self.given_up() {
+                return Admit::Shed;
+            }
             if now.saturating_duration_since(self.last_probe) >= self.settings.stall {
                 return self.probe(now);
             }
-            return Admit::Shed;
+            let pace = self.settings.stall / self.settings.max_in_flight.max(1) as u32;
+            if now.saturating_duration_since(self.last_shed) >= pace {
+                self.last_shed = now;
+                return Admit::Shed;
+            }
+            return Admit::Wait;
         }
         if now.saturating_duration_since(self.last_progress) >= self.settings.stall {
             self.stalls += 1;
@@ -149,6 +170,14 @@ impl FlowControl {
     /// Gives up on the oldest unacknowledged batch to make room for a probe.
     fn probe(&mut self, now: Instant) -> Admit {
         self.last_probe = now;
+        self.last_shed = now;
+        self.unanswered_probes += 1;
+        if self.given_up() {
+            tracing::error!(
+                probes = self.unanswered_probes,
+                "the graph answers no probe: shedding the rest of the replay"
+            );
+        }
         if let Some((_, chunks)) = self.in_flight.pop_front() {
             self.unacknowledged_chunks += chunks;
         }
@@ -308,18 +337,42 @@ mod tests {
         assert!(flow.shedding());
         assert_eq!((flow.unacknowledged_chunks, flow.stalls), (3, 1));
         flow.sent(30, 3);
-        // Then batches are shed, never waited for, until the next probe.
-        assert_eq!(flow.admit(ms(600)), Admit::Shed);
+        // Then batches are shed at the flow control's pace (2 per 500 ms), until the next
+        // probe.
+        assert_eq!(flow.admit(ms(600)), Admit::Wait);
+        assert_eq!(flow.admit(ms(750)), Admit::Shed);
         flow.shed(4);
-        assert_eq!(flow.admit(ms(999)), Admit::Shed);
-        flow.shed(4);
+        assert_eq!(flow.admit(ms(800)), Admit::Wait);
+        assert_eq!(flow.admit(ms(999)), Admit::Wait);
         assert_eq!(flow.admit(ms(1000)), Admit::Send);
         flow.sent(40, 3);
-        assert_eq!(flow.shed_chunks, 8);
+        assert_eq!(flow.shed_chunks, 4);
         // A restarted graph acknowledges the probe: shedding ends.
         flow.acknowledge(40, ms(1100));
         assert!(!flow.shedding());
         assert_eq!(flow.in_flight(), 0);
         assert_eq!(flow.admit(ms(1100)), Admit::Send);
+    }
+
+    #[test]
+    fn a_graph_that_answers_no_probe_is_given_up_and_the_rest_shed_at_once() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut flow = FlowControl::new(settings(), t0);
+        flow.sent(10, 1);
+        flow.sent(20, 1);
+        let mut probes = 0;
+        let mut t = 500;
+        while !flow.given_up() {
+            if flow.admit(ms(t)) == Admit::Send {
+                probes += 1;
+                flow.sent(t as i64, 1);
+            }
+            t += 10;
+            assert!(t < 10_000, "never gave up");
+        }
+        assert_eq!(probes, MAX_UNANSWERED_PROBES);
+        assert_eq!(flow.admit(ms(t)), Admit::Shed);
+        assert_eq!(flow.admit(ms(t)), Admit::Shed, "no pacing once given up");
     }
 }

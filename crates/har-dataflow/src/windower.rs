@@ -66,6 +66,8 @@ pub struct PreprocessCounters {
     pub out_of_order_samples: u64,
     /// Chunks of modalities the model does not know.
     pub unknown_modality_chunks: u64,
+    /// Forward jumps in a stream's time too long to fill (the track restarted after them).
+    pub time_jumps: u64,
 }
 
 /// One modality of one device on the device's grid.
@@ -95,8 +97,10 @@ struct Device {
 }
 
 impl Device {
+    /// Time of grid instant `k` (saturating at the `i64` limits).
     fn grid_time(&self, k: u64) -> i64 {
-        self.origin_ns + (k as f64 * self.period_ns).round() as i64
+        self.origin_ns
+            .saturating_add((k as f64 * self.period_ns).round() as i64)
     }
 }
 
@@ -185,11 +189,15 @@ impl StreamingPreprocessor {
             return Ok(Vec::new());
         };
         let rate = self.spec.rate_hz.unwrap_or(chunk.sample_rate_hz);
-        if !(rate.is_finite() && rate > 0.0) {
+        if !(rate.is_finite()
+            && rate > 0.0
+            && chunk.sample_rate_hz.is_finite()
+            && chunk.sample_rate_hz > 0.0)
+        {
             return Err(DataflowError::stream(
                 "chunks",
                 "sample_rate_hz",
-                format!("{rate} is not a positive rate"),
+                format!("{} is not a positive rate", chunk.sample_rate_hz),
             ));
         }
         let modality_count = self.spec.modalities.len();
@@ -203,11 +211,27 @@ impl StreamingPreprocessor {
                 tracks: (0..modality_count).map(|_| Track::default()).collect(),
             });
         let max_gap_ns = self.spec.max_gap_periods * 1e9 / chunk.sample_rate_hz;
+        let (length, stride) = (
+            self.spec.window.length as u64,
+            self.spec.window.stride as u64,
+        );
+        let grid = (stride, length + stride);
         for (i, &ts) in chunk.timestamps_ns.iter().enumerate() {
             let values = &chunk.values[i * channels..(i + 1) * channels];
             let label = chunk.labels.as_ref().map_or(UNLABELLED, |l| l[i]);
             self.counters.samples += 1;
-            if !advance(device, m, ts, values, label, chunk.ingest_ts_ns, max_gap_ns) {
+            let advanced = advance(
+                device,
+                m,
+                ts,
+                values,
+                label,
+                chunk.ingest_ts_ns,
+                max_gap_ns,
+                grid,
+                &mut self.counters,
+            );
+            if !advanced {
                 self.counters.out_of_order_samples += 1;
             }
         }
@@ -284,6 +308,14 @@ impl StreamingPreprocessor {
 
 /// Produces every grid sample of modality `m` up to time `ts` from the new source sample;
 /// returns false (and changes nothing) when `ts` does not advance.
+///
+/// Time arithmetic is done in `i128` / `f64`, so no timestamp (up to the `i64` limits) can
+/// overflow. A forward jump longer than `resync_samples` grid samples that could not be
+/// interpolated (the first sample, or a gap over `max_gap_ns`) is not filled in sample by
+/// sample: no window could span it, so the track restarts at the first window boundary after
+/// it (`time_jumps` counts these). The loop therefore produces at most `resync_samples` grid
+/// samples per source sample, whatever the timestamps.
+#[allow(clippy::too_many_arguments)]
 fn advance(
     device: &mut Device,
     m: usize,
@@ -292,6 +324,8 @@ fn advance(
     label: i32,
     ingest_ts_ns: i64,
     max_gap_ns: f64,
+    (stride, resync_samples): (u64, u64),
+    counters: &mut PreprocessCounters,
 ) -> bool {
     if device.tracks[m]
         .last
@@ -300,12 +334,49 @@ fn advance(
     {
         return false;
     }
-    let mut k = device.tracks[m].next_k;
-    let mut t_k = device.grid_time(k);
+    let (origin, period) = (device.origin_ns, device.period_ns);
+    let grid_time = |k: u64| origin as i128 + (k as f64 * period).round() as i128;
+    // The last grid index at or before `ts` (None: `ts` is before the grid's origin).
+    let last_k = {
+        let estimate = ((ts as f64 - origin as f64) / period).floor();
+        if estimate < 0.0 {
+            None
+        } else {
+            let mut k = estimate.min(u64::MAX as f64 / 2.0) as u64;
+            while k > 0 && grid_time(k) > ts as i128 {
+                k -= 1;
+            }
+            while grid_time(k + 1) <= ts as i128 {
+                k += 1;
+            }
+            (grid_time(k) <= ts as i128).then_some(k)
+        }
+    };
     let track = &mut device.tracks[m];
-    while t_k <= ts {
+    let gap_ns = track
+        .last
+        .as_ref()
+        .map_or(f64::INFINITY, |(t0, _, _)| ts as f64 - *t0 as f64);
+    if let Some(last_k) = last_k {
+        let to_produce = (last_k + 1).saturating_sub(track.next_k);
+        if to_produce > resync_samples && gap_ns > max_gap_ns {
+            counters.time_jumps += 1;
+            let next_window = last_k.div_ceil(stride.max(1));
+            let restart_k = next_window.saturating_mul(stride.max(1));
+            track.values.clear();
+            track.valid.clear();
+            track.labels.clear();
+            track.ingest_ts_ns.clear();
+            track.base_k = restart_k;
+            track.next_k = restart_k;
+            track.next_window = track.next_window.max(next_window);
+        }
+    }
+    let mut k = track.next_k;
+    while last_k.is_some_and(|last| k <= last) {
+        let t_k = grid_time(k);
         let (sample_valid, sample_label) = match &track.last {
-            _ if t_k == ts => {
+            _ if t_k == ts as i128 => {
                 track.values.extend_from_slice(values);
                 (true, label)
             }
@@ -316,11 +387,11 @@ fn advance(
                 (false, UNLABELLED)
             }
             Some((t0, v0, l0)) => {
-                let w = ((t_k - t0) as f64 / (ts - t0) as f64) as f32;
+                let w = ((t_k as f64 - *t0 as f64) / gap_ns) as f32;
                 track
                     .values
                     .extend(v0.iter().zip(values).map(|(a, b)| a + (b - a) * w));
-                ((ts - t0) as f64 <= max_gap_ns, *l0)
+                (gap_ns <= max_gap_ns, *l0)
             }
         };
         let row = &track.values[track.values.len() - values.len()..];
@@ -330,7 +401,6 @@ fn advance(
         track.labels.push(sample_label);
         track.ingest_ts_ns.push(ingest_ts_ns);
         k += 1;
-        t_k = device.origin_ns + (k as f64 * device.period_ns).round() as i64;
     }
     track.next_k = k;
     track.last = Some((ts, values.to_vec(), label));

@@ -371,3 +371,64 @@ fn log_files_are_sealed_per_flush_and_numbering_continues() {
         .unwrap_err();
     assert!(err.to_string().contains("log_node_health"), "{err}");
 }
+
+/// A hand-built live-like chunk of one device (1 channel per sample).
+fn chunk(device: &str, modality: &str, channels: u32, timestamps_ns: Vec<i64>) -> SensorChunk {
+    SensorChunk {
+        source: har_core::streams::Source {
+            device_id: device.into(),
+            subject_id: "s".into(),
+            session_id: "live".into(),
+        },
+        modality: modality.into(),
+        chunk_seq: 0,
+        sample_rate_hz: 50.0,
+        channel_count: channels,
+        values: vec![0.5; timestamps_ns.len() * channels as usize],
+        timestamps_ns,
+        labels: None,
+        ingest_ts_ns: 0,
+    }
+}
+
+#[test]
+fn hostile_timestamps_neither_panic_nor_allocate_and_the_device_recovers() {
+    let mut pre = StreamingPreprocessor::new(spec(&[("a", 1)], 10, 10)).unwrap();
+    let period = 20_000_000;
+    let steady = |from: i64, n: i64| (0..n).map(|i| from + i * period).collect::<Vec<_>>();
+    // A device near the bottom of the i64 range, a glitch to its top, more after it.
+    let start = i64::MIN + 5;
+    let windows = pre.push(&chunk("d", "a", 1, steady(start, 25))).unwrap();
+    assert_eq!(windows.len(), 2);
+    let windows = pre
+        .push(&chunk("d", "a", 1, vec![i64::MAX - 3 * period, i64::MAX]))
+        .unwrap();
+    assert!(windows.is_empty());
+    assert_eq!(pre.counters.time_jumps, 1, "the jump restarts the track");
+    // Time that does not advance any more is counted, never looped over.
+    let windows = pre.push(&chunk("d", "a", 1, vec![i64::MAX, 0])).unwrap();
+    assert!(windows.is_empty());
+    assert_eq!(pre.counters.out_of_order_samples, 2);
+
+    // A second device with a long pause (one hour) resumes windowing after it.
+    let hour = 3_600_000_000_000;
+    pre.push(&chunk("e", "a", 1, steady(0, 20))).unwrap();
+    let after = pre.push(&chunk("e", "a", 1, steady(hour, 40))).unwrap();
+    assert!(after.len() >= 3, "{} windows after the pause", after.len());
+    assert!(after.iter().all(|w| w.key.start_ns >= hour));
+    assert_eq!(pre.counters.time_jumps, 2);
+}
+
+#[test]
+fn a_device_with_the_wrong_channel_count_is_rejected_alone() {
+    let mut pre = StreamingPreprocessor::new(spec(&[("a", 3)], 10, 10)).unwrap();
+    let ts = (0..10).map(|i| i * 20_000_000).collect::<Vec<_>>();
+    let err = pre.push(&chunk("bad", "a", 1, ts.clone())).unwrap_err();
+    assert!(
+        err.is_bad_input() && err.to_string().contains("device `bad`"),
+        "{err}"
+    );
+    let windows = pre.push(&chunk("good", "a", 3, ts)).unwrap();
+    assert_eq!(windows.len(), 1);
+    assert_eq!(pre.device_count(), 1, "the rejected device holds no state");
+}

@@ -7,6 +7,10 @@
 //! newest `ingest_ts_ns` logged (sensor-ingest's flow control at `max` speed). At the end of
 //! the stream it logs everything still queued, seals the files, then exits.
 //!
+//! Its health row's `dropped` is the run's end-to-end loss after preprocess: windows logged
+//! with no prediction within 30 s or by the end (`har_dataflow::reconcile`), plus messages of
+//! no log table and batches that did not fit their table.
+//!
 //! Settings (env): `HAR_LOG_DIR`, `HAR_FLUSH_ROWS` (default 16384), `HAR_FLUSH_MS` (default
 //! 2000).
 
@@ -16,6 +20,7 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::Int64Type;
+use har_core::schema::{check_batch, SchemaName};
 use har_dataflow::log_writer::{Rows, Writer};
 use har_dataflow::logsink::{prediction_rows, FlushPolicy};
 use har_dataflow::runtime::{
@@ -89,8 +94,16 @@ impl NodeLogic for Log {
         out.received(batch.num_rows());
         match input.schema() {
             "prediction" => self.log_predictions(out, &batch),
-            "window" => self.writer.send(Rows::Windows(batch)),
-            "log_node_health" => self.writer.send(Rows::Health(batch)),
+            // Checked here: a batch that does not fit its table is rejected in the event
+            // loop (counted), never handed to the writer.
+            "window" => {
+                check_batch(SchemaName::Window, &batch)?;
+                self.writer.send(Rows::Windows(batch))
+            }
+            "log_node_health" => {
+                check_batch(SchemaName::LogNodeHealth, &batch)?;
+                self.writer.send(Rows::Health(batch))
+            }
             other => {
                 self.unroutable += 1;
                 let problem = format!("input `{}`: schema `{other}` has no log table", input.id);
@@ -104,11 +117,23 @@ impl NodeLogic for Log {
         self.writer.send(Rows::Health(row))
     }
 
+    fn finish(&mut self, _out: &mut Outputs<'_>) -> Result<()> {
+        // Inputs ended: windows still without a prediction will never get one.
+        let unpredicted = self.writer.end_of_run()?;
+        if unpredicted > 0 {
+            tracing::warn!(unpredicted, "windows logged without a prediction");
+        }
+        Ok(())
+    }
+
     fn counts(&self) -> LogicCounts {
+        let counts = &self.writer.counts;
         LogicCounts {
-            dropped: self.unroutable,
+            dropped: self.unroutable
+                + counts.unpredicted.load(Ordering::Relaxed)
+                + counts.rejected.load(Ordering::Relaxed),
             degraded: 0,
-            backlog: self.writer.buffered.load(Ordering::Relaxed),
+            backlog: counts.buffered.load(Ordering::Relaxed),
         }
     }
 }

@@ -94,7 +94,7 @@ impl NodeLogic for Preprocess {
         let c = self.preprocessor.counters;
         LogicCounts {
             dropped: self.rejected_chunks + c.unknown_modality_chunks + c.out_of_order_samples,
-            degraded: c.skipped_windows,
+            degraded: c.skipped_windows + c.time_jumps,
             backlog: 0,
         }
     }
