@@ -11,6 +11,7 @@
 
 pub mod dataset;
 pub mod error;
+pub mod fuzz;
 pub mod hash;
 pub mod import;
 pub mod preprocess;

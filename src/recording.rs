@@ -137,7 +137,10 @@ impl ModalityStream {
     /// Duration from the first to one period past the last sample, in seconds.
     pub fn duration_s(&self) -> f64 {
         match (self.timestamps_ns.first(), self.timestamps_ns.last()) {
-            (Some(first), Some(last)) => ((last - first) as f64 + self.info.period_ns()) / 1e9,
+            (Some(&first), Some(&last)) => {
+                // In f64: a span over the i64 range must not overflow.
+                (last as f64 - first as f64 + self.info.period_ns()) / 1e9
+            }
             _ => 0.0,
         }
     }
@@ -523,7 +526,28 @@ pub fn write_parquet(
 }
 
 /// Reads all batches of a Parquet file and its key-value metadata.
+///
+/// The Parquet reader panics on some corrupt files (unsupported physical types, negative
+/// offsets: found by `har fuzz`); such a panic is turned into an error naming the file.
 pub fn read_parquet(
+    path: &Path,
+) -> Result<(Vec<arrow::array::RecordBatch>, BTreeMap<String, String>)> {
+    let read = std::panic::catch_unwind(|| read_parquet_unguarded(path));
+    read.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        Err(HarError::format(
+            path,
+            "Parquet",
+            format!("corrupt file (the reader failed: {message})"),
+        ))
+    })
+}
+
+fn read_parquet_unguarded(
     path: &Path,
 ) -> Result<(Vec<arrow::array::RecordBatch>, BTreeMap<String, String>)> {
     let file = File::open(path).map_err(|e| HarError::io(path, e))?;
@@ -544,4 +568,22 @@ pub fn read_parquet(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| HarError::arrow(path.display().to_string(), e))?;
     Ok((batches, metadata))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recording whose timestamps span the whole i64 range has a duration, not an
+    /// overflow (`har data inspect` sums durations).
+    #[test]
+    fn duration_over_the_i64_range_does_not_overflow() {
+        let stream = ModalityStream {
+            info: ModalityInfo::inertial("acc", 50.0, "g", &["x"]),
+            timestamps_ns: vec![i64::MIN, 0, i64::MAX],
+            values: vec![0.0; 3],
+        };
+        let seconds = stream.duration_s();
+        assert!((seconds - 1.8446744073709552e10).abs() < 1.0, "{seconds}");
+    }
 }

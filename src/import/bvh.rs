@@ -84,6 +84,10 @@ impl<'a> Tokens<'a> {
     }
 }
 
+/// Joints a hierarchy may have (and so the nesting depth of joint blocks, which are parsed
+/// recursively): real skeletons have tens.
+const MAX_JOINTS: usize = 1024;
+
 /// Parses a joint block after its `ROOT`/`JOINT` keyword.
 fn parse_joint(
     tokens: &mut Tokens,
@@ -95,8 +99,15 @@ fn parse_joint(
     tokens.expect("{")?;
     tokens.expect("OFFSET")?;
     let offset = [tokens.number()?, tokens.number()?, tokens.number()?];
+    if joints.len() >= MAX_JOINTS {
+        return Err(tokens.error(format!("more than {MAX_JOINTS} joints")));
+    }
     tokens.expect("CHANNELS")?;
-    let n = tokens.number()? as usize;
+    let declared = tokens.number()?;
+    if !(declared.fract() == 0.0 && (0.0..=6.0).contains(&declared)) {
+        return Err(tokens.error(format!("CHANNELS {declared}: a joint has 0 to 6 channels")));
+    }
+    let n = declared as usize;
     let mut channels = Vec::with_capacity(n);
     for _ in 0..n {
         let word = tokens.next()?;
@@ -178,12 +189,21 @@ pub fn parse_bvh(path: &Path, text: &str) -> Result<Bvh> {
         })?;
         super::parse_f64(path, || format!("line {n}, {key}"), value)
     };
-    let frame_count = header_value("Frames:")? as usize;
+    let declared_frames = header_value("Frames:")?;
+    if !(declared_frames.fract() == 0.0 && declared_frames >= 0.0) {
+        return Err(HarError::format(
+            path,
+            "Frames",
+            format!("{declared_frames} is not a frame count"),
+        ));
+    }
+    // The count only checks the motion lines; memory follows the lines really there.
+    let frame_count = declared_frames.min(usize::MAX as f64) as usize;
     let frame_time_s = header_value("Frame Time:")?;
     if frame_time_s.is_nan() || frame_time_s <= 0.0 {
         return Err(HarError::format(path, "Frame Time", "must be positive"));
     }
-    let mut frames = Vec::with_capacity(frame_count);
+    let mut frames = Vec::new();
     for (n, line) in lines {
         let values = line
             .split_whitespace()

@@ -72,9 +72,15 @@ fn parse_file_name(path: &Path) -> Option<(u32, u32)> {
 
 /// Reads one extracted HAPT CSV into a recording.
 pub fn read_csv(path: &Path) -> Result<Recording> {
+    let text = std::fs::read_to_string(path).map_err(|e| HarError::io(path, e))?;
+    parse_csv(path, &text)
+}
+
+/// Parses the text of a HAPT CSV file named `path` (`userUU_recRR.csv`); errors name the
+/// file, line and column.
+pub fn parse_csv(path: &Path, text: &str) -> Result<Recording> {
     let (user, rec) = parse_file_name(path)
         .ok_or_else(|| HarError::format(path, "file name", "expected userUU_recRR.csv"))?;
-    let text = std::fs::read_to_string(path).map_err(|e| HarError::io(path, e))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines
         .next()

@@ -111,6 +111,11 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Largest ratio of inflated to compressed size accepted (zlib's own maximum is ~1032).
+const MAX_INFLATION: u64 = 1100;
+/// Largest inflated element accepted (4 GiB).
+const MAX_INFLATED: u64 = 4 << 30;
+
 fn ty_is_compressed(ty: u32) -> bool {
     ty == MI_COMPRESSED
 }
@@ -175,8 +180,14 @@ fn parse_matrix(cur: &mut Cursor) -> Result<Option<MatArray>> {
     let (dims_ty, dims_data) = cur.element()?;
     let dims: Vec<usize> = numbers(cur.path, dims_ty, dims_data, cur.big_endian, "dimensions")?
         .into_iter()
-        .map(|d| d as usize)
-        .collect();
+        .map(|d| {
+            if d.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&d) {
+                Ok(d as usize)
+            } else {
+                Err(cur.error(format!("dimension {d} is not a size")))
+            }
+        })
+        .collect::<Result<_>>()?;
     let (_, name) = cur.element()?;
     let name = String::from_utf8_lossy(name).into_owned();
     if !NUMERIC_CLASSES.contains(&class) {
@@ -185,8 +196,8 @@ fn parse_matrix(cur: &mut Cursor) -> Result<Option<MatArray>> {
     let (ty, data) = cur.element()?;
     let place = format!("variable `{name}`");
     let data = numbers(cur.path, ty, data, cur.big_endian, &place)?;
-    let expected: usize = dims.iter().product();
-    if data.len() != expected {
+    let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if expected != Some(data.len()) {
         return Err(HarError::format(
             cur.path,
             place,
@@ -203,6 +214,7 @@ fn parse_elements(
     big_endian: bool,
     base: usize,
     out: &mut Vec<MatArray>,
+    depth: usize,
 ) -> Result<()> {
     let mut cur = Cursor {
         path,
@@ -216,17 +228,31 @@ fn parse_elements(
         let (ty, data) = cur.element()?;
         match ty {
             MI_COMPRESSED => {
+                let place = format!("compressed element at byte {}", base + at);
+                if depth >= 1 {
+                    return Err(HarError::format(
+                        path,
+                        place,
+                        "compressed inside compressed",
+                    ));
+                }
+                // zlib inflates at most ~1032×: more is a bomb, not data.
+                let limit = (data.len() as u64)
+                    .saturating_mul(MAX_INFLATION)
+                    .min(MAX_INFLATED);
                 let mut inflated = Vec::new();
                 flate2::read::ZlibDecoder::new(data)
+                    .take(limit + 1)
                     .read_to_end(&mut inflated)
-                    .map_err(|e| {
-                        HarError::format(
-                            path,
-                            format!("compressed element at byte {}", base + at),
-                            e.to_string(),
-                        )
-                    })?;
-                parse_elements(path, &inflated, big_endian, base + at, out)?;
+                    .map_err(|e| HarError::format(path, &place, e.to_string()))?;
+                if inflated.len() as u64 > limit {
+                    return Err(HarError::format(
+                        path,
+                        place,
+                        format!("inflates past {limit} bytes from {}", data.len()),
+                    ));
+                }
+                parse_elements(path, &inflated, big_endian, base + at, out, depth + 1)?;
             }
             MI_MATRIX => {
                 let mut inner = Cursor {
@@ -286,6 +312,7 @@ pub fn parse_mat(path: &Path, bytes: &[u8]) -> Result<Vec<MatArray>> {
         big_endian,
         HEADER_LEN,
         &mut arrays,
+        0,
     )?;
     Ok(arrays)
 }

@@ -69,6 +69,9 @@ pub struct AlignedRecording {
 /// beyond it a recording's span is refused rather than allocated.
 pub const MAX_GRID_PER_SAMPLE: usize = 64;
 
+/// Highest alignment rate accepted (1 MHz: far above any wearable or camera).
+pub const MAX_RATE_HZ: f64 = 1e6;
+
 /// Aligns a recording's modalities onto a common clock and applies the gap/NaN policy.
 /// A span that overflows i64, or a grid longer than [`MAX_GRID_PER_SAMPLE`] instants per
 /// received sample, is an error naming the recording.
@@ -81,11 +84,11 @@ pub fn align(recording: &Recording, config: &AlignConfig) -> Result<AlignedRecor
             .map(|s| s.info.sample_rate_hz)
             .fold(0.0, f64::max)
     });
-    if !(rate_hz.is_finite() && rate_hz > 0.0) {
+    if !(rate_hz.is_finite() && rate_hz > 0.0 && rate_hz <= MAX_RATE_HZ) {
         return Err(HarError::invalid(
             &recording.id,
             "rate_hz",
-            format!("{rate_hz} is not a positive rate"),
+            format!("{rate_hz} is not a rate in (0, {MAX_RATE_HZ}] Hz"),
         ));
     }
     let nonempty = recording.streams.iter().all(|s| !s.is_empty());
@@ -187,11 +190,12 @@ fn resample(
             out.extend_from_slice(stream.sample(j));
             continue;
         }
-        let (t0, t1) = (ts[j], ts[j + 1]);
-        if (t1 - t0) as f64 > max_gap_ns {
+        // In f64: differences of timestamps far apart must not overflow.
+        let (t0, t1) = (ts[j] as f64, ts[j + 1] as f64);
+        if t1 - t0 > max_gap_ns {
             valid[k] = false;
         }
-        let w = ((t - t0) as f64 / (t1 - t0) as f64) as f32;
+        let w = ((t as f64 - t0) / (t1 - t0)) as f32;
         let (a, b) = (stream.sample(j), stream.sample(j + 1));
         out.extend(a.iter().zip(b).map(|(x0, x1)| x0 + (x1 - x0) * w));
     }

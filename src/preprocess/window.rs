@@ -53,6 +53,16 @@ impl WindowConfig {
                 "must be positive",
             ));
         }
+        if self.length > MAX_WINDOW || self.stride > MAX_WINDOW {
+            return Err(HarError::invalid(
+                "window config",
+                "length/stride",
+                format!(
+                    "{} / {} samples: at most {MAX_WINDOW} (a window is one model input)",
+                    self.length, self.stride
+                ),
+            ));
+        }
         if let LabelPolicy::Majority { min_fraction } = self.label_policy {
             if !(min_fraction > 0.0 && min_fraction <= 1.0) {
                 return Err(HarError::invalid(
@@ -65,6 +75,10 @@ impl WindowConfig {
         Ok(())
     }
 }
+
+/// Longest window or stride, in grid samples (about 5.8 hours at 50 Hz; models take
+/// seconds).
+pub const MAX_WINDOW: usize = 1 << 20;
 
 /// The label of a window under `policy`, or `None` when the window is left out.
 pub fn window_label(labels: &[i32], policy: LabelPolicy) -> Option<i32> {

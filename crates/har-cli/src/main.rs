@@ -2,6 +2,7 @@
 //! dataflow itself: datasets, training, evaluation and SQL over the dataflow's logs.
 
 mod data;
+mod fuzz;
 mod model;
 mod plot;
 mod sql;
@@ -32,6 +33,8 @@ enum Command {
     Eval(model::EvalArgs),
     /// Query the dataflow's log tables (predictions, windows, node_health) in SQL.
     Sql(sql::SqlArgs),
+    /// Fuzz the file parsers (recording, .ts, MAT, BVH, HAPT CSV) with mutated inputs.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> Result<()> {
@@ -47,5 +50,6 @@ fn main() -> Result<()> {
         Command::Distill(args) => model::distill_command(&args),
         Command::Eval(args) => model::eval_command(&args),
         Command::Sql(args) => sql::sql_command(&args),
+        Command::Fuzz(args) => fuzz::fuzz_command(&args),
     }
 }
