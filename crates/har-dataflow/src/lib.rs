@@ -17,6 +17,7 @@
 pub mod aligner;
 pub mod dora_io;
 pub mod error;
+pub mod faults;
 pub mod health;
 pub mod inference;
 pub mod live;

@@ -17,6 +17,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 
 use crate::error::Result;
+use crate::faults::FaultInjector;
 use crate::replay::Replay;
 use crate::runtime::{Input, LogicCounts, NodeLogic, NodeRuntime, Outputs, RunSummary};
 use crate::settings::now_ns;
@@ -42,6 +43,8 @@ pub struct FlowSettings {
     pub max_in_flight: usize,
     /// Without an acknowledgement for this long, the replay sheds.
     pub stall: Duration,
+    /// At real time: the largest lag (age of the oldest unacknowledged batch) admitted.
+    pub max_lag: Duration,
 }
 
 impl Default for FlowSettings {
@@ -50,6 +53,7 @@ impl Default for FlowSettings {
             batch: Duration::from_secs(1),
             max_in_flight: 4,
             stall: Duration::from_secs(2),
+            max_lag: Duration::from_secs(10),
         }
     }
 }
@@ -195,6 +199,74 @@ impl FlowControl {
     }
 }
 
+/// Admission by lag for sources that cannot wait (real time).
+#[derive(Debug)]
+pub struct LagAdmission {
+    max_lag: Duration,
+    /// Send time and `ingest_ts_ns` of every unacknowledged batch, oldest first.
+    in_flight: VecDeque<(Instant, i64)>,
+    acked_ts_ns: i64,
+    shed_until: Option<Instant>,
+    /// Times the lag went past the limit.
+    pub overloads: u64,
+}
+
+impl LagAdmission {
+    /// Admits batches while the lag stays under `max_lag`.
+    pub fn new(max_lag: Duration) -> Self {
+        Self {
+            max_lag,
+            in_flight: VecDeque::new(),
+            acked_ts_ns: i64::MIN,
+            shed_until: None,
+            overloads: 0,
+        }
+    }
+
+    /// Everything sent up to `acked_ts_ns` was logged.
+    pub fn acknowledge(&mut self, acked_ts_ns: i64) {
+        if acked_ts_ns > self.acked_ts_ns {
+            self.acked_ts_ns = acked_ts_ns;
+            self.in_flight.retain(|&(_, ts)| ts > acked_ts_ns);
+        }
+    }
+
+    /// The age of the oldest unacknowledged batch at `now`.
+    pub fn lag(&self, now: Instant) -> Duration {
+        self.in_flight.front().map_or(Duration::ZERO, |(sent, _)| {
+            now.saturating_duration_since(*sent)
+        })
+    }
+
+    /// Whether the next batch is sent (`Send`) or shed (`Shed`) at `now`.
+    pub fn admit(&mut self, now: Instant) -> Admit {
+        if let Some(until) = self.shed_until {
+            if now < until {
+                return Admit::Shed;
+            }
+            self.shed_until = None;
+            tracing::info!("admitting again after shedding");
+        }
+        if self.lag(now) > self.max_lag {
+            self.overloads += 1;
+            self.shed_until = Some(now + self.max_lag / 2);
+            // What is in flight is left to the graph; the lag is measured afresh after.
+            self.in_flight.clear();
+            tracing::warn!(
+                max_lag = ?self.max_lag,
+                "the graph lags behind real time: shedding (counted) to let it drain"
+            );
+            return Admit::Shed;
+        }
+        Admit::Send
+    }
+
+    /// A batch stamped `ingest_ts_ns` was sent at `now`.
+    pub fn sent(&mut self, now: Instant, ingest_ts_ns: i64) {
+        self.in_flight.push_back((now, ingest_ts_ns));
+    }
+}
+
 /// sensor-ingest's inputs: `progress` acknowledgements from the log node.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -233,9 +305,11 @@ pub fn run_replay(
     mut replay: Replay,
     speed: Speed,
     flow: FlowSettings,
+    mut faults: Option<FaultInjector>,
 ) -> Result<RunSummary> {
     let mut progress = Progress::default();
     let mut control = FlowControl::new(flow, Instant::now());
+    let mut lag = LagAdmission::new(flow.max_lag);
     let batch_ns = i64::try_from(flow.batch.as_nanos()).unwrap_or(i64::MAX);
     let started = Instant::now();
     let mut replay_ns = 0i64;
@@ -247,6 +321,12 @@ pub fn run_replay(
                 runtime.poll_until(&mut progress, wall)?;
                 let elapsed = started.elapsed().as_secs_f64() * factor * 1e9;
                 replay_ns = (elapsed.min(i64::MAX as f64) as i64).max(due);
+                if let Some(acked) = progress.acked_ts_ns {
+                    lag.acknowledge(acked);
+                }
+                if !progress.closed {
+                    admit = lag.admit(Instant::now());
+                }
             }
             Speed::Max => {
                 loop {
@@ -271,6 +351,9 @@ pub fn run_replay(
             break;
         }
         let mut chunks = replay.take_until(replay_ns);
+        if let Some(faults) = &mut faults {
+            chunks = faults.apply(chunks, replay_ns);
+        }
         let count = chunks.len() as u64;
         if admit == Admit::Shed {
             control.shed(count);
@@ -278,7 +361,10 @@ pub fn run_replay(
             let now = now_ns();
             chunks.iter_mut().for_each(|c| c.ingest_ts_ns = now);
             runtime.outputs().send("chunks", &chunks)?;
-            control.sent(now, count);
+            match speed {
+                Speed::Max => control.sent(now, count),
+                Speed::Factor(_) => lag.sent(Instant::now(), now),
+            }
         }
         progress.counts = LogicCounts {
             dropped: control.shed_chunks,
@@ -292,8 +378,12 @@ pub fn run_replay(
         shed_chunks = control.shed_chunks,
         unacknowledged_chunks = control.unacknowledged_chunks,
         stalls = control.stalls,
+        overloads = lag.overloads,
         "replay finished"
     );
+    if let Some(faults) = &faults {
+        tracing::info!(injected = ?faults.counts, "faults injected (synthetic)");
+    }
     runtime.finish(&mut progress)
 }
 
@@ -306,7 +396,29 @@ mod tests {
             batch: Duration::from_millis(100),
             max_in_flight: 2,
             stall: Duration::from_millis(500),
+            max_lag: Duration::from_secs(1),
         }
+    }
+
+    #[test]
+    fn real_time_admission_sheds_past_the_lag_limit_then_admits_again() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut lag = LagAdmission::new(Duration::from_secs(1));
+        for (i, t) in [0, 100, 200].into_iter().enumerate() {
+            assert_eq!(lag.admit(ms(t)), Admit::Send);
+            lag.sent(ms(t), i as i64);
+        }
+        // Acknowledged up to the second batch: the lag is the third's age.
+        lag.acknowledge(1);
+        assert_eq!(lag.lag(ms(700)), Duration::from_millis(500));
+        assert_eq!(lag.admit(ms(1200)), Admit::Send);
+        // Over the limit: shed for half of it, then send again.
+        assert_eq!(lag.admit(ms(1201)), Admit::Shed);
+        assert_eq!(lag.overloads, 1);
+        assert_eq!(lag.admit(ms(1600)), Admit::Shed);
+        assert_eq!(lag.admit(ms(1701)), Admit::Send);
+        assert_eq!(lag.lag(ms(1701)), Duration::ZERO, "measured afresh");
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! `HAR_COPIES` (devices per recording), `HAR_SPEED` (`1` = real time, `N` = N× real time,
 //! `max` = as fast as the graph takes it), `HAR_CHUNK_SAMPLES`, `HAR_STAGGER_MS`,
 //! `HAR_DROP_MODALITIES`, `HAR_LAPS` (play each recording N times back to back),
-//! `HAR_BATCH_MS`, `HAR_MAX_IN_FLIGHT` and `HAR_STALL_MS` (flow control at `max`);
+//! `HAR_BATCH_MS`, `HAR_MAX_IN_FLIGHT` and `HAR_STALL_MS` (flow control at `max`),
+//! `HAR_MAX_LAG_MS` (admission at real time: default 10000); synthetic faults for soak runs:
+//! `HAR_FAULT_CORRUPT`, `HAR_FAULT_FLAP`, `HAR_FAULT_SEED` (`har_dataflow::faults`);
 //! live: `HAR_LIVE_RATE_HZ`, `HAR_LIVE_MAX_LINE_BYTES` (4096), `HAR_LIVE_MAX_CLIENTS` (64),
 //! `HAR_LIVE_MAX_LINES_PER_S` (20000 per connection), `HAR_LIVE_MAX_STREAMS` (4096).
 
@@ -17,6 +19,7 @@ use std::time::Duration;
 
 use har_core::dataset::{Dataset, Split};
 use har_core::recording::Recording;
+use har_dataflow::faults::{FaultInjector, Flap};
 use har_dataflow::live::{run_live, LiveChunker};
 use har_dataflow::live_server::{LiveLimits, LiveServer};
 use har_dataflow::pacing::{run_replay, FlowSettings, Speed};
@@ -43,8 +46,10 @@ pub enum SourceSettings {
         config: ReplayConfig,
         /// Pace.
         speed: Speed,
-        /// Flow control at `max` speed.
+        /// Flow control at `max` speed, admission at real time.
         flow: FlowSettings,
+        /// Synthetic faults injected into the replay (soak and chaos runs).
+        faults: Option<FaultSettings>,
     },
     /// Live CSV lines.
     Live {
@@ -59,6 +64,17 @@ pub enum SourceSettings {
         /// Open (device, modality) streams at most.
         max_streams: usize,
     },
+}
+
+/// Synthetic faults for soak runs (`har_dataflow::faults`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultSettings {
+    /// Share of chunks corrupted.
+    pub corrupt: f64,
+    /// A modality going silent periodically.
+    pub flap: Option<Flap>,
+    /// Random seed.
+    pub seed: u64,
 }
 
 /// The node's settings, read once at start.
@@ -144,7 +160,12 @@ impl Settings {
                         10_000,
                     )?,
                     stall: nonzero("HAR_STALL_MS", settings::millis("HAR_STALL_MS", 2000.0)?)?,
+                    max_lag: nonzero(
+                        "HAR_MAX_LAG_MS",
+                        settings::millis("HAR_MAX_LAG_MS", 10_000.0)?,
+                    )?,
                 },
+                faults: fault_settings()?,
             }
         } else {
             let defaults = LiveLimits::default();
@@ -183,6 +204,21 @@ impl Settings {
         };
         Ok(Self { source })
     }
+}
+
+fn fault_settings() -> Result<Option<FaultSettings>> {
+    let corrupt: f64 = settings::parse_or("HAR_FAULT_CORRUPT", 0.0)?;
+    let flap = settings::var("HAR_FAULT_FLAP")
+        .map(|f| Flap::parse(&f))
+        .transpose()?;
+    if corrupt == 0.0 && flap.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(FaultSettings {
+        corrupt,
+        flap,
+        seed: settings::parse_or("HAR_FAULT_SEED", 1)?,
+    }))
 }
 
 fn nonzero(name: &str, value: Duration) -> Result<Duration> {
@@ -238,14 +274,22 @@ pub fn run(runtime: NodeRuntime, settings: &Settings) -> Result<RunSummary> {
             config,
             speed,
             flow,
+            faults,
         } => {
             let replay = Replay::new(recordings(dataset, wanted)?, config)?;
+            let faults = faults
+                .as_ref()
+                .map(|f| FaultInjector::new(f.corrupt, f.flap.clone(), f.seed))
+                .transpose()?;
+            if faults.is_some() {
+                tracing::warn!(?faults, "injecting synthetic faults");
+            }
             tracing::info!(
                 streams = replay.streams(),
                 samples = replay.remaining_samples(),
                 "replaying"
             );
-            run_replay(runtime, replay, *speed, *flow)
+            run_replay(runtime, replay, *speed, *flow, faults)
         }
         SourceSettings::Live {
             source,
