@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Plays a recording of the recording format as live CSV sample lines, the input format of
-sensor-ingest's live source (HAR_SOURCE=stdin or tcp:HOST:PORT):
+sensor-ingest's live source (HAR_SOURCE=stdin, tcp:PORT or tcp:HOST:PORT):
 
     device_id,subject_id,modality,timestamp_ns,v1,...,vC
 

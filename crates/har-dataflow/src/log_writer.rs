@@ -104,9 +104,10 @@ impl Tables {
             .column_by_name("window_id")
             .and_then(|c| c.as_primitive_opt::<UInt64Type>());
         if let (Some(devices), Some(ids)) = (devices, ids) {
+            let now = Instant::now();
             for (device, id) in devices.iter().zip(ids.iter()) {
                 if let (Some(device), Some(id)) = (device, id) {
-                    self.reconciler.predicted(device, id);
+                    self.reconciler.predicted(device, id, now);
                 }
             }
         }

@@ -20,6 +20,10 @@ pub struct Reconciler {
     max_pending: usize,
     pending: HashMap<WindowRef, Instant>,
     order: VecDeque<(WindowRef, Instant)>,
+    /// Windows predicted before (one of) their window rows arrived: a late row of another
+    /// modality must not count them as waiting.
+    predicted_early: HashMap<WindowRef, Instant>,
+    early_order: VecDeque<(WindowRef, Instant)>,
     /// Windows counted as never predicted.
     pub unpredicted: u64,
 }
@@ -32,6 +36,8 @@ impl Reconciler {
             max_pending: max_pending.max(1),
             pending: HashMap::new(),
             order: VecDeque::new(),
+            predicted_early: HashMap::new(),
+            early_order: VecDeque::new(),
             unpredicted: 0,
         }
     }
@@ -44,7 +50,7 @@ impl Reconciler {
     /// A window was logged at `now` (each modality's row reports it; counted once).
     pub fn window(&mut self, device_id: &str, window_id: u64, now: Instant) {
         let key = (device_id.to_string(), window_id);
-        if self.pending.contains_key(&key) {
+        if self.pending.contains_key(&key) || self.predicted_early.contains_key(&key) {
             return;
         }
         if self.pending.len() >= self.max_pending {
@@ -54,13 +60,32 @@ impl Reconciler {
         self.order.push_back((key, now));
     }
 
-    /// A prediction of the window arrived.
-    pub fn predicted(&mut self, device_id: &str, window_id: u64) {
-        self.pending.remove(&(device_id.to_string(), window_id));
+    /// A prediction of the window arrived at `now` (remembered for the horizon, so the rows of
+    /// modalities that reach the log after it do not wait for another).
+    pub fn predicted(&mut self, device_id: &str, window_id: u64, now: Instant) {
+        let key = (device_id.to_string(), window_id);
+        self.pending.remove(&key);
+        if self.predicted_early.len() >= self.max_pending {
+            if let Some((oldest, _)) = self.early_order.pop_front() {
+                self.predicted_early.remove(&oldest);
+            }
+        }
+        if self.predicted_early.insert(key.clone(), now).is_none() {
+            self.early_order.push_back((key, now));
+        }
     }
 
-    /// Counts the windows older than the horizon at `now`.
+    /// Counts the windows older than the horizon at `now`, forgets predictions that old.
     pub fn expire(&mut self, now: Instant) {
+        while let Some((key, since)) = self.early_order.front() {
+            if now.saturating_duration_since(*since) < self.horizon {
+                break;
+            }
+            if self.predicted_early.get(key) == Some(since) {
+                self.predicted_early.remove(key);
+            }
+            self.early_order.pop_front();
+        }
         while let Some((_, since)) = self.order.front() {
             if now.saturating_duration_since(*since) < self.horizon {
                 break;
@@ -101,9 +126,10 @@ mod tests {
             r.window("d", id, t0);
             r.window("d", id, t0); // the other modality's row
         }
-        r.predicted("d", 0);
-        r.predicted("d", 2);
-        r.predicted("x", 9); // unknown: ignored
+        r.predicted("d", 0, t0);
+        r.predicted("d", 2, t0);
+        r.predicted("x", 9, t0); // before its rows: they will not wait
+        r.window("x", 9, t0 + s(1));
         r.expire(t0 + s(9));
         assert_eq!((r.unpredicted, r.pending()), (0, 2));
         r.window("d", 4, t0 + s(9));
@@ -119,7 +145,7 @@ mod tests {
         let mut r = Reconciler::new(Duration::from_secs(60), 2);
         r.window("d", 0, t0);
         r.window("d", 1, t0);
-        r.predicted("d", 0);
+        r.predicted("d", 0, t0);
         r.window("d", 2, t0);
         r.window("d", 3, t0);
         assert_eq!((r.unpredicted, r.pending()), (1, 2));

@@ -63,6 +63,36 @@ pub fn warn_rejected(what: &str, count: u64, error: &dyn std::fmt::Display) {
     }
 }
 
+/// Rejections of one kind of item (a chunk, a window) inside a message: the item is dropped,
+/// counted and logged (rate-limited); the rest of the message goes on.
+#[derive(Debug)]
+pub struct Rejections {
+    what: &'static str,
+    /// Items rejected so far.
+    pub count: u64,
+}
+
+impl Rejections {
+    /// Rejections of items called `what` in the log.
+    pub fn new(what: &'static str) -> Self {
+        Self { what, count: 0 }
+    }
+
+    /// Passes a result through: a bad-input error becomes `None` (counted), any other error
+    /// is returned.
+    pub fn check<T>(&mut self, result: Result<T>) -> Result<Option<T>> {
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.is_bad_input() => {
+                self.count += 1;
+                warn_rejected(self.what, self.count, &e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// What a node does with its events; [`NodeRuntime::run`] owns the loop.
 pub trait NodeLogic {
     /// Handles one input message. An error for which [`DataflowError::is_bad_input`] holds

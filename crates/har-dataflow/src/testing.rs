@@ -101,6 +101,24 @@ impl Script {
         Ok(self)
     }
 
+    /// Empty messages on `input` every `every_s` until `until_s`. dora's testing mode blocks
+    /// a node's wait until the next scripted event, so a source that paces itself (waits with
+    /// a timeout) needs events to wake it; nodes ignore empty messages of no schema.
+    pub fn ticks(&mut self, input: &str, every_s: f64, until_s: f64) -> &mut Self {
+        let steps = (until_s / every_s).max(0.0) as usize;
+        for i in 1..=steps {
+            self.event(
+                i as f64 * every_s,
+                IncomingEvent::Input {
+                    id: DataId::from(input.to_string()),
+                    metadata: None,
+                    data: None,
+                },
+            );
+        }
+        self
+    }
+
     /// `input` closes at `at_s`.
     pub fn close(&mut self, at_s: f64, input: &str) -> &mut Self {
         self.event(

@@ -5,43 +5,14 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use har_core::fuzz::mutate;
-use har_core::preprocess::normalize::{ChannelStats, Normalizer};
-use har_core::preprocess::{LabelPolicy, WindowConfig};
 use har_core::rng::Rng;
 use har_dataflow::live::{parse_line, LiveChunker};
-use har_dataflow::windower::{ModalitySetup, StreamingPreprocessor, StreamingSpec};
+use har_dataflow::windower::StreamingPreprocessor;
+
+mod common;
 
 fn preprocessor() -> StreamingPreprocessor {
-    let modalities = [("acc", 3), ("gyro", 3)];
-    StreamingPreprocessor::new(StreamingSpec {
-        modalities: modalities
-            .iter()
-            .map(|(name, c)| ModalitySetup {
-                name: name.to_string(),
-                channels: *c,
-                skeleton: None,
-            })
-            .collect(),
-        rate_hz: Some(50.0),
-        window: WindowConfig {
-            length: 8,
-            stride: 4,
-            label_policy: LabelPolicy::Pure,
-        },
-        max_gap_periods: 2.5,
-        normalizer: Normalizer {
-            modalities: modalities
-                .iter()
-                .map(|(name, c)| ChannelStats {
-                    modality: name.to_string(),
-                    channel_names: (0..*c).map(|i| i.to_string()).collect(),
-                    mean: vec![0.0; *c],
-                    std: vec![1.0; *c],
-                })
-                .collect(),
-        },
-    })
-    .unwrap()
+    StreamingPreprocessor::new(common::spec(&[("acc", 3), ("gyro", 3)], 8, 4)).unwrap()
 }
 
 #[test]

@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray, UInt64Array};
 use har_core::dataset::Dataset;
-use har_core::preprocess::normalize::{ChannelStats, Normalizer};
-use har_core::preprocess::{align, AlignConfig, LabelPolicy, WindowConfig};
+use har_core::preprocess::{align, AlignConfig};
 use har_core::recording::{ModalityInfo, ModalityStream, Recording};
 use har_core::schema::{build_batch, SchemaName};
 use har_core::streams::{SensorChunk, WindowMessage};
 use har_dataflow::logsink::{FlushPolicy, RollingParquetWriter};
 use har_dataflow::replay::{Replay, ReplayConfig};
-use har_dataflow::windower::{ModalitySetup, StreamingPreprocessor, StreamingSpec};
+use har_dataflow::windower::StreamingPreprocessor;
+
+mod common;
+use common::spec;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -24,42 +26,6 @@ fn repo() -> PathBuf {
 fn shipped_recording() -> Recording {
     let dataset = Dataset::open(&repo().join("samples/hapt-user02")).unwrap();
     dataset.read(&dataset.manifest.recordings[0]).unwrap()
-}
-
-/// Identity standardisation for `channels` channels of each named modality.
-fn identity(modalities: &[(&str, usize)]) -> Normalizer {
-    Normalizer {
-        modalities: modalities
-            .iter()
-            .map(|(name, c)| ChannelStats {
-                modality: name.to_string(),
-                channel_names: (0..*c).map(|i| i.to_string()).collect(),
-                mean: vec![0.0; *c],
-                std: vec![1.0; *c],
-            })
-            .collect(),
-    }
-}
-
-fn spec(modalities: &[(&str, usize)], length: usize, stride: usize) -> StreamingSpec {
-    StreamingSpec {
-        modalities: modalities
-            .iter()
-            .map(|(name, c)| ModalitySetup {
-                name: name.to_string(),
-                channels: *c,
-                skeleton: None,
-            })
-            .collect(),
-        rate_hz: Some(50.0),
-        window: WindowConfig {
-            length,
-            stride,
-            label_policy: LabelPolicy::Pure,
-        },
-        max_gap_periods: 2.5,
-        normalizer: identity(modalities),
-    }
 }
 
 /// Streams every chunk of a replay through a preprocessor.

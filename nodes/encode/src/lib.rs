@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use har_core::streams::WindowMessage;
 use har_dataflow::inference::StreamModel;
 use har_dataflow::runtime::{
-    warn_rejected, Input, LogicCounts, NodeLogic, NodeRuntime, Outputs, RunSummary,
+    Input, LogicCounts, NodeLogic, NodeRuntime, Outputs, Rejections, RunSummary,
 };
 use har_dataflow::settings::{self, now_ns};
 use har_dataflow::{DataflowError, Result};
@@ -44,7 +44,7 @@ impl Settings {
 pub struct Encode {
     model: StreamModel,
     modality: usize,
-    rejected_windows: u64,
+    rejected: Rejections,
 }
 
 impl Encode {
@@ -55,7 +55,7 @@ impl Encode {
         Ok(Self {
             model,
             modality,
-            rejected_windows: 0,
+            rejected: Rejections::new("window"),
         })
     }
 }
@@ -67,17 +67,10 @@ impl NodeLogic for Encode {
         let mut tokens = Vec::with_capacity(windows.len());
         for window in &windows {
             // One window at a time: a malformed window is rejected alone.
-            match self
+            let encoded = self
                 .model
-                .encode(self.modality, std::slice::from_ref(window))
-            {
-                Ok(token) => tokens.extend(token),
-                Err(e) if e.is_bad_input() => {
-                    self.rejected_windows += 1;
-                    warn_rejected("window", self.rejected_windows, &e);
-                }
-                Err(e) => return Err(e),
-            }
+                .encode(self.modality, std::slice::from_ref(window));
+            tokens.extend(self.rejected.check(encoded)?.into_iter().flatten());
         }
         let now = now_ns();
         tokens.iter_mut().for_each(|t| t.encode_ts_ns = now);
@@ -86,7 +79,7 @@ impl NodeLogic for Encode {
 
     fn counts(&self) -> LogicCounts {
         LogicCounts {
-            dropped: self.rejected_windows,
+            dropped: self.rejected.count,
             ..LogicCounts::default()
         }
     }

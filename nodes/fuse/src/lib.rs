@@ -16,7 +16,7 @@ use har_core::streams::{PredictionMessage, TokenMessage};
 use har_dataflow::aligner::{Aligner, ReadyWindow};
 use har_dataflow::inference::StreamModel;
 use har_dataflow::runtime::{
-    warn_rejected, Input, LogicCounts, NodeLogic, NodeRuntime, Outputs, RunSummary,
+    Input, LogicCounts, NodeLogic, NodeRuntime, Outputs, Rejections, RunSummary,
 };
 use har_dataflow::settings::{self, now_ns};
 use har_dataflow::Result;
@@ -48,7 +48,7 @@ pub struct Fuse {
     model: StreamModel,
     aligner: Aligner,
     ready: Vec<ReadyWindow>,
-    rejected_windows: u64,
+    rejected: Rejections,
 }
 
 impl Fuse {
@@ -62,7 +62,7 @@ impl Fuse {
             model,
             aligner,
             ready: Vec::new(),
-            rejected_windows: 0,
+            rejected: Rejections::new("window"),
         })
     }
 
@@ -71,14 +71,7 @@ impl Fuse {
         let ready = std::mem::take(&mut self.ready);
         let mut predictions: Vec<PredictionMessage> = Vec::with_capacity(ready.len());
         for window in &ready {
-            match self.model.fuse(window) {
-                Ok(p) => predictions.push(p),
-                Err(e) if e.is_bad_input() => {
-                    self.rejected_windows += 1;
-                    warn_rejected("window", self.rejected_windows, &e);
-                }
-                Err(e) => return Err(e),
-            }
+            predictions.extend(self.rejected.check(self.model.fuse(window))?);
         }
         let now = now_ns();
         predictions.iter_mut().for_each(|p| p.fuse_ts_ns = now);
@@ -123,7 +116,7 @@ impl NodeLogic for Fuse {
 
     fn counts(&self) -> LogicCounts {
         LogicCounts {
-            dropped: self.aligner.counters.dropped + self.rejected_windows,
+            dropped: self.aligner.counters.dropped + self.rejected.count,
             degraded: self.aligner.counters.degraded,
             backlog: self.aligner.pending() as u64,
         }

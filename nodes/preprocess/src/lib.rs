@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use har_core::streams::{SensorChunk, WindowMessage};
 use har_dataflow::inference::read_streaming_spec;
 use har_dataflow::runtime::{
-    warn_rejected, Input, LogicCounts, NodeLogic, NodeRuntime, Outputs, RunSummary,
+    Input, LogicCounts, NodeLogic, NodeRuntime, Outputs, Rejections, RunSummary,
 };
 use har_dataflow::settings::{self, now_ns};
 use har_dataflow::windower::StreamingPreprocessor;
@@ -44,7 +44,7 @@ impl Settings {
 /// Chunks in, windows out, per device and modality.
 pub struct Preprocess {
     preprocessor: StreamingPreprocessor,
-    rejected_chunks: u64,
+    rejected: Rejections,
 }
 
 impl Preprocess {
@@ -53,7 +53,7 @@ impl Preprocess {
         let spec = read_streaming_spec(&settings.model, settings.stride)?;
         Ok(Self {
             preprocessor: StreamingPreprocessor::new(spec)?,
-            rejected_chunks: 0,
+            rejected: Rejections::new("chunk"),
         })
     }
 }
@@ -64,20 +64,12 @@ impl NodeLogic for Preprocess {
         out.received(chunks.len());
         let mut by_modality: BTreeMap<String, Vec<WindowMessage>> = BTreeMap::new();
         for chunk in &chunks {
-            match self.preprocessor.push(chunk) {
-                Ok(windows) => {
-                    for window in windows {
-                        by_modality
-                            .entry(window.key.modality.clone())
-                            .or_default()
-                            .push(window);
-                    }
-                }
-                Err(e) if e.is_bad_input() => {
-                    self.rejected_chunks += 1;
-                    warn_rejected("chunk", self.rejected_chunks, &e);
-                }
-                Err(e) => return Err(e),
+            let windows = self.rejected.check(self.preprocessor.push(chunk))?;
+            for window in windows.into_iter().flatten() {
+                by_modality
+                    .entry(window.key.modality.clone())
+                    .or_default()
+                    .push(window);
             }
         }
         let now = now_ns();
@@ -93,7 +85,7 @@ impl NodeLogic for Preprocess {
     fn counts(&self) -> LogicCounts {
         let c = self.preprocessor.counters;
         LogicCounts {
-            dropped: self.rejected_chunks + c.unknown_modality_chunks + c.out_of_order_samples,
+            dropped: self.rejected.count + c.unknown_modality_chunks + c.out_of_order_samples,
             degraded: c.skipped_windows + c.time_jumps,
             backlog: 0,
         }
@@ -103,7 +95,7 @@ impl NodeLogic for Preprocess {
         tracing::info!(
             devices = self.preprocessor.device_count(),
             counters = ?self.preprocessor.counters,
-            rejected_chunks = self.rejected_chunks,
+            rejected_chunks = self.rejected.count,
             "preprocess finished"
         );
         Ok(())
