@@ -86,7 +86,12 @@ impl Reconciler {
             }
             self.early_order.pop_front();
         }
-        while let Some((_, since)) = self.order.front() {
+        while let Some((key, since)) = self.order.front() {
+            if self.pending.get(key) != Some(since) {
+                // Predicted since: nothing to count.
+                self.order.pop_front();
+                continue;
+            }
             if now.saturating_duration_since(*since) < self.horizon {
                 break;
             }
@@ -137,6 +142,18 @@ mod tests {
         assert_eq!((r.unpredicted, r.pending()), (2, 1));
         r.finish();
         assert_eq!((r.unpredicted, r.pending()), (3, 0));
+    }
+
+    #[test]
+    fn an_old_predicted_window_does_not_make_a_young_one_count() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut r = Reconciler::new(s(30), 100);
+        r.window("d", 0, t0);
+        r.predicted("d", 0, t0 + s(1));
+        r.window("d", 1, t0 + s(29));
+        r.expire(t0 + s(31));
+        assert_eq!((r.unpredicted, r.pending()), (0, 1));
     }
 
     #[test]
