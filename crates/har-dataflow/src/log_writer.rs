@@ -56,7 +56,7 @@ pub struct Writer {
 const QUEUE: usize = 4096;
 
 /// How long a window waits for its prediction before it is counted as lost.
-pub const RECONCILE_HORIZON: Duration = Duration::from_secs(30);
+pub const RECONCILE_HORIZON: Duration = Duration::from_secs(60);
 
 /// Windows tracked for reconciliation at most.
 const MAX_RECONCILED: usize = 1 << 20;

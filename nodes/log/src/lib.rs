@@ -3,12 +3,14 @@
 //! `node_health`), sealed files flushed regularly (`har_dataflow::logsink`) by a writer
 //! thread (`har_dataflow::log_writer`). Inputs may have any names: each message is routed by
 //! the schema it declares (`prediction`, `window`, `log_node_health`); a message of no log
-//! table is counted and skipped. After every prediction batch it sends on `progress` the
-//! newest `ingest_ts_ns` logged (sensor-ingest's flow control at `max` speed). At the end of
+//! table is counted and skipped. It acknowledges on `progress` what is logged in both tables:
+//! the older of the newest `ingest_ts_ns` among predictions and among window rows (window rows
+//! only once any arrived), so sensor-ingest's flow control and admission see a log that falls
+//! behind on either. At the end of
 //! the stream it logs everything still queued, seals the files, then exits.
 //!
 //! Its health row's `dropped` is the run's end-to-end loss after preprocess: windows logged
-//! with no prediction within 30 s or by the end (`har_dataflow::reconcile`), plus messages of
+//! with no prediction within 60 s or by the end (`har_dataflow::reconcile`), plus messages of
 //! no log table and batches that did not fit their table.
 //!
 //! Settings (env): `HAR_LOG_DIR`, `HAR_FLUSH_ROWS` (default 16384), `HAR_FLUSH_MS` (default
@@ -56,6 +58,8 @@ pub struct Log {
     run_id: String,
     writer: Writer,
     acked_ts_ns: i64,
+    newest_prediction_ts_ns: Option<i64>,
+    newest_window_ts_ns: Option<i64>,
     unroutable: u64,
 }
 
@@ -68,21 +72,41 @@ impl Log {
             run_id: run_id.to_string(),
             writer,
             acked_ts_ns: i64::MIN,
+            newest_prediction_ts_ns: None,
+            newest_window_ts_ns: None,
             unroutable: 0,
         })
     }
 
-    /// Logs a prediction batch and acknowledges its newest `ingest_ts_ns` on `progress`.
+    /// Logs a prediction batch.
     fn log_predictions(&mut self, out: &mut Outputs<'_>, batch: &RecordBatch) -> Result<()> {
         let rows = prediction_rows(&self.run_id, batch, now_ns())?;
-        let newest = rows
-            .column_by_name("ingest_ts_ns")
-            .and_then(|c| c.as_primitive_opt::<Int64Type>())
-            .and_then(|c| c.values().iter().max().copied());
+        let newest = newest_ingest(&rows);
         self.writer.send(Rows::Predictions(rows))?;
-        if let Some(newest) = newest.filter(|&n| n > self.acked_ts_ns) {
-            self.acked_ts_ns = newest;
-            out.send_array("progress", Arc::new(Int64Array::from(vec![newest])))?;
+        self.newest_prediction_ts_ns = self.newest_prediction_ts_ns.max(newest);
+        self.acknowledge(out)
+    }
+
+    /// Logs a window batch.
+    fn log_windows(&mut self, out: &mut Outputs<'_>, batch: RecordBatch) -> Result<()> {
+        check_batch(SchemaName::Window, &batch)?;
+        let newest = newest_ingest(&batch);
+        self.writer.send(Rows::Windows(batch))?;
+        self.newest_window_ts_ns = self.newest_window_ts_ns.max(newest);
+        self.acknowledge(out)
+    }
+
+    /// Sends on `progress` what is now logged in both tables, when it moved.
+    fn acknowledge(&mut self, out: &mut Outputs<'_>) -> Result<()> {
+        let Some(predicted) = self.newest_prediction_ts_ns else {
+            return Ok(());
+        };
+        let logged = self
+            .newest_window_ts_ns
+            .map_or(predicted, |w| w.min(predicted));
+        if logged > self.acked_ts_ns {
+            self.acked_ts_ns = logged;
+            out.send_array("progress", Arc::new(Int64Array::from(vec![logged])))?;
         }
         Ok(())
     }
@@ -96,10 +120,7 @@ impl NodeLogic for Log {
             "prediction" => self.log_predictions(out, &batch),
             // Checked here: a batch that does not fit its table is rejected in the event
             // loop (counted), never handed to the writer.
-            "window" => {
-                check_batch(SchemaName::Window, &batch)?;
-                self.writer.send(Rows::Windows(batch))
-            }
+            "window" => self.log_windows(out, batch),
             "log_node_health" => {
                 check_batch(SchemaName::LogNodeHealth, &batch)?;
                 self.writer.send(Rows::Health(batch))
@@ -136,6 +157,14 @@ impl NodeLogic for Log {
             backlog: counts.buffered.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The newest `ingest_ts_ns` of a batch (None when empty or without the column).
+fn newest_ingest(batch: &RecordBatch) -> Option<i64> {
+    batch
+        .column_by_name("ingest_ts_ns")
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .and_then(|c| c.values().iter().max().copied())
 }
 
 /// Runs the node until its inputs close, then seals the files.
