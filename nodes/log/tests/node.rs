@@ -176,7 +176,7 @@ fn everything_received_is_logged_and_acknowledged() {
         .collect();
     assert_eq!(
         acks,
-        [104, 111],
-        "the newest ingest time of each prediction batch"
+        [104, 107],
+        "the older of the newest prediction and the newest window row"
     );
 }
