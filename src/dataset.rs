@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HarError, Result};
-use crate::recording::{ModalityInfo, Recording};
+use crate::recording::{ModalityInfo, ReadContext, Recording, RecordingIds};
 
 /// The manifest's file name inside a dataset folder.
 pub const MANIFEST_FILE: &str = "dataset.json";
@@ -80,8 +80,10 @@ pub struct RecordingEntry {
     /// Official split.
     pub split: Split,
     /// Samples per modality.
+    #[serde(default)]
     pub samples: BTreeMap<String, usize>,
     /// Longest stream duration, seconds.
+    #[serde(default)]
     pub duration_s: f64,
 }
 
@@ -91,12 +93,16 @@ pub struct DatasetManifest {
     /// Short name, e.g. `hapt`.
     pub name: String,
     /// One-line description.
+    #[serde(default)]
     pub description: String,
     /// Licence of the data.
+    #[serde(default)]
     pub licence: String,
     /// How to cite the data.
+    #[serde(default)]
     pub citation: String,
     /// True for generated data; such data is never evidence that a model works on real data.
+    #[serde(default)]
     pub synthetic: bool,
     /// Downloaded artifact and its checksum, when the data came from a registry.
     pub source: Option<SourceInfo>,
@@ -159,7 +165,16 @@ impl Dataset {
     /// order (files on disk are found in name order).
     pub fn read(&self, entry: &RecordingEntry) -> Result<Recording> {
         let folder = self.root.join(RECORDINGS_DIR).join(&entry.id);
-        let mut recording = Recording::read(&folder)?;
+        // What a file's metadata lacks (files written by other tools) comes from the manifest.
+        let context = ReadContext {
+            ids: Some(RecordingIds {
+                recording_id: entry.id.clone(),
+                subject_id: entry.subject_id.clone(),
+                session_id: entry.session_id.clone(),
+            }),
+            modalities: &self.manifest.modalities,
+        };
+        let mut recording = Recording::read_with(&folder, &context)?;
         let mut ordered = Vec::with_capacity(self.manifest.modalities.len());
         for info in &self.manifest.modalities {
             let index = recording

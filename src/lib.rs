@@ -9,6 +9,7 @@
 //! - [`streams`]: typed dataflow messages and their Arrow batches.
 //! - [`rng`]: the seeded generator; [`hash`]: SHA-256 checksums.
 
+pub mod columns;
 pub mod dataset;
 pub mod error;
 pub mod fuzz;

@@ -6,18 +6,16 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float32Array, Int32Array, Int64Array, ListArray, StringArray,
-};
-use arrow::datatypes::{Float32Type, Int64Type};
+use arrow::array::{ArrayRef, Float32Array, Int32Array, Int64Array, ListArray, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+use crate::columns;
 use crate::error::{HarError, Result};
-use crate::schema::{build_batch, check_batch, SchemaName};
+use crate::schema::{build_batch, SchemaName};
 
 /// Label of a sample that belongs to no labelled interval.
 pub const UNLABELLED: i32 = -1;
@@ -258,11 +256,15 @@ pub struct Recording {
     pub labels: Vec<LabelInterval>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct RecordingIds {
-    recording_id: String,
-    subject_id: String,
-    session_id: String,
+/// A recording's ids, as the `har.recording` metadata key holds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingIds {
+    /// Recording id (its folder name).
+    pub recording_id: String,
+    /// Subject.
+    pub subject_id: String,
+    /// Session.
+    pub session_id: String,
 }
 
 impl Recording {
@@ -368,8 +370,15 @@ impl Recording {
         Ok(folder)
     }
 
-    /// Reads a recording folder written by [`Recording::write`].
+    /// Reads a recording folder whose files carry the format's metadata.
     pub fn read(folder: &Path) -> Result<Recording> {
+        Self::read_with(folder, &ReadContext::default())
+    }
+
+    /// Reads a recording folder; what a file's metadata lacks is taken from `context` (the
+    /// dataset manifest), and columns are read as other tools write them
+    /// ([`crate::columns`]). Errors name the file and the missing key or column.
+    pub fn read_with(folder: &Path, context: &ReadContext<'_>) -> Result<Recording> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
             .map_err(|e| HarError::io(folder, e))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -381,11 +390,7 @@ impl Recording {
         let mut streams = Vec::new();
         for path in files.iter().filter(|p| **p != labels_path) {
             let (batches, metadata) = read_parquet(path)?;
-            let info_json = metadata.get(MODALITY_METADATA_KEY).ok_or_else(|| {
-                HarError::format(path, MODALITY_METADATA_KEY, "missing file metadata")
-            })?;
-            let info: ModalityInfo = serde_json::from_str(info_json)
-                .map_err(|e| HarError::format(path, MODALITY_METADATA_KEY, e.to_string()))?;
+            let info = modality_info(path, &metadata, context)?;
             if ids.is_none() {
                 ids = parse_ids(path, &metadata)?;
             }
@@ -395,13 +400,12 @@ impl Recording {
                 values: Vec::new(),
             };
             for batch in &batches {
-                check_batch(SchemaName::RecordingSamples, batch)
-                    .map_err(|e| HarError::format(path, "schema", e.to_string()))?;
+                let times = columns::column(path, batch, "timestamp_ns")?;
                 stream
                     .timestamps_ns
-                    .extend(batch.column(0).as_primitive::<Int64Type>().values().iter());
-                let list = batch.column(1).as_list::<i32>();
-                append_rows(path, list, stream.info.channels(), &mut stream.values)?;
+                    .extend(columns::times_ns(path, "timestamp_ns", times)?);
+                let values = columns::column(path, batch, "values")?;
+                columns::append_rows(path, values, stream.info.channels(), &mut stream.values)?;
             }
             streams.push(stream);
         }
@@ -411,25 +415,33 @@ impl Recording {
             if ids.is_none() {
                 ids = parse_ids(&labels_path, &metadata)?;
             }
+            let path = labels_path.as_path();
             for batch in &batches {
-                check_batch(SchemaName::RecordingLabels, batch)
-                    .map_err(|e| HarError::format(&labels_path, "schema", e.to_string()))?;
-                let start = batch.column(0).as_primitive::<Int64Type>();
-                let end = batch.column(1).as_primitive::<Int64Type>();
-                let label = batch
-                    .column(2)
-                    .as_primitive::<arrow::datatypes::Int32Type>();
-                for i in 0..batch.num_rows() {
+                let start =
+                    columns::times_ns(path, "start_ns", columns::column(path, batch, "start_ns")?)?;
+                let end =
+                    columns::times_ns(path, "end_ns", columns::column(path, batch, "end_ns")?)?;
+                let label = columns::labels(path, "label", columns::column(path, batch, "label")?)?;
+                for ((start_ns, end_ns), label) in start.into_iter().zip(end).zip(label) {
                     labels.push(LabelInterval {
-                        start_ns: start.value(i),
-                        end_ns: end.value(i),
-                        label: label.value(i),
+                        start_ns,
+                        end_ns,
+                        label,
                     });
                 }
             }
         }
-        let ids =
-            ids.ok_or_else(|| HarError::format(folder, "recording", "no modality or label file"))?;
+        let ids = ids.or_else(|| context.ids.clone()).ok_or_else(|| {
+            HarError::format(
+                folder,
+                RECORDING_METADATA_KEY,
+                format!(
+                    "no file of the recording carries the key `{RECORDING_METADATA_KEY}` \
+                     ({{\"recording_id\", \"subject_id\", \"session_id\"}}) and no dataset \
+                     manifest lists the recording"
+                ),
+            )
+        })?;
         let recording = Recording {
             id: ids.recording_id,
             subject_id: ids.subject_id,
@@ -442,6 +454,48 @@ impl Recording {
             .map_err(|e| HarError::format(folder, "recording", e.to_string()))?;
         Ok(recording)
     }
+}
+
+/// What a reader falls back on when a file lacks the format's key-value metadata: the
+/// recording's ids and the modality descriptions from the dataset manifest.
+#[derive(Debug, Default)]
+pub struct ReadContext<'a> {
+    /// The recording's ids.
+    pub ids: Option<RecordingIds>,
+    /// Modality descriptions, matched to a file by its name (`<modality>.parquet`).
+    pub modalities: &'a [ModalityInfo],
+}
+
+/// The modality a samples file holds: its `har.modality` metadata, else the manifest's
+/// modality named like the file.
+fn modality_info(
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    context: &ReadContext<'_>,
+) -> Result<ModalityInfo> {
+    if let Some(json) = metadata.get(MODALITY_METADATA_KEY) {
+        return serde_json::from_str(json)
+            .map_err(|e| HarError::format(path, MODALITY_METADATA_KEY, e.to_string()));
+    }
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    context
+        .modalities
+        .iter()
+        .find(|m| m.name == stem)
+        .cloned()
+        .ok_or_else(|| {
+            HarError::format(
+                path,
+                MODALITY_METADATA_KEY,
+                format!(
+                    "missing key `{MODALITY_METADATA_KEY}` in the file's key-value metadata, \
+                     and no dataset manifest describes a modality `{stem}`"
+                ),
+            )
+        })
 }
 
 fn parse_ids(path: &Path, metadata: &BTreeMap<String, String>) -> Result<Option<RecordingIds>> {
@@ -468,35 +522,6 @@ pub fn list_of_rows(values: &[f32], channels: usize) -> ListArray {
         Arc::new(Float32Array::from(values.to_vec())),
         None,
     )
-}
-
-/// Appends the rows of a list column to `out`, checking that each row has `channels` values.
-fn append_rows(path: &Path, list: &ListArray, channels: usize, out: &mut Vec<f32>) -> Result<()> {
-    if list.null_count() > 0 {
-        return Err(HarError::format(path, "values", "null sample row"));
-    }
-    for (row, w) in list.value_offsets().windows(2).enumerate() {
-        let len = (w[1] - w[0]) as usize;
-        if len != channels {
-            return Err(HarError::format(
-                path,
-                "values",
-                format!("row {row} has {len} values, expected {channels} channels"),
-            ));
-        }
-    }
-    let items = list.values().as_primitive::<Float32Type>();
-    let first = list.value_offsets()[0] as usize;
-    let last = *list.value_offsets().last().unwrap_or(&0) as usize;
-    // Null items become NaN (the format's missing value).
-    out.extend((first..last).map(|i| {
-        if items.is_null(i) {
-            f32::NAN
-        } else {
-            items.value(i)
-        }
-    }));
-    Ok(())
 }
 
 /// Writes one batch to a Parquet file (zstd) with key-value metadata, via a temporary name.

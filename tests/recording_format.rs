@@ -1,5 +1,7 @@
 //! The recording format on disk: round trips, label intervals, and clear errors on bad files.
 
+use std::path::Path;
+
 use har_core::dataset::{ClassInfo, Dataset, DatasetManifest, DatasetWriter, Split};
 use har_core::recording::{
     intervals_from_sample_labels, LabelInterval, ModalityInfo, ModalityStream, Recording,
@@ -177,6 +179,86 @@ fn a_corrupt_manifest_is_an_error_naming_file_and_line() {
     let err = Dataset::open(dir.path()).unwrap_err().to_string();
     assert!(
         err.contains("dataset.json") && err.contains("line 2"),
+        "{err}"
+    );
+}
+
+/// The pyarrow snippet of docs/recording-format.md, as written there.
+fn docs_snippet() -> String {
+    let docs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recording-format.md"),
+    )
+    .unwrap();
+    let after = docs
+        .split_once("<!-- pyarrow-snippet -->")
+        .expect("the docs mark the snippet")
+        .1;
+    let code = after.split_once("```python\n").unwrap().1;
+    code.split_once("```").unwrap().0.to_string()
+}
+
+/// What other tools write reads: the docs' pyarrow snippet (pyarrow defaults: float64 lists
+/// whose child is `element`, int64 labels, a millisecond timestamp column, a file without the
+/// format's metadata) makes a dataset that opens and reads like an imported one.
+#[test]
+fn the_pyarrow_snippet_in_the_docs_writes_a_dataset_that_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("my-dataset");
+    let script = dir.path().join("snippet.py");
+    std::fs::write(&script, docs_snippet()).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(&root)
+        .output()
+        .expect("python3 runs (CI installs pyarrow)");
+    assert!(
+        out.status.success(),
+        "the snippet failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dataset = Dataset::open(&root).unwrap();
+    assert_eq!(dataset.manifest.recordings.len(), 3);
+    for entry in &dataset.manifest.recordings {
+        let recording = dataset.read(entry).unwrap();
+        assert_eq!(recording.subject_id, entry.subject_id);
+        let names: Vec<&str> = recording
+            .streams
+            .iter()
+            .map(|s| s.info.name.as_str())
+            .collect();
+        assert_eq!(names, ["acc", "gyro"]);
+        for stream in &recording.streams {
+            assert_eq!(stream.len(), 500);
+            assert_eq!(stream.timestamps_ns[1], 20_000_000, "{}", stream.info.name);
+        }
+        assert!((recording.streams[0].values[3] - (0.1f32).sin()).abs() < 1e-6);
+        assert_eq!(recording.labels.len(), 2);
+        assert_eq!(recording.labels[1].label, 2);
+    }
+}
+
+/// A file without `har.modality` outside a dataset names the key it lacks.
+#[test]
+fn a_file_without_the_metadata_names_the_missing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = recording();
+    let folder = rec.write(dir.path(), &|id| format!("c{id}")).unwrap();
+    // Rewrite one stream without key-value metadata.
+    let path = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap() != "labels.parquet")
+        .unwrap();
+    let (batches, _) = har_core::recording::read_parquet(&path).unwrap();
+    let file = std::fs::File::create(&path).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, batches[0].schema(), None).unwrap();
+    for batch in &batches {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+    let err = Recording::read(&folder).unwrap_err().to_string();
+    assert!(
+        err.contains("har.modality") && err.contains("missing key"),
         "{err}"
     );
 }
