@@ -298,6 +298,49 @@ fn dataflow_predicts_every_window_like_the_offline_model() {
     assert!(windows
         .iter()
         .all(|r| r["n"].as_i64() == Some(s["n"].as_i64().unwrap())));
+
+    // The logs read elsewhere: the Python snippets of docs/dataflow.md give what har sql gives.
+    let expected: String = flow
+        .sql("SELECT predicted_name, count(*) AS n FROM predictions GROUP BY predicted_name ORDER BY predicted_name")
+        .iter()
+        .map(|r| format!("{} {}\n", r["predicted_name"].as_str().unwrap(), r["n"]))
+        .collect();
+    for reader in ["pyarrow", "pandas", "duckdb"] {
+        assert_eq!(
+            run_docs_snippet(reader, &flow.logs()),
+            expected,
+            "docs/dataflow.md, {reader}"
+        );
+    }
+}
+
+/// Runs the Python block marked `<!-- logs-READER -->` in docs/dataflow.md on `logs`.
+fn run_docs_snippet(reader: &str, logs: &Path) -> String {
+    let docs = std::fs::read_to_string(repo().join("docs/dataflow.md")).unwrap();
+    let marker = format!("<!-- logs-{reader} -->");
+    let after = docs
+        .split_once(&marker)
+        .expect("the docs mark the snippet")
+        .1;
+    let code = after
+        .split_once("```python\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .arg(logs)
+        .output()
+        .expect("python3 runs (scripts/test.sh installs pyarrow, pandas, duckdb)");
+    assert!(
+        out.status.success(),
+        "{reader} snippet failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
