@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: installs the dora CLI if missing, builds the nodes, runs
 # the default dataflow (a HAPT test subject replayed through the shipped student) and queries
-# the Parquet logs it wrote.
+# the Parquet logs it wrote, then draws the timeline of the replayed device. dora's own output
+# (every node's log lines) goes to logs/dora-run.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure_dora.sh
 # The yml's node paths are target/debug/…: build there whatever CARGO_TARGET_DIR says.
 export CARGO_TARGET_DIR="$PWD/target"
 cargo build --workspace --locked
-dora run dataflow.yml
+mkdir -p logs
+echo "== dora run dataflow.yml (the nodes' output: logs/dora-run.log)"
+if ! dora run dataflow.yml > logs/dora-run.log 2>&1; then
+  echo "dora run failed; the end of logs/dora-run.log:" >&2
+  tail -n 40 logs/dora-run.log >&2
+  exit 1
+fi
 
 har=target/debug/har
 latest="run_id = (SELECT run_id FROM predictions ORDER BY logged_ts_ns DESC LIMIT 1)"
@@ -18,3 +25,7 @@ echo "== accuracy against ground truth per subject (the 6 activities the model k
 $har sql "SELECT subject_id, count(*) AS windows, round(avg(CASE WHEN predicted_label = true_label THEN 1.0 ELSE 0.0 END), 4) AS accuracy FROM predictions WHERE $latest AND true_label BETWEEN 1 AND 6 GROUP BY 1"
 echo "== end-to-end latency (µs)"
 $har sql "SELECT count(*) AS windows, round(approx_percentile_cont(e2e_latency_us, 0.5), 1) AS p50_us, round(approx_percentile_cont(e2e_latency_us, 0.99), 1) AS p99_us FROM predictions WHERE $latest"
+echo "== node health (this run): received / sent / dropped / degraded"
+$har sql "SELECT node, max(received) AS received, max(sent) AS sent, max(dropped) AS dropped, max(degraded) AS degraded FROM node_health WHERE $latest GROUP BY 1 ORDER BY 1"
+echo "== timeline of the replayed device (predicted vs truth)"
+$har plot timeline --log-dir logs --out logs/timeline.png

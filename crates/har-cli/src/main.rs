@@ -6,6 +6,7 @@ mod fuzz;
 mod model;
 mod plot;
 mod sql;
+mod timeline;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -33,8 +34,20 @@ enum Command {
     Eval(model::EvalArgs),
     /// Query the dataflow's log tables (predictions, windows, node_health) in SQL.
     Sql(sql::SqlArgs),
+    /// Draw pictures from the logs.
+    Plot {
+        #[command(subcommand)]
+        command: PlotCommand,
+    },
     /// Fuzz the file parsers (recording, .ts, MAT, BVH, HAPT CSV) with mutated inputs.
     Fuzz(fuzz::FuzzArgs),
+}
+
+/// Pictures drawn from the Parquet logs.
+#[derive(Debug, Subcommand)]
+enum PlotCommand {
+    /// One device's predicted activity over time against the ground truth (PNG).
+    Timeline(timeline::TimelineArgs),
 }
 
 fn main() -> Result<()> {
@@ -51,5 +64,8 @@ fn main() -> Result<()> {
         Command::Eval(args) => model::eval_command(&args),
         Command::Sql(args) => sql::sql_command(&args),
         Command::Fuzz(args) => fuzz::fuzz_command(&args),
+        Command::Plot {
+            command: PlotCommand::Timeline(args),
+        } => timeline::timeline_command(&args),
     }
 }

@@ -312,6 +312,25 @@ fn dataflow_predicts_every_window_like_the_offline_model() {
             "docs/dataflow.md, {reader}"
         );
     }
+
+    // The demo's picture: the replayed device's timeline.
+    let png = flow.dir.path().join("timeline.png");
+    let out = har_ok(&[
+        "plot",
+        "timeline",
+        "--log-dir",
+        flow.logs().to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8(out.stdout).unwrap();
+    assert!(said.contains(&format!("{} windows", s["n"])), "{said}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+        "{} bytes",
+        bytes.len()
+    );
 }
 
 /// Runs the Python block marked `<!-- logs-READER -->` in docs/dataflow.md on `logs`.
