@@ -135,16 +135,16 @@ fn class_colour(label: i32) -> RGBColor {
     PALETTE[label.rem_euclid(PALETTE.len() as i32) as usize]
 }
 
-/// Writes the timeline PNG; returns how many windows it drew.
+/// Writes the timeline PNG and says what it drew.
 pub fn timeline_command(args: &TimelineArgs) -> Result<()> {
     let (run, device, rows) = rows(args)?;
-    let end_s = rows.last().map_or(1.0, |r| r.start_s)
-        + rows
-            .windows(2)
-            .map(|w| w[1].start_s - w[0].start_s)
-            .fold(f64::INFINITY, f64::min)
-            .min(10.0)
-            .max(0.1);
+    // The last window is drawn one stride wide (the smallest gap between windows).
+    let stride_s = rows
+        .windows(2)
+        .map(|w| w[1].start_s - w[0].start_s)
+        .fold(f64::INFINITY, f64::min)
+        .clamp(0.1, 10.0);
+    let end_s = rows.last().map_or(1.0, |r| r.start_s) + stride_s;
     let root = BitMapBackend::new(&args.out, (1400, 560)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
     let (top, legend) = root.split_vertically(470);
