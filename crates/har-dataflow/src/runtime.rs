@@ -213,11 +213,6 @@ impl Outputs<'_> {
     pub fn received(&mut self, rows: usize) {
         self.health.received += rows as u64;
     }
-
-    /// The run id (the dora dataflow's id).
-    pub fn run_id(&self) -> String {
-        self.node.dataflow_id().to_string()
-    }
 }
 
 /// Why the event stream ended.
@@ -254,7 +249,7 @@ pub struct NodeRuntime {
     gaps: GapCounter,
     health: Health,
     lost_in_transport: u64,
-    rejected: u64,
+    rejected: Rejections,
     ending: Option<Ending>,
     stop_seen: Option<Ending>,
 }
@@ -283,7 +278,7 @@ impl NodeRuntime {
             gaps: GapCounter::default(),
             health,
             lost_in_transport: 0,
-            rejected: 0,
+            rejected: Rejections::new("message"),
             ending: None,
             stop_seen: None,
         }
@@ -339,12 +334,7 @@ impl NodeRuntime {
             }
             Wait::Closed => self.ending = Some(self.stop_seen.unwrap_or(Ending::Closed)),
         }
-        let mut out = Outputs {
-            node: &mut self.node,
-            sender: &mut self.sender,
-            health: &mut self.health,
-        };
-        logic.on_tick(&mut out)?;
+        logic.on_tick(&mut self.outputs())?;
         self.lost_in_transport += dora_drops(&mut self.events);
         if self.health.due() {
             self.report(logic)?;
@@ -364,11 +354,6 @@ impl NodeRuntime {
     }
 
     fn handle(&mut self, logic: &mut impl NodeLogic, event: Event) -> Result<()> {
-        let mut out = Outputs {
-            node: &mut self.node,
-            sender: &mut self.sender,
-            health: &mut self.health,
-        };
         match event {
             Event::Input { id, metadata, data } => {
                 self.lost_in_transport += self.gaps.observe(id.as_str(), &metadata);
@@ -377,18 +362,12 @@ impl NodeRuntime {
                     metadata: &metadata,
                     data: &data,
                 };
-                match logic.on_input(&mut out, input) {
-                    Ok(()) => {}
-                    Err(e) if e.is_bad_input() => {
-                        self.rejected += 1;
-                        warn_rejected("message", self.rejected, &e);
-                    }
-                    Err(e) => return Err(e),
-                }
+                let handled = logic.on_input(&mut self.outputs(), input);
+                self.rejected.check(handled)?;
             }
             Event::InputClosed { id } => {
                 tracing::info!(input = id.as_str(), "input closed");
-                logic.on_input_closed(&mut out, id.as_str())?;
+                logic.on_input_closed(&mut self.outputs(), id.as_str())?;
             }
             Event::Stop(cause) => {
                 let ending = match cause {
@@ -412,32 +391,22 @@ impl NodeRuntime {
 
     fn report(&mut self, logic: &mut impl NodeLogic) -> Result<()> {
         let counts = logic.counts();
-        self.health.dropped = self.lost_in_transport + self.rejected + counts.dropped;
+        self.health.dropped = self.lost_in_transport + self.rejected.count + counts.dropped;
         self.health.degraded = counts.degraded;
         let row = self.health.row(counts.backlog)?;
-        let mut out = Outputs {
-            node: &mut self.node,
-            sender: &mut self.sender,
-            health: &mut self.health,
-        };
-        logic.report_health(&mut out, row)
+        logic.report_health(&mut self.outputs(), row)
     }
 
     /// Finishes `logic` (it sends what it holds) and sends the last health row.
     pub fn finish(mut self, logic: &mut impl NodeLogic) -> Result<RunSummary> {
-        let mut out = Outputs {
-            node: &mut self.node,
-            sender: &mut self.sender,
-            health: &mut self.health,
-        };
-        logic.finish(&mut out)?;
+        logic.finish(&mut self.outputs())?;
         self.lost_in_transport += dora_drops(&mut self.events);
         self.report(logic)?;
         let summary = RunSummary {
             received: self.health.received,
             sent: self.health.sent,
             lost_in_transport: self.lost_in_transport,
-            rejected: self.rejected,
+            rejected: self.rejected.count,
             ending: self.ending.unwrap_or(Ending::Closed),
         };
         tracing::info!(?summary, "finished");
