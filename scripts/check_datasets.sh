@@ -2,7 +2,8 @@
 # Fetches and imports the real datasets with the `har` binary and checks the figures the
 # foundation promises: HAPT 128/64 pure windows on the UCI cross-subject split (7,143 / 2,874
 # for the 6 activities, 7,368 / 2,993 with all 12 classes), BasicMotions 40 / 40 cases over 4
-# classes, and the CMU BVH mocap as a 31-joint, 120 Hz skeleton.
+# classes, the CMU BVH mocap as a 31-joint, 120 Hz skeleton, and seglearn's smartwatch set
+# through `har data import table` (140 recordings, 8 / 2 subjects).
 # Usage: scripts/check_datasets.sh PATH_TO_HAR [DATA_DIR]
 set -euo pipefail
 har=${1:?usage: check_datasets.sh PATH_TO_HAR [DATA_DIR]}
@@ -45,6 +46,13 @@ check "BasicMotions classes" "$(json_get "$data/bm.json" "sorted(d['splits']['te
 "$har" data inspect "$data/cmu_bvh" --json > "$data/bvh.json"
 check "CMU BVH skeleton joints, rate" "$(json_get "$data/bvh.json" "(len(d['modalities'][0]['joints']), round(d['modalities'][0]['sample_rate_hz']))")" "(31, 120)"
 check "CMU BVH recordings" "$(json_get "$data/bvh.json" "d['splits']['train']['recordings']")" 2
+
+# A public set with no importer of its own, through the generic table import.
+HAR="$har" scripts/import_seglearn_watch.sh "$data" > "$data/watch-import.txt"
+"$har" data inspect "$data/seglearn_watch" --json > "$data/watch.json"
+check "seglearn watch recordings, subjects train/test" "$(json_get "$data/watch.json" "(d['splits']['train']['recordings'] + d['splits']['test']['recordings'], d['splits']['train']['subjects'], d['splits']['test']['subjects'])")" "(140, 8, 2)"
+check "seglearn watch samples" "$(json_get "$data/watch.json" "d['splits']['train']['align']['grid_samples'] + d['splits']['test']['align']['grid_samples']")" 244102
+check "seglearn watch windows train/test" "$(json_get "$data/watch.json" "(d['splits']['train']['windows'], d['splits']['test']['windows'])")" "(2994, 611)"
 
 echo "dataset checks: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,12 +7,14 @@
 //! | [`utd_mhad`] | a local folder of UTD-MHAD MAT v5 files | inertial @ 50 Hz, skeleton @ 30 Hz |
 //! | [`bvh`] | Debian `assimp-testmodels` CMU BVH files | skeleton @ 120 Hz |
 //! | [`synthetic`] | generated kinematic body | skeleton + wrist/thigh IMU |
+//! | [`table`] | your CSV / Parquet tables of samples + a mapping file | inertial, any rate |
 
 pub mod basic_motions;
 pub mod bvh;
 pub mod hapt;
 pub mod mat;
 pub mod synthetic;
+pub mod table;
 pub mod utd_mhad;
 
 use std::path::Path;

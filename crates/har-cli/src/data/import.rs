@@ -1,10 +1,10 @@
 //! `har data import`: raw files into a dataset folder in the recording format.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use har_core::dataset::SourceInfo;
-use har_core::import::{basic_motions, bvh, hapt, synthetic, utd_mhad};
+use har_core::import::{basic_motions, bvh, hapt, synthetic, table, utd_mhad};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ImportKind;
@@ -86,11 +86,42 @@ pub fn import(dataset: ImportKind, src: &Path, out: &Path) -> Result<()> {
             dataset
         }
         ImportKind::Synthetic => synthetic::generate(&synthetic::SyntheticConfig::default(), out)?,
+        ImportKind::Table => bail!("a table import needs its mapping file: use import_table"),
     };
     println!(
         "imported {} recordings of `{}` into {}",
         imported.manifest.recordings.len(),
         imported.manifest.name,
+        out.display()
+    );
+    Ok(())
+}
+
+/// `har data import table`: the tables `mapping` selects (under `src`, default the mapping's
+/// folder) into a dataset at `out` (default `DATA_DIR/<dataset.name>`); prints the report.
+pub fn import_table(
+    mapping_path: &Path,
+    src: Option<PathBuf>,
+    out: Option<PathBuf>,
+    data_dir: &Path,
+) -> Result<()> {
+    let mapping = table::TableMapping::from_path(mapping_path)?;
+    let src = src.unwrap_or_else(|| match mapping_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    });
+    let out = out.unwrap_or_else(|| data_dir.join(&mapping.dataset.name));
+    let bar = progress_bar(0, "reading tables");
+    let (dataset, report) = table::import(&mapping, mapping_path, &src, &out, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    print!("{report}");
+    println!(
+        "wrote `{}` to {} (check it with `har data inspect {}`)",
+        dataset.manifest.name,
+        out.display(),
         out.display()
     );
     Ok(())

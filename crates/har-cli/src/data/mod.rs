@@ -33,6 +33,9 @@ pub enum ImportKind {
     Bvh,
     /// Generate the SYNTHETIC paired skeleton + wrist-IMU dataset (no --src).
     Synthetic,
+    /// Your own CSV / Parquet tables of samples, described by --mapping (docs/import-table.md);
+    /// --src defaults to the mapping file's folder, --out to DATA_DIR/<dataset.name>.
+    Table,
 }
 
 /// `har data` subcommands.
@@ -62,6 +65,9 @@ pub enum DataCommand {
         /// Root of the data folder.
         #[arg(long, default_value = "data")]
         data_dir: PathBuf,
+        /// The mapping file (TOML or JSON) of `har data import table`.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
     },
     /// Print recordings, modalities, rates, durations and window counts per class and split.
     Inspect(inspect::InspectArgs),
@@ -84,6 +90,7 @@ impl ImportKind {
             ImportKind::UtdMhad => "utd_mhad",
             ImportKind::Bvh => "cmu_bvh",
             ImportKind::Synthetic => "synthetic_paired",
+            ImportKind::Table => "table",
         }
     }
 }
@@ -101,7 +108,19 @@ pub fn run(command: DataCommand) -> Result<()> {
             src,
             out,
             data_dir,
+            mapping,
         } => {
+            if dataset == ImportKind::Table {
+                let mapping = mapping.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "`har data import table` needs --mapping FILE (docs/import-table.md)"
+                    )
+                })?;
+                return import::import_table(&mapping, src, out, &data_dir);
+            }
+            if mapping.is_some() {
+                anyhow::bail!("--mapping is for `har data import table` only");
+            }
             let src = src.unwrap_or_else(|| match dataset {
                 ImportKind::Bvh => PathBuf::from(import::DEBIAN_BVH_DIR),
                 _ => data_dir.join("raw").join(dataset.dir_name()),
