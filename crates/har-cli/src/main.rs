@@ -1,7 +1,8 @@
 //! `har`: the command line of the multi-modal HAR system, for everything that is not the
-//! dataflow itself: datasets, training, evaluation and SQL over the dataflow's logs.
+//! dataflow itself: datasets, training, evaluation, export and SQL over the dataflow's logs.
 
 mod data;
+mod export;
 mod fuzz;
 mod model;
 mod plot;
@@ -41,6 +42,18 @@ enum Command {
     },
     /// Fuzz the file parsers (recording, .ts, MAT, BVH, HAPT CSV) with mutated inputs.
     Fuzz(fuzz::FuzzArgs),
+    /// Export a model for other runtimes.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+}
+
+/// Formats a model can be exported to.
+#[derive(Debug, Subcommand)]
+enum ExportCommand {
+    /// A standard ONNX file (opset 17, dynamic batch, one input per modality).
+    Onnx(export::OnnxArgs),
 }
 
 /// Pictures drawn from the Parquet logs.
@@ -67,5 +80,8 @@ fn main() -> Result<()> {
         Command::Plot {
             command: PlotCommand::Timeline(args),
         } => timeline::timeline_command(&args),
+        Command::Export {
+            command: ExportCommand::Onnx(args),
+        } => export::onnx_command(&args),
     }
 }

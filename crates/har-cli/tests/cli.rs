@@ -30,6 +30,7 @@ fn every_subcommand_has_help() {
         vec!["data", "fetch", "--help"],
         vec!["data", "import", "--help"],
         vec!["data", "inspect", "--help"],
+        vec!["export", "onnx", "--help"],
     ] {
         let out = har(&args);
         assert!(out.status.success(), "{args:?}");
@@ -269,4 +270,81 @@ fn train_distill_and_eval_on_a_generated_dataset() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("SHA-256"), "{err}");
     assert!(!dir.path().join("nan-student").exists());
+}
+
+#[test]
+fn import_table_and_export_onnx_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // A table import needs its mapping, and other imports refuse one.
+    let out = har(&["data", "import", "table"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --mapping"));
+    let csv = dir.path().join("s1_walk.csv");
+    let rows: String = (0..50)
+        .map(|i| format!("{},{},0.5,1\n", i * 20, i % 7))
+        .collect();
+    std::fs::write(&csv, format!("t,x,y,z\n{rows}")).unwrap();
+    std::fs::write(dir.path().join("s2_walk.csv"), format!("t,x,y,z\n{rows}")).unwrap();
+    let mapping = dir.path().join("mapping.toml");
+    std::fs::write(
+        &mapping,
+        r#"
+subject = { from_name = "s" }
+[dataset]
+name = "cli"
+[files]
+include = ["*.csv"]
+name_pattern = '^(?P<s>s\d)_(?P<a>\w+)\.csv$'
+[time]
+column = "t"
+unit = "ms"
+[label]
+source = { from_name = "a" }
+[[modality]]
+name = "acc"
+units = "g"
+columns = ["x", "y", "z"]
+[split]
+test_subjects = ["s2"]
+"#,
+    )
+    .unwrap();
+    let out_dir = dir.path().join("ds");
+    let out = har_ok(&[
+        "data",
+        "import",
+        "table",
+        "--mapping",
+        mapping.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("2 recordings from 2 files"), "{report}");
+    assert!(report.contains("50.000 Hz"), "{report}");
+    assert!(out_dir.join("dataset.json").exists());
+
+    let onnx = dir.path().join("student.onnx");
+    let out = har_ok(&[
+        "export",
+        "onnx",
+        "--model",
+        root.join("models/hapt-student").to_str().unwrap(),
+        "--out",
+        onnx.to_str().unwrap(),
+        "--mask",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"present\""));
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 100_000);
+    let out = har(&[
+        "export",
+        "onnx",
+        "--model",
+        dir.path().to_str().unwrap(),
+        "--out",
+        onnx.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "a folder without a model is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("model.json"));
 }

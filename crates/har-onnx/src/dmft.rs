@@ -1,0 +1,291 @@
+//! DMFT (seed S1) as an ONNX graph, emitted layer by layer as the runtime's
+//! [`har_runtime::dmft`] assembles it and from the same weights under the same names
+//! ([`har_runtime::names::dmft`]): standardisation, patch (and detail / statistics / spectral)
+//! tokens, group and position embeddings, modality layers, masked fusion and pooling, joint
+//! layers, time pooling, norm and head. The batch dimension is dynamic.
+
+use har_core::preprocess::Normalizer;
+use har_runtime::config::DmftConfig;
+use har_runtime::layers::LAYER_NORM_EPS;
+use har_runtime::names::{self, dmft as dmft_names, transformer};
+use har_runtime::patch_input::{PATCH_VARIANCE_FLOOR, WINDOW_VARIANCE_FLOOR};
+use har_runtime::spectrum::{SpectrumTables, BAND_POWER_FLOOR};
+use har_runtime::weights::Params;
+
+use crate::graph::{DenseWeights, Graph};
+use crate::proto::{DataType, Dim};
+use crate::Result;
+
+/// Name of the batch dimension.
+pub const BATCH: &str = "batch";
+/// Name of the optional mask input: `[batch, modalities]`, 1 where the modality is present.
+pub const MASK_INPUT: &str = "present";
+/// Name of the logits output.
+pub const LOGITS_OUTPUT: &str = "logits";
+/// Name of the probabilities output.
+pub const PROBABILITIES_OUTPUT: &str = "probabilities";
+/// Added to the scores of a missing modality's tokens: softmax gives them weight 0.
+const MASKED_SCORE: f32 = -1e9;
+
+/// Reads a dense layer at `p`.
+fn dense(p: &Params, in_dim: usize, out_dim: usize) -> Result<DenseWeights> {
+    Ok(DenseWeights {
+        weight: p.get(names::WEIGHT, &[out_dim, in_dim])?,
+        bias: p.get(names::BIAS, &[out_dim])?,
+        in_dim,
+        out_dim,
+    })
+}
+
+/// Layer norm at `p` applied to `x`.
+fn layer_norm(g: &mut Graph, p: &Params, x: &str, d: usize) -> Result<String> {
+    let weight = p.get(names::WEIGHT, &[d])?;
+    let bias = p.get(names::BIAS, &[d])?;
+    Ok(g.layer_norm(p.prefix(), x, &weight, &bias, LAYER_NORM_EPS as f32))
+}
+
+/// A pre-norm transformer layer at `p` over `x` (`[B, L, D]`).
+fn transformer_layer(
+    g: &mut Graph,
+    p: &Params,
+    config: &DmftConfig,
+    x: &str,
+    bias: Option<&str>,
+) -> Result<String> {
+    let (d, heads, ffn) = (config.dim, config.heads, config.dim * config.ffn_mult);
+    let a = p.pp(transformer::ATTENTION);
+    let qkv = dense(&a.pp(transformer::QKV), d, 3 * d)?;
+    let out = dense(&a.pp(transformer::OUT), d, d)?;
+    let normed = layer_norm(g, &p.pp(transformer::NORM1), x, d)?;
+    let attended = g.attention(a.prefix(), &normed, &qkv, &out, heads, bias);
+    let x = g.add(x, &attended);
+    let normed = layer_norm(g, &p.pp(transformer::NORM2), &x, d)?;
+    let hidden = g.dense(
+        &format!("{}.ffn_in", p.prefix()),
+        &normed,
+        &dense(&p.pp(transformer::FFN_IN), d, ffn)?,
+    );
+    let hidden = g.gelu(&hidden);
+    let out = g.dense(
+        &format!("{}.ffn_out", p.prefix()),
+        &hidden,
+        &dense(&p.pp(transformer::FFN_OUT), ffn, d)?,
+    );
+    Ok(g.add(&x, &out))
+}
+
+/// Modality `m`'s encoder over its standardised input: tokens `[B, S, G, D]`.
+fn encode(g: &mut Graph, config: &DmftConfig, m: usize, x: &str, p: &Params) -> Result<String> {
+    let spec = &config.modalities[m];
+    let (t, d, s_len) = (config.window_len, config.dim, config.steps());
+    let patch = config.patch_len;
+    let patch_steps = config.patch_steps() as i64;
+    let options = config.patch_options();
+    let detail = options.window_detail.then(|| {
+        // Each channel standardised over the window (`standardise_window`).
+        let mean = g.mean(x, &[1]);
+        let centred = g.sub(x, &mean);
+        let squared = g.mul(&centred, &centred);
+        let var = g.mean(&squared, &[1]);
+        let floor = g.scalar(WINDOW_VARIANCE_FLOOR);
+        let var = g.add(&var, &floor);
+        let std = g.unary("Sqrt", &var);
+        g.div(&centred, &std)
+    });
+    let log_power = config.spectral_tokens.then(|| {
+        // Per channel, log mean power in bands of the window's DFT (`SpectrumTables`).
+        let tables = SpectrumTables::new(t);
+        let (bins, bands) = (tables.bins(), tables.bands());
+        let dft = g.constant("spectrum.dft", &[t, 2 * bins], tables.dft_matrix());
+        let band = tables.band_matrix();
+        let both: Vec<f32> = band.iter().chain(&band).copied().collect();
+        let band = g.constant("spectrum.bands", &[2 * bins, bands], &both);
+        let by_channel = g.transpose(x, &[0, 2, 1]);
+        let spectrum = g.matmul(&by_channel, &dft);
+        let squared = g.mul(&spectrum, &spectrum);
+        let power = g.matmul(&squared, &band);
+        let floor = g.scalar(BAND_POWER_FLOOR);
+        let power = g.add(&power, &floor);
+        (g.unary("Log", &power), bands)
+    });
+    let groups = spec.groups.len();
+    let group_embedding = p.get(dmft_names::GROUP_EMBEDDING, &[groups, d])?;
+    let position_embedding = p.get(dmft_names::POSITION_EMBEDDING, &[s_len, d])?;
+    let mut group_tokens = Vec::with_capacity(groups);
+    for (gi, group) in spec.groups.iter().enumerate() {
+        let channels: Vec<i64> = group.iter().map(|&c| c as i64).collect();
+        let width = (patch * group.len()) as i64;
+        let xg = g.gather(x, &channels, false, 2);
+        let mut parts = vec![g.reshape(&xg, &[-1, patch_steps, width])];
+        if let Some(detail) = &detail {
+            let dg = g.gather(detail, &channels, false, 2);
+            parts.push(g.reshape(&dg, &[-1, patch_steps, width]));
+        }
+        if options.patch_stats {
+            // Per patch and channel, ½·ln(var + floor) (`patch_log_std`).
+            let patches = g.reshape(&xg, &[-1, patch_steps, patch as i64, group.len() as i64]);
+            let mean = g.mean(&patches, &[2]);
+            let centred = g.sub(&patches, &mean);
+            let squared = g.mul(&centred, &centred);
+            let var = g.mean(&squared, &[2]);
+            let floor = g.scalar(PATCH_VARIANCE_FLOOR);
+            let var = g.add(&var, &floor);
+            let log = g.unary("Log", &var);
+            let half = g.scalar(0.5);
+            let log_std = g.mul(&log, &half);
+            parts.push(g.reshape(&log_std, &[-1, patch_steps, group.len() as i64]));
+        }
+        let input = g.concat(&parts, -1);
+        let projection = p.pp(dmft_names::patch_projection(gi));
+        let mut tokens = g.dense(
+            projection.prefix(),
+            &input,
+            &dense(&projection, options.input_len(group.len()), d)?,
+        );
+        if let Some((log_power, bands)) = &log_power {
+            let pg = g.gather(log_power, &channels, false, 1);
+            let pg = g.reshape(&pg, &[-1, 1, (group.len() * bands) as i64]);
+            let projection = p.pp(dmft_names::spectral_projection(gi));
+            let spectral = g.dense(
+                projection.prefix(),
+                &pg,
+                &dense(&projection, group.len() * bands, d)?,
+            );
+            tokens = g.concat(&[tokens, spectral], 1);
+        }
+        let embedding: Vec<f32> = (0..s_len * d)
+            .map(|i| group_embedding[gi * d + i % d] + position_embedding[i])
+            .collect();
+        let embedding = g.constant(
+            &format!("{}.embedding{gi}", p.prefix()),
+            &[s_len, d],
+            &embedding,
+        );
+        let tokens = g.add(&tokens, &embedding);
+        group_tokens.push(g.unsqueeze(&tokens, &[2]));
+    }
+    let mut tokens = g.concat(&group_tokens, 2);
+    let (s, gl, dl) = (s_len as i64, groups as i64, d as i64);
+    for l in 0..config.modality_layers {
+        if groups > 1 {
+            let across = g.reshape(&tokens, &[-1, gl, dl]);
+            let across = transformer_layer(
+                g,
+                &p.pp(dmft_names::spatial_layer(l)),
+                config,
+                &across,
+                None,
+            )?;
+            tokens = g.reshape(&across, &[-1, s, gl, dl]);
+        }
+        let by_group = g.transpose(&tokens, &[0, 2, 1, 3]);
+        let along = g.reshape(&by_group, &[-1, s, dl]);
+        let along = transformer_layer(
+            g,
+            &p.pp(dmft_names::temporal_layer(l)),
+            config,
+            &along,
+            None,
+        )?;
+        let by_group = g.reshape(&along, &[-1, gl, s, dl]);
+        tokens = g.transpose(&by_group, &[0, 2, 1, 3]);
+    }
+    Ok(tokens)
+}
+
+/// Score biases leaving out missing modalities' tokens: for the fusion layer
+/// (`[B·S, 1, 1, G]`) and for the group pool (`[B·S, G, 1]`).
+fn mask_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String, String) {
+    let columns: Vec<String> = config
+        .modalities
+        .iter()
+        .enumerate()
+        .flat_map(|(m, spec)| std::iter::repeat_n(m as i64, spec.groups.len()))
+        .map(|m| g.gather(mask, &[m], false, 1))
+        .collect();
+    let keep = g.concat(&columns, 1);
+    let one = g.scalar(1.0);
+    let dropped = g.sub(&keep, &one);
+    let big = g.scalar(-MASKED_SCORE);
+    let bias = g.mul(&dropped, &big);
+    let bias = g.unsqueeze(&bias, &[1]);
+    let steps = g.ints(&[3], &[1, config.steps() as i64, 1]);
+    let per_step = g.op("Expand", &[&bias, &steps], &[]);
+    let total: usize = config.modalities.iter().map(|s| s.groups.len()).sum();
+    let for_layer = g.reshape(&per_step, &[-1, 1, 1, total as i64]);
+    let for_pool = g.reshape(&per_step, &[-1, total as i64, 1]);
+    (for_layer, for_pool)
+}
+
+/// Emits the whole model: inputs (raw windows per modality, and the mask when asked),
+/// standardisation, encoders, fusion and head; outputs logits and probabilities.
+pub fn emit(
+    g: &mut Graph,
+    config: &DmftConfig,
+    root: &Params,
+    normalizer: &Normalizer,
+    with_mask: bool,
+) -> Result<()> {
+    let (d, s_len) = (config.dim, config.steps());
+    let batch = Dim::Named(BATCH.into());
+    let mut tokens = Vec::with_capacity(config.modalities.len());
+    for (m, spec) in config.modalities.iter().enumerate() {
+        let shape = [
+            batch.clone(),
+            Dim::Fixed(config.window_len),
+            Dim::Fixed(spec.channels),
+        ];
+        let x = g.input(&spec.name, DataType::Float, &shape);
+        let stats = &normalizer.modalities[m];
+        let mean = g.constant(
+            &format!("{}.mean", spec.name),
+            &[spec.channels],
+            &stats.mean,
+        );
+        let std = g.constant(&format!("{}.std", spec.name), &[spec.channels], &stats.std);
+        let centred = g.sub(&x, &mean);
+        let x = g.div(&centred, &std);
+        let p = root.pp(dmft_names::encoder(&spec.name));
+        tokens.push(encode(g, config, m, &x, &p)?);
+    }
+    let biases = with_mask.then(|| {
+        let shape = [batch.clone(), Dim::Fixed(config.modalities.len())];
+        let mask = g.input(MASK_INPUT, DataType::Float, &shape);
+        mask_biases(g, config, &mask)
+    });
+    let total: usize = config.modalities.iter().map(|s| s.groups.len()).sum();
+    let all = g.concat(&tokens, 2);
+    let steps = g.reshape(&all, &[-1, total as i64, d as i64]);
+    let p = root.pp(dmft_names::FUSION);
+    let (layer_bias, pool_bias) = match &biases {
+        Some((l, p)) => (Some(l.as_str()), Some(p.as_str())),
+        None => (None, None),
+    };
+    let steps = transformer_layer(
+        g,
+        &p.pp(dmft_names::FUSION_LAYER),
+        config,
+        &steps,
+        layer_bias,
+    )?;
+    let query = p.pp(dmft_names::GROUP_POOL).get(names::QUERY, &[d, 1])?;
+    let fused = g.attention_pool(dmft_names::GROUP_POOL, &steps, &query, pool_bias);
+    let mut fused = g.reshape(&fused, &[-1, s_len as i64, d as i64]);
+    for l in 0..config.joint_layers {
+        fused = transformer_layer(g, &p.pp(dmft_names::joint_layer(l)), config, &fused, None)?;
+    }
+    let query = p.pp(dmft_names::TIME_POOL).get(names::QUERY, &[d, 1])?;
+    let pooled = g.attention_pool(dmft_names::TIME_POOL, &fused, &query, None);
+    let normed = layer_norm(g, &p.pp(dmft_names::NORM), &pooled, d)?;
+    let head = p.pp(dmft_names::HEAD);
+    let logits = g.dense(
+        head.prefix(),
+        &normed,
+        &dense(&head, d, config.num_classes)?,
+    );
+    let probabilities = g.softmax(&logits, -1);
+    let out_shape = [batch, Dim::Fixed(config.num_classes)];
+    g.output(&logits, LOGITS_OUTPUT, &out_shape);
+    g.output(&probabilities, PROBABILITIES_OUTPUT, &out_shape);
+    Ok(())
+}

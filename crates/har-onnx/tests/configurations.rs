@@ -1,0 +1,146 @@
+//! Every token option and fusion stage exports: configurations no shipped model has (patch
+//! statistics, several channel groups with spatial layers, early and late fusion, three
+//! modalities) with seeded weights give the runtime's probabilities within 1e-4 in tract.
+
+use candle_nn::VarMap;
+use har_core::preprocess::{ChannelStats, Normalizer};
+use har_core::rng::Rng;
+use har_model::dmft::{Dmft, DmftConfig, ModalitySpec};
+use har_model::init::seeded_var_builder;
+use har_model::runtime::{runtime_dmft, varmap_weights};
+use har_onnx::{export_weights, ExportOptions};
+
+mod common;
+
+use common::{mask, max_diff, run_onnx};
+
+fn spec(name: &str, channels: usize, groups: Vec<Vec<usize>>) -> ModalitySpec {
+    ModalitySpec {
+        name: name.into(),
+        channels,
+        groups,
+        skeleton: None,
+    }
+}
+
+/// Configurations covering what the shipped models do not.
+fn configurations() -> Vec<DmftConfig> {
+    let base = DmftConfig {
+        modalities: vec![
+            spec("a", 3, vec![vec![0, 1, 2]]),
+            spec("b", 6, vec![vec![4, 0], vec![1, 2, 3], vec![5]]),
+        ],
+        window_len: 32,
+        patch_len: 4,
+        dim: 16,
+        heads: 2,
+        ffn_mult: 2,
+        modality_layers: 1,
+        joint_layers: 1,
+        num_classes: 5,
+        dropout: 0.0,
+        patch_stats: true,
+        spectral_tokens: true,
+        window_detail: true,
+    };
+    let early = DmftConfig {
+        modality_layers: 0,
+        joint_layers: 2,
+        patch_stats: true,
+        spectral_tokens: false,
+        window_detail: false,
+        ..base.clone()
+    };
+    let late = DmftConfig {
+        modalities: vec![
+            spec("a", 2, vec![vec![0, 1]]),
+            spec("b", 3, vec![vec![0], vec![1], vec![2]]),
+            spec("c", 1, vec![vec![0]]),
+        ],
+        window_len: 40,
+        patch_len: 5,
+        modality_layers: 2,
+        joint_layers: 0,
+        heads: 4,
+        window_detail: false,
+        ..base.clone()
+    };
+    vec![base, early, late]
+}
+
+#[test]
+fn every_token_option_and_fusion_stage_matches_the_runtime() {
+    let mut rng = Rng::new(5);
+    for (case, config) in configurations().into_iter().enumerate() {
+        let varmap = VarMap::new();
+        Dmft::new(&config, seeded_var_builder(&varmap, case as u64)).unwrap();
+        let mut runtime = runtime_dmft(&config, &varmap).unwrap();
+        let weights = varmap_weights(&varmap).unwrap();
+        // Statistics that are not the identity, so the graph's standardisation is checked.
+        let normalizer = Normalizer {
+            modalities: config
+                .modalities
+                .iter()
+                .map(|m| ChannelStats {
+                    modality: m.name.clone(),
+                    channel_names: (0..m.channels).map(|c| format!("c{c}")).collect(),
+                    mean: (0..m.channels).map(|c| 0.1 * c as f32).collect(),
+                    std: (0..m.channels).map(|c| 0.5 + 0.25 * c as f32).collect(),
+                })
+                .collect(),
+        };
+        let (bytes, _) = export_weights(
+            &config,
+            &weights,
+            &normalizer,
+            ExportOptions { with_mask: true },
+            "case",
+            &[],
+        )
+        .unwrap();
+        let batch = 3;
+        let m_count = config.modalities.len();
+        let raw: Vec<Vec<f32>> = config
+            .modalities
+            .iter()
+            .map(|spec| {
+                (0..batch * config.window_len * spec.channels)
+                    .map(|_| (1.5 * rng.normal()) as f32)
+                    .collect()
+            })
+            .collect();
+        // Window b lacks modality b % M (window 0 keeps all when there is one modality).
+        let present: Vec<Vec<bool>> = (0..batch)
+            .map(|b| {
+                (0..m_count)
+                    .map(|m| m_count == 1 || m != b % m_count)
+                    .collect()
+            })
+            .collect();
+        let mut inputs: Vec<(Vec<usize>, Vec<f32>)> = raw
+            .iter()
+            .zip(&config.modalities)
+            .map(|(v, spec)| (vec![batch, config.window_len, spec.channels], v.clone()))
+            .collect();
+        inputs.push((vec![batch, m_count], mask(&present)));
+        let probabilities = &run_onnx(&bytes, inputs)[1];
+        let k = config.num_classes;
+        for b in 0..batch {
+            let windows: Vec<Option<Vec<f32>>> = (0..m_count)
+                .map(|m| {
+                    present[b][m].then(|| {
+                        let len = config.window_len * config.modalities[m].channels;
+                        let mut w = raw[m][b * len..(b + 1) * len].to_vec();
+                        normalizer.apply_modality(m, &mut w);
+                        w
+                    })
+                })
+                .collect();
+            let refs: Vec<Option<&[f32]>> = windows.iter().map(|w| w.as_deref()).collect();
+            let expected = runtime.predict_available(&refs).unwrap();
+            let got = &probabilities[b * k..(b + 1) * k];
+            let diff = max_diff(got, &expected);
+            assert!(diff <= 1e-4, "case {case}, window {b}: differ by {diff}");
+        }
+    }
+}
