@@ -6,9 +6,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use har_model::augment::AugmentConfig;
 use har_model::data::ClassMap;
-use har_model::dmft::DmftConfig;
+use har_model::dmft::{DmftConfig, Encoder};
 use har_model::pipeline::{self, DataOptions, LoadedTeacher, Prepared, Saved};
 use har_model::train::{self, DistillConfig, EpochRecord, Observer, TrainConfig};
+use har_runtime::config::ARCHITECTURES;
 use indicatif::ProgressBar;
 
 use crate::data::progress_bar;
@@ -77,7 +78,13 @@ pub struct FitArgs {
     /// Largest relative change of each window's motion amplitude (0.2: ×0.8–1.2; 0: none).
     #[arg(long, default_value_t = 0.0)]
     pub amplitude_scale: f64,
-    /// Override: modality-specific layers (0 = early fusion).
+    /// Architecture: the modality encoder (`dmft`: patch tokens + transformer; `transformer`:
+    /// one token per sample; `lstm` / `gru`: recurrent over the samples; `lstm-patches` /
+    /// `gru-patches`: recurrent over the patches) [default: dmft, or the teacher's for distill].
+    #[arg(long, value_parser = ARCHITECTURES)]
+    pub arch: Option<String>,
+    /// Override: modality-specific layers (0 = early fusion; stacked recurrent layers for the
+    /// recurrent encoders).
     #[arg(long)]
     pub modality_layers: Option<usize>,
     /// Override: joint layers after fusion (0 = late fusion).
@@ -218,7 +225,12 @@ fn settings(fit: &FitArgs) -> TrainConfig {
     }
 }
 
+/// The shape with the command line's architecture and overrides (checked when the model is
+/// built: an option the architecture does not have is refused there).
 fn apply_overrides(mut config: DmftConfig, fit: &FitArgs) -> DmftConfig {
+    if let Some(encoder) = fit.arch.as_deref().and_then(Encoder::from_arch_name) {
+        config = config.with_encoder(encoder);
+    }
     config.modality_layers = fit.modality_layers.unwrap_or(config.modality_layers);
     config.joint_layers = fit.joint_layers.unwrap_or(config.joint_layers);
     config.dim = fit.dim.unwrap_or(config.dim);
@@ -346,6 +358,16 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
         );
     }
     let student = apply_overrides(card.config.student(), &args.fit);
+    if student.steps() != card.config.steps() && args.feature_weight != 0.0 {
+        bail!(
+            "the {} student has {} token steps, the {} teacher {}: their mid-fusion features \
+             cannot be matched; pass --feature-weight 0 to distil from the logits alone",
+            student.encoder.arch_name(),
+            student.steps(),
+            card.config.encoder.arch_name(),
+            card.config.steps()
+        );
+    }
     fit_and_save(
         "student",
         student,

@@ -119,7 +119,7 @@ impl StreamModel {
     pub fn encode(&mut self, m: usize, windows: &[WindowMessage]) -> Result<Vec<TokenMessage>> {
         let (steps, dim) = (self.card.config.steps(), self.card.config.dim);
         let spec = &self.card.config.modalities[m];
-        let (name, groups) = (spec.name.clone(), spec.groups.len());
+        let (name, groups) = (spec.name.clone(), self.card.config.token_groups(m));
         windows
             .iter()
             .map(|w| {
@@ -149,9 +149,17 @@ impl StreamModel {
                 DataflowError::stream("tokens", "modality", "no modality present")
             })?;
         let (steps, dim) = (self.card.config.steps(), self.card.config.dim);
-        for (t, spec) in window.tokens.iter().zip(&self.card.config.modalities) {
+        for (m, (t, spec)) in window
+            .tokens
+            .iter()
+            .zip(&self.card.config.modalities)
+            .enumerate()
+        {
             let Some(t) = t else { continue };
-            let expected = ((steps * spec.groups.len()) as u32, dim as u32);
+            let expected = (
+                (steps * self.card.config.token_groups(m)) as u32,
+                dim as u32,
+            );
             if (t.num_tokens, t.dim) != expected {
                 return Err(DataflowError::stream(
                     &format!("tokens of `{}`", spec.name),

@@ -1,12 +1,12 @@
 //! Training in candle. The architectures are described once here as trainable candle modules
-//! ([`dmft`], built from [`layers`]) under the runtime's weight names
+//! ([`dmft`] with its [`encoders`], built from [`layers`]) under the runtime's weight names
 //! ([`har_runtime::names`]) and configs; inference runs on the candle-free runtime
 //! ([`har_runtime`]), which the equivalence tests hold to these modules.
 //!
 //! - [`pipeline`]: dataset → windows → normaliser → fit → card → save, and evaluation.
 //! - [`train`], [`distill`], [`mixup`], [`augment`]: optimisation, the distillation loss and
 //!   teacher, data augmentation; [`init`]: seeded, order-independent initialisation.
-//! - [`sequence_layers`]: convolutions and recurrent layers for the coming encoders.
+//! - [`sequence_layers`]: convolutions and recurrent layers (the recurrent encoders).
 //! - [`data`]: windows as batches; [`metrics`]; [`artifact`]: writing a model directory and
 //!   reading one back into candle; [`runtime`]: candle parameters as runtime weights.
 
@@ -15,6 +15,7 @@ pub mod augment;
 pub mod data;
 pub mod distill;
 pub mod dmft;
+pub mod encoders;
 pub mod error;
 pub mod init;
 pub mod layers;

@@ -1,15 +1,17 @@
 //! The two engines compute the same function: over random configurations — modalities and
 //! channel groups, window and patch lengths, widths, heads, depths (early, mid and late
-//! fusion), token options, batch sizes and missing modalities — the runtime's forward
+//! fusion), token options, encoders (DMFT's patches, the plain per-sample transformer, LSTM and
+//! GRU over samples or patches), batch sizes and missing modalities — the runtime's forward
 //! ([`har_runtime::dmft::Dmft`]) equals the candle model's inference forward to 1e-4 in class
 //! probabilities, logits and mid-fusion features.
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use har_core::rng::Rng;
-use har_model::dmft::{probabilities, Dmft, DmftConfig, ModalitySpec};
+use har_model::dmft::{probabilities, Dmft, DmftConfig, Encoder, ModalitySpec};
 use har_model::init::seeded_var_builder;
 use har_model::runtime::runtime_dmft;
+use har_runtime::config::ARCHITECTURES;
 
 fn pick<T: Copy>(rng: &mut Rng, options: &[T]) -> T {
     options[(rng.next_u64() % options.len() as u64) as usize]
@@ -56,7 +58,7 @@ fn random_config(rng: &mut Rng) -> DmftConfig {
     // At least 4 features per head: a layer norm over 2 features maps nearly equal pairs to
     // ±1, so rounding differences of 1e-7 between the engines' products grow past 1e-4.
     let heads = pick(rng, &[1, 2, 4]);
-    DmftConfig {
+    let config = DmftConfig {
         modalities,
         window_len,
         patch_len,
@@ -70,7 +72,19 @@ fn random_config(rng: &mut Rng) -> DmftConfig {
         patch_stats: coin(rng),
         spectral_tokens: coin(rng),
         window_detail: coin(rng),
+        encoder: Encoder::Patch,
+    };
+    // Half DMFT's patch encoder, half one of the other architectures.
+    let arch = if coin(rng) {
+        "dmft"
+    } else {
+        pick(rng, &ARCHITECTURES[1..])
+    };
+    let mut config = config.with_encoder(Encoder::from_arch_name(arch).unwrap());
+    if config.encoder != Encoder::Patch && config.modality_layers == 0 {
+        config.modality_layers = 1;
     }
+    config
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -86,8 +100,10 @@ fn the_runtime_equals_candle_over_random_configurations() {
     let mut rng = Rng::new(2024);
     let mut cases = 0;
     let mut with_missing = 0;
+    let mut architectures = std::collections::BTreeSet::new();
     for case in 0..40 {
         let config = random_config(&mut rng);
+        architectures.insert(config.encoder.arch_name());
         config.validate().unwrap();
         let varmap = VarMap::new();
         let candle = Dmft::new(&config, seeded_var_builder(&varmap, case)).unwrap();
@@ -172,6 +188,11 @@ fn the_runtime_equals_candle_over_random_configurations() {
         cases += 1;
     }
     assert_eq!(cases, 40);
+    assert_eq!(
+        architectures.len(),
+        6,
+        "every architecture: {architectures:?}"
+    );
     assert!(
         with_missing > 5,
         "only {with_missing} windows lacked a modality"

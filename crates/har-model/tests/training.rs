@@ -2,12 +2,8 @@
 //! the teacher learns far above chance, the student distils from it, and a saved model
 //! directory reloads with identical predictions.
 
-use std::io::Read;
-use std::path::Path;
-
-use har_core::dataset::{Dataset, Split};
-use har_core::import::basic_motions;
-use har_core::preprocess::{LabelPolicy, Normalizer, PreprocessConfig, WindowConfig};
+use har_core::dataset::Split;
+use har_core::preprocess::Normalizer;
 use har_model::artifact;
 use har_model::data::{
     carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData,
@@ -17,36 +13,8 @@ use har_model::metrics::Metrics;
 use har_model::train::{self, argmax, predict, Silent, Teacher, TrainConfig};
 use har_runtime::card::{ModelCard, Provenance};
 
-fn basic_motions(dir: &Path) -> Dataset {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
-    for split in ["TRAIN", "TEST"] {
-        let mut text = String::new();
-        let file =
-            std::fs::File::open(fixtures.join(format!("BasicMotions_{split}.ts.gz"))).unwrap();
-        flate2::read::GzDecoder::new(file)
-            .read_to_string(&mut text)
-            .unwrap();
-        std::fs::write(dir.join(format!("{split}.ts")), text).unwrap();
-    }
-    basic_motions::import(
-        &dir.join("TRAIN.ts"),
-        &dir.join("TEST.ts"),
-        &dir.join("bm"),
-        None,
-    )
-    .unwrap()
-}
-
-fn preprocess() -> PreprocessConfig {
-    PreprocessConfig {
-        window: WindowConfig {
-            length: 100,
-            stride: 100,
-            label_policy: LabelPolicy::Pure,
-        },
-        ..Default::default()
-    }
-}
+mod common;
+use common::{basic_motions, preprocess};
 
 #[test]
 fn teacher_and_student_learn_basic_motions_far_above_chance() {

@@ -1,18 +1,19 @@
 //! DMFT (seed S1) as an ONNX graph, emitted layer by layer as the runtime's
 //! [`har_runtime::dmft`] assembles it and from the same weights under the same names
-//! ([`har_runtime::names::dmft`]): standardisation, patch (and detail / statistics / spectral)
-//! tokens, group and position embeddings, modality layers, masked fusion and pooling, joint
-//! layers, time pooling, norm and head. The batch dimension is dynamic.
+//! ([`har_runtime::names::dmft`]): standardisation, the modality encoders (patch — and
+//! detail / statistics / spectral — tokens with embeddings and transformer layers, or stacked
+//! LSTM / GRU layers), masked fusion and pooling, joint layers, time pooling, norm and head.
+//! The batch dimension is dynamic.
 
 use har_core::preprocess::Normalizer;
-use har_runtime::config::DmftConfig;
+use har_runtime::config::{DmftConfig, Encoder, RecurrentCell, RecurrentInput};
 use har_runtime::layers::LAYER_NORM_EPS;
-use har_runtime::names::{self, dmft as dmft_names, transformer};
+use har_runtime::names::{self, dmft as dmft_names, recurrent, transformer};
 use har_runtime::patch_input::{PATCH_VARIANCE_FLOOR, WINDOW_VARIANCE_FLOOR};
 use har_runtime::spectrum::{SpectrumTables, BAND_POWER_FLOOR};
 use har_runtime::weights::Params;
 
-use crate::graph::{DenseWeights, Graph};
+use crate::graph::{DenseWeights, Graph, RecurrentWeights};
 use crate::proto::{DataType, Dim};
 use crate::Result;
 
@@ -74,8 +75,69 @@ fn transformer_layer(
     Ok(g.add(&x, &out))
 }
 
-/// Modality `m`'s encoder over its standardised input: tokens `[B, S, G, D]`.
+/// Modality `m`'s encoder over its standardised input `[B, T, C]`: tokens `[B, S, G, D]`.
 fn encode(g: &mut Graph, config: &DmftConfig, m: usize, x: &str, p: &Params) -> Result<String> {
+    match config.encoder {
+        Encoder::Patch | Encoder::Transformer => encode_patches(g, config, m, x, p),
+        Encoder::Recurrent { cell, over } => encode_recurrent(g, config, m, cell, over, x, p),
+    }
+}
+
+/// A recurrent encoder: stacked LSTM / GRU layers, tokens `[B, S, 1, D]`.
+fn encode_recurrent(
+    g: &mut Graph,
+    config: &DmftConfig,
+    m: usize,
+    cell: RecurrentCell,
+    over: RecurrentInput,
+    x: &str,
+    p: &Params,
+) -> Result<String> {
+    let (d, steps) = (config.dim, config.patch_steps() as i64);
+    let gates = match cell {
+        RecurrentCell::Lstm => 4,
+        RecurrentCell::Gru => 3,
+    };
+    let input = match over {
+        RecurrentInput::Samples => x.to_string(),
+        RecurrentInput::Patches => {
+            let width = config.recurrent_input_len(m, over) as i64;
+            g.reshape(x, &[-1, steps, width])
+        }
+    };
+    // Time first, as the operators read it.
+    let mut hidden = g.transpose(&input, &[1, 0, 2]);
+    for l in 0..config.modality_layers {
+        let width = config.recurrent_layer_input(m, l, over);
+        let q = p.pp(dmft_names::recurrent_layer(l));
+        let weights = RecurrentWeights {
+            w_ih: q.get(recurrent::WEIGHT_IH, &[gates * d, width])?,
+            w_hh: q.get(recurrent::WEIGHT_HH, &[gates * d, d])?,
+            b_ih: q.get(recurrent::BIAS_IH, &[gates * d])?,
+            b_hh: q.get(recurrent::BIAS_HH, &[gates * d])?,
+            input: width,
+            hidden: d,
+        };
+        hidden = g.recurrent(q.prefix(), &hidden, cell, &weights);
+    }
+    if over == RecurrentInput::Samples {
+        // The hidden state after each patch's last sample.
+        let p_len = config.patch_len as i64;
+        let ends: Vec<i64> = (0..steps).map(|k| (k + 1) * p_len - 1).collect();
+        hidden = g.gather(&hidden, &ends, false, 0);
+    }
+    let batch_first = g.transpose(&hidden, &[1, 0, 2]);
+    Ok(g.unsqueeze(&batch_first, &[2]))
+}
+
+/// DMFT's patch encoder (and the plain transformer): tokens `[B, S, G, D]`.
+fn encode_patches(
+    g: &mut Graph,
+    config: &DmftConfig,
+    m: usize,
+    x: &str,
+    p: &Params,
+) -> Result<String> {
     let spec = &config.modalities[m];
     let (t, d, s_len) = (config.window_len, config.dim, config.steps());
     let patch = config.patch_len;
@@ -200,7 +262,7 @@ fn mask_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String, Strin
         .modalities
         .iter()
         .enumerate()
-        .flat_map(|(m, spec)| std::iter::repeat_n(m as i64, spec.groups.len()))
+        .flat_map(|(m, _)| std::iter::repeat_n(m as i64, config.token_groups(m)))
         .map(|m| g.gather(mask, &[m], false, 1))
         .collect();
     let keep = g.concat(&columns, 1);
@@ -211,7 +273,9 @@ fn mask_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String, Strin
     let bias = g.unsqueeze(&bias, &[1]);
     let steps = g.ints(&[3], &[1, config.steps() as i64, 1]);
     let per_step = g.op("Expand", &[&bias, &steps], &[]);
-    let total: usize = config.modalities.iter().map(|s| s.groups.len()).sum();
+    let total: usize = (0..config.modalities.len())
+        .map(|m| config.token_groups(m))
+        .sum();
     let for_layer = g.reshape(&per_step, &[-1, 1, 1, total as i64]);
     let for_pool = g.reshape(&per_step, &[-1, total as i64, 1]);
     (for_layer, for_pool)
@@ -253,7 +317,9 @@ pub fn emit(
         let mask = g.input(MASK_INPUT, DataType::Float, &shape);
         mask_biases(g, config, &mask)
     });
-    let total: usize = config.modalities.iter().map(|s| s.groups.len()).sum();
+    let total: usize = (0..config.modalities.len())
+        .map(|m| config.token_groups(m))
+        .sum();
     let all = g.concat(&tokens, 2);
     let steps = g.reshape(&all, &[-1, total as i64, d as i64]);
     let p = root.pp(dmft_names::FUSION);

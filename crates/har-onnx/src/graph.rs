@@ -1,7 +1,9 @@
 //! A small builder of ONNX graphs: constants become initializers, every operator call returns
 //! the name of its output, and the layers DMFT is built from (dense, layer norm, multi-head
-//! attention, GELU feed-forward, attention pooling) are emitted from standard opset-17
-//! operators only, so any ONNX runtime runs them.
+//! attention, GELU feed-forward, attention pooling, LSTM / GRU) are emitted from standard
+//! opset-17 operators only, so any ONNX runtime runs them.
+
+use har_runtime::config::RecurrentCell;
 
 use crate::proto::{self, Attribute, DataType, Dim, Message};
 
@@ -18,6 +20,22 @@ pub struct Graph {
     counter: usize,
     /// Parameters stored (f32 values), for the summary.
     pub parameters: usize,
+}
+
+/// A recurrent layer's weights as the runtime stores them (PyTorch's layout and gate order).
+pub struct RecurrentWeights {
+    /// `gates·H × I`.
+    pub w_ih: Vec<f32>,
+    /// `gates·H × H`.
+    pub w_hh: Vec<f32>,
+    /// `gates·H`.
+    pub b_ih: Vec<f32>,
+    /// `gates·H`.
+    pub b_hh: Vec<f32>,
+    /// Input width `I`.
+    pub input: usize,
+    /// Hidden width `H`.
+    pub hidden: usize,
 }
 
 /// A dense layer's weights as the runtime stores them: `weight` is `out × in`, row-major.
@@ -305,6 +323,47 @@ impl Graph {
         let weights = self.transpose(&weights, &[0, 2, 1]);
         let pooled = self.matmul(&weights, x);
         self.reshape(&pooled, &[-1, d as i64])
+    }
+
+    /// A recurrent layer over `x` (`[T, B, I]`, time first) with PyTorch's weight layout
+    /// (`w_ih` `gates·H × I`, `w_hh` `gates·H × H`, biases `gates·H`; LSTM gates i, f, g, o, GRU
+    /// gates r, z, n) as ONNX's `LSTM` / `GRU` operator (gates i, o, f, c / z, r, h; the GRU
+    /// with `linear_before_reset`, PyTorch's form): every step's hidden state `[T, B, H]`.
+    pub fn recurrent(
+        &mut self,
+        hint: &str,
+        x: &str,
+        cell: RecurrentCell,
+        w: &RecurrentWeights,
+    ) -> String {
+        let h = w.hidden;
+        let (op, order): (&str, &[usize]) = match cell {
+            RecurrentCell::Lstm => ("LSTM", &[0, 3, 1, 2]),
+            RecurrentCell::Gru => ("GRU", &[1, 0, 2]),
+        };
+        // Gate blocks of `h` rows each, in ONNX's order.
+        let reorder = |values: &[f32], row: usize| -> Vec<f32> {
+            order
+                .iter()
+                .flat_map(|&g| values[g * h * row..(g + 1) * h * row].iter().copied())
+                .collect()
+        };
+        let gates = order.len();
+        let input = w.input;
+        let w_ih = reorder(&w.w_ih, input);
+        let w_hh = reorder(&w.w_hh, h);
+        let mut bias = reorder(&w.b_ih, 1);
+        bias.extend(reorder(&w.b_hh, 1));
+        let w_ih = self.constant(&format!("{hint}.w"), &[1, gates * h, input], &w_ih);
+        let w_hh = self.constant(&format!("{hint}.r"), &[1, gates * h, h], &w_hh);
+        let bias = self.constant(&format!("{hint}.b"), &[1, 2 * gates * h], &bias);
+        let mut attrs = vec![("hidden_size", Attribute::Int(h as i64))];
+        if cell == RecurrentCell::Gru {
+            attrs.push(("linear_before_reset", Attribute::Int(1)));
+        }
+        // Y is [T, 1, B, H].
+        let y = self.op(op, &[x, &w_ih, &w_hh, &bias], &attrs);
+        self.reshape(&y, &[0, -1, h as i64])
     }
 
     /// The finished model's bytes.

@@ -1,18 +1,20 @@
-//! Every token option and fusion stage exports: configurations no shipped model has (patch
-//! statistics, several channel groups with spatial layers, early and late fusion, three
-//! modalities) with seeded weights give the runtime's probabilities within 1e-4 in tract.
+//! Every token option, fusion stage and architecture exports: configurations no shipped model
+//! has (patch statistics, several channel groups with spatial layers, early and late fusion,
+//! three modalities; the plain transformer, LSTM and GRU over samples and patches) with seeded
+//! weights give the runtime's probabilities within 1e-4 in tract.
 
 use candle_nn::VarMap;
 use har_core::preprocess::{ChannelStats, Normalizer};
 use har_core::rng::Rng;
-use har_model::dmft::{Dmft, DmftConfig, ModalitySpec};
+use har_model::dmft::{Dmft, DmftConfig, Encoder, ModalitySpec};
 use har_model::init::seeded_var_builder;
 use har_model::runtime::{runtime_dmft, varmap_weights};
 use har_onnx::{export_weights, ExportOptions};
+use har_runtime::config::ARCHITECTURES;
 
 mod common;
 
-use common::{mask, max_diff, run_onnx};
+use common::{mask, max_diff, run_onnx_fixed};
 
 fn spec(name: &str, channels: usize, groups: Vec<Vec<usize>>) -> ModalitySpec {
     ModalitySpec {
@@ -42,6 +44,7 @@ fn configurations() -> Vec<DmftConfig> {
         patch_stats: true,
         spectral_tokens: true,
         window_detail: true,
+        encoder: Encoder::Patch,
     };
     let early = DmftConfig {
         modality_layers: 0,
@@ -65,7 +68,14 @@ fn configurations() -> Vec<DmftConfig> {
         window_detail: false,
         ..base.clone()
     };
-    vec![base, early, late]
+    let mut all = vec![base.clone(), early, late];
+    // The other architectures, from the first shape.
+    all.extend(
+        ARCHITECTURES[1..]
+            .iter()
+            .map(|a| base.with_encoder(Encoder::from_arch_name(a).unwrap())),
+    );
+    all
 }
 
 #[test]
@@ -123,7 +133,7 @@ fn every_token_option_and_fusion_stage_matches_the_runtime() {
             .map(|(v, spec)| (vec![batch, config.window_len, spec.channels], v.clone()))
             .collect();
         inputs.push((vec![batch, m_count], mask(&present)));
-        let probabilities = &run_onnx(&bytes, inputs)[1];
+        let probabilities = &run_onnx_fixed(&bytes, inputs)[1];
         let k = config.num_classes;
         for b in 0..batch {
             let windows: Vec<Option<Vec<f32>>> = (0..m_count)

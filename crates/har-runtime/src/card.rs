@@ -77,10 +77,12 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
-    /// A short identifier: role and the first 12 hex digits of the weights' checksum.
+    /// A short identifier: architecture, role and the first 12 hex digits of the weights'
+    /// checksum (`dmft-student@a574de582200`, `lstm-student-scratch@…`).
     pub fn model_id(&self) -> String {
         format!(
-            "dmft-{}@{}",
+            "{}-{}@{}",
+            self.config.encoder.arch_name(),
             self.role,
             &self.weights_sha256[..12.min(self.weights_sha256.len())]
         )

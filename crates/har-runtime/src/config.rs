@@ -19,6 +19,89 @@ pub struct ModalitySpec {
     pub skeleton: Option<har_core::recording::SkeletonLayout>,
 }
 
+/// How each modality's window becomes its tokens `[S, G, D]`; fusion, pooling and head are
+/// the same for every encoder, so the encode and fuse nodes run any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Encoder {
+    /// DMFT (seed S1): one token per patch and channel group (with the token options), group
+    /// and position embeddings, spatial and temporal transformer layers.
+    #[default]
+    Patch,
+    /// The plain transformer of seed S4: one token per sample (the patch path with
+    /// `patch_len = 1`, the modality as one group, no token options), temporal layers only.
+    Transformer,
+    /// A recurrent encoder (seed S4's baseline): `modality_layers` stacked LSTM or GRU layers
+    /// of width `dim`, their hidden states the modality's tokens (one group).
+    Recurrent {
+        /// The recurrent cell.
+        cell: RecurrentCell,
+        /// What one recurrent step reads.
+        over: RecurrentInput,
+    },
+}
+
+/// A recurrent cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecurrentCell {
+    /// Long short-term memory (gates i, f, g, o).
+    Lstm,
+    /// Gated recurrent unit (gates r, z, n).
+    Gru,
+}
+
+/// What one recurrent step reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecurrentInput {
+    /// One sample (`C` values) per step; the token of each patch is the hidden state after its
+    /// last sample.
+    Samples,
+    /// One patch (`P·C` values) per step; each step's hidden state is a token.
+    Patches,
+}
+
+/// The architectures `har train --arch` knows, by name.
+pub const ARCHITECTURES: [&str; 6] = [
+    "dmft",
+    "transformer",
+    "lstm",
+    "gru",
+    "lstm-patches",
+    "gru-patches",
+];
+
+impl Encoder {
+    /// The architecture's name (one of [`ARCHITECTURES`]).
+    pub fn arch_name(&self) -> &'static str {
+        match self {
+            Encoder::Patch => "dmft",
+            Encoder::Transformer => "transformer",
+            Encoder::Recurrent { cell, over } => match (cell, over) {
+                (RecurrentCell::Lstm, RecurrentInput::Samples) => "lstm",
+                (RecurrentCell::Gru, RecurrentInput::Samples) => "gru",
+                (RecurrentCell::Lstm, RecurrentInput::Patches) => "lstm-patches",
+                (RecurrentCell::Gru, RecurrentInput::Patches) => "gru-patches",
+            },
+        }
+    }
+
+    /// The encoder of architecture `name`.
+    pub fn from_arch_name(name: &str) -> Option<Self> {
+        let recurrent = |cell, over| Some(Encoder::Recurrent { cell, over });
+        match name {
+            "dmft" => Some(Encoder::Patch),
+            "transformer" => Some(Encoder::Transformer),
+            "lstm" => recurrent(RecurrentCell::Lstm, RecurrentInput::Samples),
+            "gru" => recurrent(RecurrentCell::Gru, RecurrentInput::Samples),
+            "lstm-patches" => recurrent(RecurrentCell::Lstm, RecurrentInput::Patches),
+            "gru-patches" => recurrent(RecurrentCell::Gru, RecurrentInput::Patches),
+            _ => None,
+        }
+    }
+}
+
 /// Shape of a DMFT model (teacher or student).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DmftConfig {
@@ -59,6 +142,10 @@ pub struct DmftConfig {
     /// Models saved before this option read as `false`.
     #[serde(default)]
     pub window_detail: bool,
+    /// The modality encoder (the architecture). Models saved before this option read as
+    /// [`Encoder::Patch`].
+    #[serde(default)]
+    pub encoder: Encoder,
 }
 
 /// Largest window length a config may declare (samples).
@@ -114,6 +201,7 @@ impl DmftConfig {
             patch_stats: false,
             spectral_tokens: false,
             window_detail: false,
+            encoder: Encoder::Patch,
         }
     }
 
@@ -125,6 +213,56 @@ impl DmftConfig {
             modality_layers: 1,
             joint_layers: 1,
             ..self.clone()
+        }
+    }
+
+    /// This shape with architecture `encoder`: the transformer reads one sample per token with
+    /// each modality as one group; the transformer and the recurrent encoders drop the patch
+    /// token options (spectral step, window detail, patch statistics).
+    pub fn with_encoder(&self, encoder: Encoder) -> Self {
+        let mut config = Self {
+            encoder,
+            ..self.clone()
+        };
+        if encoder != Encoder::Patch {
+            config.spectral_tokens = false;
+            config.window_detail = false;
+            config.patch_stats = false;
+        }
+        if encoder == Encoder::Transformer {
+            config.patch_len = 1;
+            for m in &mut config.modalities {
+                m.groups = vec![(0..m.channels).collect()];
+            }
+        }
+        config
+    }
+
+    /// Token groups of modality `m` at each step: its channel groups for the patch encoders,
+    /// one for a recurrent encoder.
+    pub fn token_groups(&self, m: usize) -> usize {
+        match self.encoder {
+            Encoder::Recurrent { .. } => 1,
+            Encoder::Patch | Encoder::Transformer => self.modalities[m].groups.len(),
+        }
+    }
+
+    /// Width of one recurrent step's input for modality `m` (`C` or `P·C`).
+    pub fn recurrent_input_len(&self, m: usize, over: RecurrentInput) -> usize {
+        let c = self.modalities[m].channels;
+        match over {
+            RecurrentInput::Samples => c,
+            RecurrentInput::Patches => self.patch_len * c,
+        }
+    }
+
+    /// Input width of recurrent layer `l` of modality `m` (the step's input for the first,
+    /// the previous layer's hidden state `D` after it).
+    pub fn recurrent_layer_input(&self, m: usize, l: usize, over: RecurrentInput) -> usize {
+        if l == 0 {
+            self.recurrent_input_len(m, over)
+        } else {
+            self.dim
         }
     }
 
@@ -231,6 +369,30 @@ impl DmftConfig {
                 ));
             }
         }
+        let options = self.spectral_tokens || self.window_detail || self.patch_stats;
+        match self.encoder {
+            Encoder::Patch => {}
+            Encoder::Transformer => {
+                if self.patch_len != 1
+                    || options
+                    || self.modalities.iter().any(|m| m.groups.len() != 1)
+                {
+                    return Err(
+                        "the transformer encoder reads one sample per token: patch_len 1, \
+                                one group per modality, no token options"
+                            .into(),
+                    );
+                }
+            }
+            Encoder::Recurrent { .. } => {
+                if options {
+                    return Err("the token options belong to the patch encoder".into());
+                }
+                if self.modality_layers == 0 {
+                    return Err("a recurrent encoder needs modality_layers >= 1".into());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -250,7 +412,6 @@ impl DmftConfig {
         let mut groups_total = 0;
         for m in &self.modalities {
             let g = m.groups.len() as u64;
-            groups_total += g;
             let patch_steps = self.patch_steps() as u64;
             // Standardising the window: two passes of sums and one of scaling per value.
             let standardise = if self.window_detail {
@@ -276,6 +437,23 @@ impl DmftConfig {
                     .map(|grp| 2 * self.spectral_input_len(grp.len()) as u64 * d)
                     .sum::<u64>();
             }
+            if let Encoder::Recurrent { cell, over } = self.encoder {
+                // Per step: the input and hidden products of every gate, and the cell.
+                let gates = match cell {
+                    RecurrentCell::Lstm => 4,
+                    RecurrentCell::Gru => 3,
+                };
+                let (steps, input) = match over {
+                    RecurrentInput::Samples => (self.window_len, m.channels),
+                    RecurrentInput::Patches => (self.patch_steps(), self.patch_len * m.channels),
+                };
+                let step = |input: u64| 2 * gates * d * (input + d) + 10 * d;
+                total += steps as u64
+                    * (step(input as u64) + (self.modality_layers as u64 - 1) * step(d));
+                groups_total += 1;
+                continue;
+            }
+            groups_total += g;
             let spatial = if g > 1 { layer(s, g) } else { 0 };
             total += tokenise + self.modality_layers as u64 * (spatial + layer(g, s));
         }

@@ -13,67 +13,12 @@
 use tracing::trace_span;
 
 use crate::config::DmftConfig;
+use crate::encoders::ModalityEncoder;
 use crate::error::{Result, RuntimeError};
-use crate::kernels::{softmax_in_place, transpose_tokens};
-use crate::layers::{
-    AttentionPool, Dense, LayerNorm, PatchTokenizer, Scratch, SpectralTokenizer, TransformerLayer,
-};
+use crate::kernels::softmax_in_place;
+use crate::layers::{AttentionPool, Dense, LayerNorm, Scratch, TransformerLayer};
 use crate::names::dmft as names;
 use crate::weights::{Params, Weights};
-
-/// Tokeniser and modality-specific layers of one modality.
-#[derive(Debug, Clone)]
-struct ModalityEncoder {
-    name: String,
-    channels: usize,
-    groups: usize,
-    patches: PatchTokenizer,
-    spectral: Option<SpectralTokenizer>,
-    group_embedding: Vec<f32>,
-    position_embedding: Vec<f32>,
-    spatial: Vec<TransformerLayer>,
-    temporal: Vec<TransformerLayer>,
-}
-
-impl ModalityEncoder {
-    fn load(config: &DmftConfig, m: usize, p: &Params) -> Result<Self> {
-        let spec = &config.modalities[m];
-        let (d, ffn, heads) = (config.dim, config.dim * config.ffn_mult, config.heads);
-        let g = spec.groups.len();
-        let options = config.patch_options();
-        let layers = |name: fn(usize) -> String| {
-            (0..config.modality_layers)
-                .map(|l| TransformerLayer::load(&p.pp(name(l)), d, heads, ffn))
-                .collect::<Result<Vec<_>>>()
-        };
-        Ok(Self {
-            name: spec.name.clone(),
-            channels: spec.channels,
-            groups: g,
-            patches: PatchTokenizer::load(p, names::patch_projection, &spec.groups, options, d)?,
-            spectral: config
-                .spectral_tokens
-                .then(|| {
-                    SpectralTokenizer::load(
-                        p,
-                        names::spectral_projection,
-                        &spec.groups,
-                        config.window_len,
-                        d,
-                    )
-                })
-                .transpose()?,
-            group_embedding: p.get(names::GROUP_EMBEDDING, &[g, d])?,
-            position_embedding: p.get(names::POSITION_EMBEDDING, &[config.steps(), d])?,
-            spatial: if g > 1 {
-                layers(names::spatial_layer)?
-            } else {
-                Vec::new()
-            },
-            temporal: layers(names::temporal_layer)?,
-        })
-    }
-}
 
 /// The fusion part: fusion layer and pool, joint layers, time pool, norm and head.
 #[derive(Debug, Clone)]
@@ -148,69 +93,22 @@ impl Dmft {
     }
 
     /// Encoder part of modality `m` for one window `x` (`T × C`, normalised): tokens
-    /// `S × G × D`, row-major.
+    /// `S × G × D`, row-major (`G` = [`DmftConfig::token_groups`]).
     pub fn encode(&mut self, m: usize, x: &[f32]) -> Result<Vec<f32>> {
         let _span = trace_span!("dmft.encode", m).entered();
-        let (t, s_len, d) = (self.config.window_len, self.config.steps(), self.config.dim);
-        let patch_steps = self.config.patch_steps();
         let enc = self
             .encoders
             .get(m)
             .ok_or_else(|| RuntimeError::Invalid(format!("no modality {m}")))?;
-        let c = enc.channels;
+        let (t, c) = (self.config.window_len, self.config.modalities[m].channels);
         if x.len() != t * c {
             return Err(RuntimeError::Invalid(format!(
                 "modality `{}`: {} values, expected {t} × {c}",
-                enc.name,
+                self.config.modalities[m].name,
                 x.len()
             )));
         }
-        let g_len = enc.groups;
-        let mut tokens = vec![0f32; s_len * g_len * d];
-        let mut patches = Vec::new();
-        let mut projected = Vec::new();
-        // The spectral step's projection per group (`G × D`), when the model has one.
-        let mut spectral = Vec::new();
-        if let Some(s) = &enc.spectral {
-            s.apply(x, c, &mut spectral);
-        }
-        let detail = enc.patches.window_input(x, c);
-        for g in 0..g_len {
-            enc.patches
-                .apply_group(g, x, c, &detail, &mut patches, &mut projected);
-            debug_assert_eq!(projected.len(), patch_steps * d);
-            if enc.spectral.is_some() {
-                // The spectral step: one more projected row after the patch steps.
-                projected.extend_from_slice(&spectral[g * d..(g + 1) * d]);
-            }
-            for s in 0..s_len {
-                let token = &mut tokens[(s * g_len + g) * d..(s * g_len + g + 1) * d];
-                let (projection, group_emb, position) = (
-                    &projected[s * d..(s + 1) * d],
-                    &enc.group_embedding[g * d..(g + 1) * d],
-                    &enc.position_embedding[s * d..(s + 1) * d],
-                );
-                for k in 0..d {
-                    token[k] = projection[k] + group_emb[k] + position[k];
-                }
-            }
-        }
-        // Tokens are [S, G, D]: spatial layers see S sequences of G; temporal layers need the
-        // transposed [G, S, D] layout (the same buffer when G = 1).
-        let mut by_group = vec![0f32; s_len * g_len * d];
-        for (l, temporal) in enc.temporal.iter().enumerate() {
-            if let Some(spatial) = enc.spatial.get(l) {
-                spatial.apply(&mut tokens, g_len, &mut self.scratch);
-            }
-            if g_len == 1 {
-                temporal.apply(&mut tokens, s_len, &mut self.scratch);
-                continue;
-            }
-            transpose_tokens(&tokens, s_len, g_len, d, &mut by_group);
-            temporal.apply(&mut by_group, s_len, &mut self.scratch);
-            transpose_tokens(&by_group, g_len, s_len, d, &mut tokens);
-        }
-        Ok(tokens)
+        Ok(enc.encode(&self.config, x, &mut self.scratch))
     }
 
     /// Fusion part for one window: each modality's tokens (`None` when missing); returns the
@@ -246,16 +144,16 @@ impl Dmft {
         }
         let present: usize = tokens
             .iter()
-            .zip(&self.encoders)
-            .filter(|(t, _)| t.is_some())
-            .map(|(_, e)| e.groups)
+            .enumerate()
+            .filter(|(_, t)| t.is_some())
+            .map(|(m, _)| self.config.token_groups(m))
             .sum();
         // All present tokens as [S, G_present, D]: one fusion layer call over S sequences.
         let mut step_tokens = Vec::with_capacity(s_len * present * d);
         for s in 0..s_len {
-            for (m, (t, enc)) in tokens.iter().zip(&self.encoders).enumerate() {
+            for (m, t) in tokens.iter().enumerate() {
                 if let Some(t) = t {
-                    let g = enc.groups;
+                    let g = self.config.token_groups(m);
                     if t.len() != s_len * g * d {
                         return Err(RuntimeError::Invalid(format!(
                             "modality {m}: {} token values, expected {}",

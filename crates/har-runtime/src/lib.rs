@@ -7,7 +7,9 @@
 //! - [`weights`]: named tensors and the [`weights::Params`] tree layers load from.
 //! - [`layers`]: the vocabulary (dense, layer norm, multi-head attention, GELU feed-forward,
 //!   transformer layer, attention pooling, patch and spectral tokenisers) on [`kernels`].
-//! - [`dmft`]: DMFT's forward assembled from those layers.
+//! - [`dmft`]: the forward (modality encoders, fusion, head) assembled from those layers;
+//!   [`encoders`]: the modality encoders an architecture picks (DMFT's patches, the plain
+//!   per-sample transformer, LSTM / GRU over samples or patches).
 //!
 //! Adding an architecture: its config and names here, its forward assembled from
 //! [`layers`] (new layer kinds go there, their arithmetic in [`kernels`]), and the same
@@ -19,6 +21,7 @@ pub mod batch;
 pub mod card;
 pub mod config;
 pub mod dmft;
+pub mod encoders;
 pub mod error;
 mod kernels;
 pub mod layers;

@@ -106,6 +106,11 @@ pub mod dmft {
     pub fn temporal_layer(l: usize) -> String {
         format!("temporal{l}")
     }
+    /// Recurrent layer `l` of a recurrent encoder (inside an encoder; its tensors are named
+    /// as in [`super::recurrent`]).
+    pub fn recurrent_layer(l: usize) -> String {
+        format!("recurrent{l}")
+    }
     /// The fusion part.
     pub const FUSION: &str = "fuse";
     /// Inside the fusion part: the layer across all modalities' tokens of a step.

@@ -1,16 +1,28 @@
 //! What the ONNX tests share: running a graph in tract and comparing outputs.
+#![allow(dead_code)] // each test binary uses part of these helpers
 
 use tract_onnx::prelude::*;
 
-/// Runs ONNX `bytes` in tract on `(shape, values)` inputs; every output flattened.
+/// Runs ONNX `bytes` in tract on `(shape, values)` inputs, the batch dimension left symbolic
+/// as the file declares it; every output flattened.
 pub fn run_onnx(bytes: &[u8], inputs: Vec<(Vec<usize>, Vec<f32>)>) -> Vec<Vec<f32>> {
-    let model = tract_onnx::onnx()
-        .model_for_read(&mut &bytes[..])
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
+    run(bytes, inputs, false)
+}
+
+/// As [`run_onnx`], with the inputs' shapes fixed before optimisation: tract 0.23's LSTM and
+/// GRU cannot be optimised with a symbolic batch (they unwrap `UndeterminedSymbol("batch")`).
+pub fn run_onnx_fixed(bytes: &[u8], inputs: Vec<(Vec<usize>, Vec<f32>)>) -> Vec<Vec<f32>> {
+    run(bytes, inputs, true)
+}
+
+fn run(bytes: &[u8], inputs: Vec<(Vec<usize>, Vec<f32>)>, fixed: bool) -> Vec<Vec<f32>> {
+    let mut model = tract_onnx::onnx().model_for_read(&mut &bytes[..]).unwrap();
+    if fixed {
+        for (i, (shape, _)) in inputs.iter().enumerate() {
+            model = model.with_input_fact(i, f32::fact(shape).into()).unwrap();
+        }
+    }
+    let model = model.into_optimized().unwrap().into_runnable().unwrap();
     let values: TVec<TValue> = inputs
         .into_iter()
         .map(|(shape, data)| Tensor::from_shape(&shape, &data).unwrap().into())
