@@ -16,11 +16,12 @@ use har_runtime::spectrum::SpectrumTables;
 
 use crate::dmft::{DmftConfig, Encoder, ModalitySpec, RecurrentCell, RecurrentInput};
 use crate::layers::{linear, Linear, Train, TransformerLayer};
-use crate::sequence_layers::{Gru, Lstm};
+use crate::sequence_layers::{Gru, Lstm, MultiView};
 
 /// Tokeniser and modality-specific transformer layers of one modality.
 #[derive(Debug, Clone)]
 pub struct PatchEncoder {
+    multiview: Option<MultiView>,
     spec: ModalitySpec,
     patch_projections: Vec<Linear>,
     spectral: Option<(SpectrumTables, Vec<Linear>)>,
@@ -33,8 +34,15 @@ pub struct PatchEncoder {
 }
 
 impl PatchEncoder {
-    fn new(config: &DmftConfig, spec: &ModalitySpec, vb: VarBuilder) -> Result<Self> {
+    fn new(config: &DmftConfig, m: usize, vb: VarBuilder) -> Result<Self> {
+        let spec = &config.modalities[m];
         let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
+        let multiview = if config.encoder == Encoder::Mvf {
+            let (shared, axes) = config.mvf_channels(m);
+            Some(MultiView::new(shared, axes, vb.pp(names::MULTIVIEW))?)
+        } else {
+            None
+        };
         // One linear projection per channel group, named `name(g)`.
         let group_projections =
             |name: fn(usize) -> String, input_len: fn(&DmftConfig, usize) -> usize| {
@@ -90,6 +98,7 @@ impl PatchEncoder {
             )?);
         }
         Ok(Self {
+            multiview,
             spec: spec.clone(),
             patch_projections,
             spectral,
@@ -122,6 +131,14 @@ impl PatchEncoder {
                 self.spec.channels
             );
         }
+        let mixed;
+        let xs = match &self.multiview {
+            Some(multiview) => {
+                mixed = multiview.forward(xs)?;
+                &mixed
+            }
+            None => xs,
+        };
         let (s, p, d) = (config.steps(), config.patch_len, config.dim);
         let patch_steps = config.patch_steps();
         let patches = xs.reshape((b, patch_steps, p, c))?;
@@ -306,10 +323,9 @@ pub enum ModalityEncoder {
 impl ModalityEncoder {
     /// Modality `spec`'s (the `m`-th) encoder of `config`, parameters from `vb`.
     pub fn new(config: &DmftConfig, m: usize, vb: VarBuilder) -> Result<Self> {
-        let spec = &config.modalities[m];
         Ok(match config.encoder {
-            Encoder::Patch | Encoder::Transformer => {
-                ModalityEncoder::Patch(Box::new(PatchEncoder::new(config, spec, vb)?))
+            Encoder::Patch | Encoder::Mvf | Encoder::Transformer => {
+                ModalityEncoder::Patch(Box::new(PatchEncoder::new(config, m, vb)?))
             }
             Encoder::Recurrent { cell, over } => {
                 ModalityEncoder::Recurrent(RecurrentEncoder::new(config, m, cell, over, vb)?)

@@ -1,12 +1,13 @@
-//! Layers over time for the coming encoders, as trainable candle modules on `[B, T, C]`
-//! sequences: depthwise and separable 1-D convolution, LSTM and GRU. Each has its runtime
+//! Layers over time for the encoders, as trainable candle modules on `[B, T, C]`
+//! sequences: depthwise and separable 1-D convolution, LSTM and GRU, the multi-view module. Each has its runtime
 //! counterpart in `har_runtime::layers` under the same weight names (tested equal).
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::rnn::{GRUConfig, LSTMConfig, RNN};
 use candle_nn::{Conv1d, Conv1dConfig, VarBuilder};
 use har_runtime::layers::Padding;
-use har_runtime::names::separable;
+use har_runtime::names::{multiview, separable};
+use har_runtime::patch_input::WINDOW_VARIANCE_FLOOR;
 
 use crate::layers::{linear, Linear};
 
@@ -24,11 +25,9 @@ impl DepthwiseConv1d {
         if kernel == 0 || (padding == Padding::Same && kernel % 2 == 0) {
             candle_core::bail!("a {padding:?} convolution needs an odd kernel, not {kernel}");
         }
+        // Zeros are padded in `forward`, not by the convolution: candle's backward of a
+        // padded conv1d underflows on sequences shorter than the padding (3 taps over 2).
         let config = Conv1dConfig {
-            padding: match padding {
-                Padding::Causal => 0,
-                Padding::Same => (kernel - 1) / 2,
-            },
             groups: channels,
             ..Default::default()
         };
@@ -44,8 +43,12 @@ impl Module for DepthwiseConv1d {
     /// `[B, T, C]` → `[B, T, C]`.
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let mut xs = xs.transpose(1, 2)?.contiguous()?;
-        if self.padding == Padding::Causal && self.kernel > 1 {
-            xs = xs.pad_with_zeros(2, self.kernel - 1, 0)?;
+        let (before, after) = match self.padding {
+            Padding::Causal => (self.kernel - 1, 0),
+            Padding::Same => ((self.kernel - 1) / 2, (self.kernel - 1) / 2),
+        };
+        if before + after > 0 {
+            xs = xs.pad_with_zeros(2, before, after)?;
         }
         self.conv.forward(&xs)?.transpose(1, 2)?.contiguous()
     }
@@ -129,5 +132,69 @@ impl Module for Gru {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let states = self.0.seq(xs)?;
         Tensor::stack(&states.iter().map(|s| s.h().clone()).collect::<Vec<_>>(), 1)
+    }
+}
+
+/// The multi-view fusion module (seed S6) on `[B, T, C]`: convolutions along time and across
+/// the first `C_s` channels (per axis), summed, standardised over the window, scaled, shifted
+/// and activated; the other channels pass unchanged. The runtime's `layers::MultiView`.
+#[derive(Debug, Clone)]
+pub struct MultiView {
+    shared: usize,
+    axes: usize,
+    time: DepthwiseConv1d,
+    across: DepthwiseConv1d,
+    scale: Tensor,
+    shift: Tensor,
+}
+
+impl MultiView {
+    /// The module mixing the first `shared` channels, `axes` interleaved axes apart.
+    pub fn new(shared: usize, axes: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            shared,
+            axes,
+            time: DepthwiseConv1d::new(
+                shared,
+                multiview::TIME_KERNEL,
+                Padding::Same,
+                vb.pp(multiview::TIME),
+            )?,
+            across: DepthwiseConv1d::new(
+                axes,
+                multiview::CHANNEL_KERNEL,
+                Padding::Same,
+                vb.pp(multiview::CHANNEL),
+            )?,
+            scale: vb.get_with_hints(shared, multiview::SCALE, candle_nn::Init::Const(1.0))?,
+            shift: vb.get_with_hints(shared, multiview::SHIFT, candle_nn::Init::Const(0.0))?,
+        })
+    }
+}
+
+impl Module for MultiView {
+    /// `[B, T, C]` → `[B, T, C]`.
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, t, c) = xs.dims3()?;
+        let shared = xs.narrow(2, 0, self.shared)?;
+        let along = self.time.forward(&shared)?;
+        let positions = self.shared / self.axes;
+        let across = self
+            .across
+            .forward(&shared.reshape((b * t, positions, self.axes))?)?
+            .reshape((b, t, self.shared))?;
+        let summed = (along + across)?;
+        let centred = summed.broadcast_sub(&summed.mean_keepdim(1)?)?;
+        let std = (centred.sqr()?.mean_keepdim(1)? + WINDOW_VARIANCE_FLOOR as f64)?.sqrt()?;
+        let mixed = centred
+            .broadcast_div(&std)?
+            .broadcast_mul(&self.scale)?
+            .broadcast_add(&self.shift)?
+            .gelu()?;
+        if self.shared == c {
+            Ok(mixed)
+        } else {
+            Tensor::cat(&[mixed, xs.narrow(2, self.shared, c - self.shared)?], 2)
+        }
     }
 }

@@ -8,7 +8,7 @@
 use har_core::preprocess::Normalizer;
 use har_runtime::config::{DmftConfig, Encoder, RecurrentCell, RecurrentInput};
 use har_runtime::layers::LAYER_NORM_EPS;
-use har_runtime::names::{self, dmft as dmft_names, recurrent, transformer};
+use har_runtime::names::{self, dmft as dmft_names, multiview, recurrent, transformer};
 use har_runtime::patch_input::{PATCH_VARIANCE_FLOOR, WINDOW_VARIANCE_FLOOR};
 use har_runtime::spectrum::{SpectrumTables, BAND_POWER_FLOOR};
 use har_runtime::weights::Params;
@@ -79,8 +79,71 @@ fn transformer_layer(
 fn encode(g: &mut Graph, config: &DmftConfig, m: usize, x: &str, p: &Params) -> Result<String> {
     match config.encoder {
         Encoder::Patch | Encoder::Transformer => encode_patches(g, config, m, x, p),
+        Encoder::Mvf => {
+            let mixed = multiview(g, config, m, x, &p.pp(dmft_names::MULTIVIEW))?;
+            encode_patches(g, config, m, &mixed, p)
+        }
         Encoder::Recurrent { cell, over } => encode_recurrent(g, config, m, cell, over, x, p),
     }
+}
+
+/// The multi-view module (`layers::MultiView`) over `x` (`[B, T, C]`).
+fn multiview(g: &mut Graph, config: &DmftConfig, m: usize, x: &str, p: &Params) -> Result<String> {
+    let (t, c) = (config.window_len as i64, config.modalities[m].channels);
+    let (shared, axes) = config.mvf_channels(m);
+    let conv = |name: &str, channels: usize, kernel: usize| -> Result<(Vec<f32>, Vec<f32>)> {
+        let q = p.pp(name);
+        Ok((
+            q.get(names::WEIGHT, &[channels, 1, kernel])?,
+            q.get(names::BIAS, &[channels])?,
+        ))
+    };
+    let (time_w, time_b) = conv(multiview::TIME, shared, multiview::TIME_KERNEL)?;
+    let (across_w, across_b) = conv(multiview::CHANNEL, axes, multiview::CHANNEL_KERNEL)?;
+    let scale = p.get(multiview::SCALE, &[shared])?;
+    let shift = p.get(multiview::SHIFT, &[shared])?;
+    let indices: Vec<i64> = (0..shared as i64).collect();
+    let part = g.gather(x, &indices, false, 2);
+    // Along time: channels first.
+    let by_channel = g.transpose(&part, &[0, 2, 1]);
+    let along = g.depthwise_conv(
+        &format!("{}.time", p.prefix()),
+        &by_channel,
+        &time_w,
+        &time_b,
+    );
+    let along = g.transpose(&along, &[0, 2, 1]);
+    // Across channels: each sample's positions, the axes as channels.
+    let positions = g.reshape(&part, &[-1, (shared / axes) as i64, axes as i64]);
+    let positions = g.transpose(&positions, &[0, 2, 1]);
+    let across = g.depthwise_conv(
+        &format!("{}.channel", p.prefix()),
+        &positions,
+        &across_w,
+        &across_b,
+    );
+    let across = g.transpose(&across, &[0, 2, 1]);
+    let across = g.reshape(&across, &[-1, t, shared as i64]);
+    let summed = g.add(&along, &across);
+    let mean = g.mean(&summed, &[1]);
+    let centred = g.sub(&summed, &mean);
+    let squared = g.mul(&centred, &centred);
+    let var = g.mean(&squared, &[1]);
+    let floor = g.scalar(WINDOW_VARIANCE_FLOOR);
+    let var = g.add(&var, &floor);
+    let std = g.unary("Sqrt", &var);
+    let normed = g.div(&centred, &std);
+    let scale = g.constant(&format!("{}.scale", p.prefix()), &[shared], &scale);
+    let shift = g.constant(&format!("{}.shift", p.prefix()), &[shared], &shift);
+    let scaled = g.mul(&normed, &scale);
+    let shifted = g.add(&scaled, &shift);
+    let mixed = g.gelu(&shifted);
+    if shared == c {
+        return Ok(mixed);
+    }
+    let rest: Vec<i64> = (shared as i64..c as i64).collect();
+    let rest = g.gather(x, &rest, false, 2);
+    Ok(g.concat(&[mixed, rest], 2))
 }
 
 /// A recurrent encoder: stacked LSTM / GRU layers, tokens `[B, S, 1, D]`.

@@ -366,6 +366,25 @@ impl Graph {
         self.reshape(&y, &[0, -1, h as i64])
     }
 
+    /// A depthwise convolution along the last axis of `x` (`[N, C, L]`): `weight` `[C, 1, K]`
+    /// (candle's layout), `bias` `[C]`, `(K − 1) / 2` zeros on each side (odd `K`).
+    pub fn depthwise_conv(&mut self, hint: &str, x: &str, weight: &[f32], bias: &[f32]) -> String {
+        let channels = bias.len();
+        let kernel = weight.len() / channels;
+        let w = self.constant(&format!("{hint}.weight"), &[channels, 1, kernel], weight);
+        let b = self.constant(&format!("{hint}.bias"), &[channels], bias);
+        let pad = ((kernel - 1) / 2) as i64;
+        self.op(
+            "Conv",
+            &[x, &w, &b],
+            &[
+                ("group", Attribute::Int(channels as i64)),
+                ("kernel_shape", Attribute::Ints(vec![kernel as i64])),
+                ("pads", Attribute::Ints(vec![pad, pad])),
+            ],
+        )
+    }
+
     /// The finished model's bytes.
     pub fn finish(self, name: &str, metadata: &[(String, String)]) -> Vec<u8> {
         let graph = proto::graph(

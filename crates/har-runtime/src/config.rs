@@ -31,6 +31,11 @@ pub enum Encoder {
     /// The plain transformer of seed S4: one token per sample (the patch path with
     /// `patch_len = 1`, the modality as one group, no token options), temporal layers only.
     Transformer,
+    /// DMFT's patch encoder behind a multi-view fusion module (seed S6, MVFNet): on a share of
+    /// the channels, a depthwise convolution along time and one across channels (for a
+    /// skeleton, across joints, each axis apart) are summed, standardised over the window,
+    /// scaled, shifted and activated; the untouched channels pass as they are.
+    Mvf,
     /// A recurrent encoder (seed S4's baseline): `modality_layers` stacked LSTM or GRU layers
     /// of width `dim`, their hidden states the modality's tokens (one group).
     Recurrent {
@@ -63,8 +68,9 @@ pub enum RecurrentInput {
 }
 
 /// The architectures `har train --arch` knows, by name.
-pub const ARCHITECTURES: [&str; 6] = [
+pub const ARCHITECTURES: [&str; 7] = [
     "dmft",
+    "mvf",
     "transformer",
     "lstm",
     "gru",
@@ -77,6 +83,7 @@ impl Encoder {
     pub fn arch_name(&self) -> &'static str {
         match self {
             Encoder::Patch => "dmft",
+            Encoder::Mvf => "mvf",
             Encoder::Transformer => "transformer",
             Encoder::Recurrent { cell, over } => match (cell, over) {
                 (RecurrentCell::Lstm, RecurrentInput::Samples) => "lstm",
@@ -92,6 +99,7 @@ impl Encoder {
         let recurrent = |cell, over| Some(Encoder::Recurrent { cell, over });
         match name {
             "dmft" => Some(Encoder::Patch),
+            "mvf" => Some(Encoder::Mvf),
             "transformer" => Some(Encoder::Transformer),
             "lstm" => recurrent(RecurrentCell::Lstm, RecurrentInput::Samples),
             "gru" => recurrent(RecurrentCell::Gru, RecurrentInput::Samples),
@@ -224,7 +232,7 @@ impl DmftConfig {
             encoder,
             ..self.clone()
         };
-        if encoder != Encoder::Patch {
+        if !matches!(encoder, Encoder::Patch | Encoder::Mvf) {
             config.spectral_tokens = false;
             config.window_detail = false;
             config.patch_stats = false;
@@ -243,8 +251,21 @@ impl DmftConfig {
     pub fn token_groups(&self, m: usize) -> usize {
         match self.encoder {
             Encoder::Recurrent { .. } => 1,
-            Encoder::Patch | Encoder::Transformer => self.modalities[m].groups.len(),
+            Encoder::Patch | Encoder::Mvf | Encoder::Transformer => self.modalities[m].groups.len(),
         }
+    }
+
+    /// The multi-view module's channels of modality `m`: the shared channels (the first
+    /// half, rounded up, of the joints of a skeleton or of the channels of a sensor) and the
+    /// axes each cross-channel convolution runs over apart (3 for a skeleton, else 1).
+    pub fn mvf_channels(&self, m: usize) -> (usize, usize) {
+        let spec = &self.modalities[m];
+        let axes = if spec.skeleton.is_some() && spec.channels % 3 == 0 {
+            3
+        } else {
+            1
+        };
+        ((spec.channels / axes).div_ceil(2) * axes, axes)
     }
 
     /// Width of one recurrent step's input for modality `m` (`C` or `P·C`).
@@ -371,7 +392,7 @@ impl DmftConfig {
         }
         let options = self.spectral_tokens || self.window_detail || self.patch_stats;
         match self.encoder {
-            Encoder::Patch => {}
+            Encoder::Patch | Encoder::Mvf => {}
             Encoder::Transformer => {
                 if self.patch_len != 1
                     || options
@@ -410,7 +431,7 @@ impl DmftConfig {
         let pool = |n: u64, l: u64| n * 4 * l * d;
         let mut total = 0;
         let mut groups_total = 0;
-        for m in &self.modalities {
+        for (index, m) in self.modalities.iter().enumerate() {
             let g = m.groups.len() as u64;
             let patch_steps = self.patch_steps() as u64;
             // Standardising the window: two passes of sums and one of scaling per value.
@@ -452,6 +473,11 @@ impl DmftConfig {
                     * (step(input as u64) + (self.modality_layers as u64 - 1) * step(d));
                 groups_total += 1;
                 continue;
+            }
+            if self.encoder == Encoder::Mvf {
+                // Two convolutions (5 and 3 taps), standardisation, scale, GELU per value.
+                let (shared, _) = self.mvf_channels(index);
+                tokenise += (self.window_len * shared) as u64 * (2 * (5 + 3) + 12);
             }
             groups_total += g;
             let spatial = if g > 1 { layer(s, g) } else { 0 };

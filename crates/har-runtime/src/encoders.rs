@@ -4,19 +4,23 @@
 //!
 //! - [`PatchEncoder`]: DMFT's patch tokens (and the spectral step), group and position
 //!   embeddings, spatial and temporal transformer layers — also the plain per-sample
-//!   transformer, which is this path with `patch_len = 1` and one group.
+//!   transformer, which is this path with `patch_len = 1` and one group, and MVF, which is
+//!   this path behind a [`MultiView`] module.
 //! - [`RecurrentEncoder`]: stacked LSTM or GRU layers over the samples or the patches.
 
 use crate::config::{DmftConfig, Encoder, RecurrentCell, RecurrentInput};
 use crate::error::Result;
 use crate::kernels::transpose_tokens;
-use crate::layers::{Gru, Lstm, PatchTokenizer, Scratch, SpectralTokenizer, TransformerLayer};
+use crate::layers::{
+    Gru, Lstm, MultiView, PatchTokenizer, Scratch, SpectralTokenizer, TransformerLayer,
+};
 use crate::names::dmft as names;
 use crate::weights::Params;
 
 /// Tokeniser and modality-specific transformer layers of one modality.
 #[derive(Debug, Clone)]
 pub struct PatchEncoder {
+    multiview: Option<MultiView>,
     channels: usize,
     groups: usize,
     patches: PatchTokenizer,
@@ -38,7 +42,14 @@ impl PatchEncoder {
                 .map(|l| TransformerLayer::load(&p.pp(name(l)), d, heads, ffn))
                 .collect::<Result<Vec<_>>>()
         };
+        let multiview = (config.encoder == Encoder::Mvf)
+            .then(|| {
+                let (shared, axes) = config.mvf_channels(m);
+                MultiView::load(&p.pp(names::MULTIVIEW), spec.channels, shared, axes)
+            })
+            .transpose()?;
         Ok(Self {
+            multiview,
             channels: spec.channels,
             groups: g,
             patches: PatchTokenizer::load(p, names::patch_projection, &spec.groups, options, d)?,
@@ -67,6 +78,14 @@ impl PatchEncoder {
 
     /// Tokens `S × G × D` of one window `x` (`T × C`, checked by the caller).
     fn encode(&self, config: &DmftConfig, x: &[f32], scratch: &mut Scratch) -> Vec<f32> {
+        let mixed;
+        let x = match &self.multiview {
+            Some(multiview) => {
+                mixed = multiview.apply(x);
+                &mixed[..]
+            }
+            None => x,
+        };
         let (s_len, d) = (config.steps(), config.dim);
         let patch_steps = config.patch_steps();
         let c = self.channels;
@@ -198,7 +217,7 @@ impl ModalityEncoder {
     /// Loads modality `m`'s encoder of `config` from `p`.
     pub fn load(config: &DmftConfig, m: usize, p: &Params) -> Result<Self> {
         Ok(match config.encoder {
-            Encoder::Patch | Encoder::Transformer => {
+            Encoder::Patch | Encoder::Mvf | Encoder::Transformer => {
                 ModalityEncoder::Patch(Box::new(PatchEncoder::load(config, m, p)?))
             }
             Encoder::Recurrent { cell, over } => {

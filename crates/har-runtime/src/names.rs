@@ -80,6 +80,22 @@ pub mod separable {
     pub const POINTWISE: &str = "pointwise";
 }
 
+/// The multi-view fusion module (see [`crate::layers::MultiView`]).
+pub mod multiview {
+    /// Depthwise convolution along time (a [`super::WEIGHT`] `[C_s, 1, 5]` and a bias).
+    pub const TIME: &str = "time";
+    /// Depthwise convolution across channels, per axis (`[A, 1, 3]` and a bias).
+    pub const CHANNEL: &str = "channel";
+    /// Per-channel scale after standardisation `[C_s]`.
+    pub const SCALE: &str = "scale";
+    /// Per-channel shift after standardisation `[C_s]`.
+    pub const SHIFT: &str = "shift";
+    /// Taps of the convolution along time.
+    pub const TIME_KERNEL: usize = 5;
+    /// Taps of the convolution across channels.
+    pub const CHANNEL_KERNEL: usize = 3;
+}
+
 /// DMFT (see [`crate::dmft`]).
 pub mod dmft {
     /// The encoder of a modality.
@@ -106,6 +122,8 @@ pub mod dmft {
     pub fn temporal_layer(l: usize) -> String {
         format!("temporal{l}")
     }
+    /// The multi-view fusion module in front of the patch tokeniser (inside an encoder).
+    pub const MULTIVIEW: &str = "mvf";
     /// Recurrent layer `l` of a recurrent encoder (inside an encoder; its tensors are named
     /// as in [`super::recurrent`]).
     pub fn recurrent_layer(l: usize) -> String {

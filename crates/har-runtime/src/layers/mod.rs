@@ -16,11 +16,14 @@
 //! | [`DepthwiseConv1d`] | one kernel per channel over time (causal or centred) |
 //! | [`SeparableConv1d`] | depthwise, then a dense layer across channels |
 //! | [`Lstm`], [`Gru`] | recurrent layers over a sequence, every step's hidden state |
+//! | [`MultiView`] | convolutions along time and across channels, fused (MVF, seed S6) |
 
 mod conv;
+mod multiview;
 mod recurrent;
 
 pub use conv::{DepthwiseConv1d, Padding, SeparableConv1d};
+pub use multiview::MultiView;
 pub use recurrent::{Gru, Lstm};
 
 use crate::error::Result;
