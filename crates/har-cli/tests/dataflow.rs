@@ -11,10 +11,13 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use candle_nn::VarMap;
 use har_core::dataset::Dataset;
 use har_core::preprocess::align;
 use har_model::artifact;
 use har_model::data::TensorData;
+use har_model::dmft::{Dmft, Encoder};
+use har_model::init::seeded_var_builder;
 use har_model::train::predict_with;
 use serde_json::Value;
 
@@ -175,9 +178,12 @@ fn har_ok(args: &[&str]) -> Output {
 
 /// The offline (candle, monolithic) model's probabilities on every window of the shipped
 /// recording, laid at the model's stride from the start; `present` as in `har eval --drop`.
-fn offline_probabilities(present: Option<&[bool]>) -> (Vec<Vec<f32>>, Vec<i64>, Vec<i32>) {
+fn offline_probabilities(
+    model_dir: &Path,
+    present: Option<&[bool]>,
+) -> (Vec<Vec<f32>>, Vec<i64>, Vec<i32>) {
     let repo = repo();
-    let model = artifact::load_candle(&repo.join("models/hapt-student")).unwrap();
+    let model = artifact::load_candle(model_dir).unwrap();
     let dataset = Dataset::open(&repo.join("samples/hapt-user02")).unwrap();
     let recording = dataset.read(&dataset.manifest.recordings[0]).unwrap();
     let aligned = align(&recording, &model.card.preprocess.align).unwrap();
@@ -217,9 +223,14 @@ fn argmax(p: &[f32]) -> usize {
     (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap()
 }
 
-/// Every logged prediction equals the offline model's on the same window.
+/// Every logged prediction equals the offline model's on the same window (the shipped student).
 fn assert_matches_offline(flow: &Flow, present: Option<&[bool]>) {
-    let (offline, starts, class_ids) = offline_probabilities(present);
+    assert_matches_model(flow, &repo().join("models/hapt-student"), present);
+}
+
+/// Every logged prediction equals the offline model `model_dir`'s on the same window.
+fn assert_matches_model(flow: &Flow, model_dir: &Path, present: Option<&[bool]>) {
+    let (offline, starts, class_ids) = offline_probabilities(model_dir, present);
     let rows = flow.sql("SELECT window_id, start_ns, predicted_label, probabilities FROM predictions ORDER BY window_id");
     assert_eq!(rows.len(), offline.len(), "one prediction row per window");
     for (i, row) in rows.iter().enumerate() {
@@ -360,6 +371,39 @@ fn run_docs_snippet(reader: &str, logs: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Another architecture needs nothing of the nodes: a model directory whose card says LSTM
+/// (the student's shape and normaliser, seeded weights) runs through the same graph, every
+/// window predicted as the offline model predicts it.
+#[test]
+fn other_architectures_run_in_the_dataflow_with_no_special_case() {
+    let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = artifact::load_candle(&repo().join("models/hapt-student")).unwrap();
+    for arch in ["lstm", "mvf"] {
+        let mut card = shipped.card.clone();
+        card.config = card
+            .config
+            .with_encoder(Encoder::from_arch_name(arch).unwrap());
+        card.role = "seeded".into();
+        let varmap = VarMap::new();
+        Dmft::new(&card.config, seeded_var_builder(&varmap, 3)).unwrap();
+        let model_dir = dir.path().join(arch);
+        artifact::save(&model_dir, &mut card, &varmap, &shipped.normalizer, &[]).unwrap();
+        let flow = Flow::new(&[("HAR_MODEL", model_dir.to_str().unwrap())]);
+        flow.run();
+        assert_matches_model(&flow, &model_dir, None);
+        let ids = flow.sql("SELECT DISTINCT model_id FROM predictions");
+        assert_eq!(ids.len(), 1);
+        assert!(
+            ids[0]["model_id"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{arch}-seeded@")),
+            "{ids:?}"
+        );
+    }
 }
 
 #[test]
