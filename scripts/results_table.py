@@ -31,13 +31,13 @@ def mean_sd(values):
     return f"{100 * mean:.2f} ± {100 * sd:.2f}"
 
 
-print("| architecture | seeds | accuracy % | macro-F1 % | parameters | FLOPs / window | train s | accuracy % without " + ", ".join(sorted(next(iter(runs.values()))[0][2])) + " |")
+print("| architecture | seeds | accuracy % | macro-F1 % | parameters | FLOPs / window | train s (median) | accuracy % without " + ", ".join(sorted(next(iter(runs.values()))[0][2])) + " |")
 print("|---|---|---|---|---|---|---|---|")
 for arch, rows in runs.items():
     accuracy = mean_sd([e["accuracy"] for e, _, _ in rows])
     f1 = mean_sd([e["macro_f1"] for e, _, _ in rows])
     card = rows[0][1]
-    seconds = statistics.mean(c["provenance"]["seconds"] for _, c, _ in rows)
+    seconds = statistics.median(c["provenance"]["seconds"] for _, c, _ in rows)
     modalities = sorted(rows[0][2])
     without = " / ".join(mean_sd([m[name] for _, _, m in rows]) for name in modalities)
     print(f"| {arch} | {len(rows)} | {accuracy} | {f1} | {card['parameters']:,} | {card['flops_per_window']:,} | {seconds:.0f} | {without} |")
