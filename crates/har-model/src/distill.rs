@@ -172,8 +172,12 @@ pub fn distillation_loss_from(
 ) -> Result<Tensor> {
     let soft = (kl_divergence(student_logits, teacher_logits, config.temperature)?
         * config.temperature.powi(2))?;
+    let logits_only = ((hard * config.alpha)? + (soft * (1.0 - config.alpha))?)?;
+    if config.feature_weight == 0.0 {
+        // No feature term: the student's token steps may differ from the teacher's (another
+        // architecture), so the features are not compared at all.
+        return Ok(logits_only);
+    }
     let features = candle_nn::loss::mse(&projection.forward(student_features)?, teacher_features)?;
-    Ok(((hard * config.alpha)?
-        + (soft * (1.0 - config.alpha))?
-        + (features * config.feature_weight)?)?)
+    Ok((logits_only + (features * config.feature_weight)?)?)
 }

@@ -194,6 +194,31 @@ fn distillation_loss_matches_a_hand_computation() {
         (loss as f64 - expected).abs() < 1e-5,
         "{loss} vs {expected}"
     );
+
+    // Without the feature term, features of another number of steps (a student of another
+    // architecture) are not compared at all.
+    let other_steps = Tensor::zeros((2, 4, 2), candle_core::DType::F32, &dev).unwrap();
+    let logits_only = DistillConfig {
+        feature_weight: 0.0,
+        ..config
+    };
+    let loss = distillation_loss(
+        &s,
+        &t,
+        &other_steps,
+        &ft,
+        &projection,
+        &targets,
+        &logits_only,
+    )
+    .unwrap()
+    .to_scalar::<f32>()
+    .unwrap();
+    let expected = 0.3 * ce + 0.7 * 4.0 * kl;
+    assert!(
+        (loss as f64 - expected).abs() < 1e-5,
+        "{loss} vs {expected}"
+    );
 }
 
 #[test]
