@@ -125,14 +125,7 @@ fn multiview(g: &mut Graph, config: &DmftConfig, m: usize, x: &str, p: &Params) 
     let across = g.transpose(&across, &[0, 2, 1]);
     let across = g.reshape(&across, &[-1, t, shared as i64]);
     let summed = g.add(&along, &across);
-    let mean = g.mean(&summed, &[1]);
-    let centred = g.sub(&summed, &mean);
-    let squared = g.mul(&centred, &centred);
-    let var = g.mean(&squared, &[1]);
-    let floor = g.scalar(WINDOW_VARIANCE_FLOOR);
-    let var = g.add(&var, &floor);
-    let std = g.unary("Sqrt", &var);
-    let normed = g.div(&centred, &std);
+    let normed = g.standardise(&summed, 1, WINDOW_VARIANCE_FLOOR);
     let scale = g.constant(&format!("{}.scale", p.prefix()), &[shared], &scale);
     let shift = g.constant(&format!("{}.shift", p.prefix()), &[shared], &shift);
     let scaled = g.mul(&normed, &scale);
@@ -206,17 +199,10 @@ fn encode_patches(
     let patch = config.patch_len;
     let patch_steps = config.patch_steps() as i64;
     let options = config.patch_options();
-    let detail = options.window_detail.then(|| {
-        // Each channel standardised over the window (`standardise_window`).
-        let mean = g.mean(x, &[1]);
-        let centred = g.sub(x, &mean);
-        let squared = g.mul(&centred, &centred);
-        let var = g.mean(&squared, &[1]);
-        let floor = g.scalar(WINDOW_VARIANCE_FLOOR);
-        let var = g.add(&var, &floor);
-        let std = g.unary("Sqrt", &var);
-        g.div(&centred, &std)
-    });
+    // Each channel standardised over the window (`standardise_window`).
+    let detail = options
+        .window_detail
+        .then(|| g.standardise(x, 1, WINDOW_VARIANCE_FLOOR));
     let log_power = config.spectral_tokens.then(|| {
         // Per channel, log mean power in bands of the window's DFT (`SpectrumTables`).
         let tables = SpectrumTables::new(t);

@@ -222,12 +222,13 @@ impl Graph {
         self.add(&product, &bias)
     }
 
-    /// Mean and variance normalisation over the last axis, `(x − μ) / √(σ² + eps)`.
-    pub fn standardise_last(&mut self, x: &str, eps: f32) -> String {
-        let mean = self.mean(x, &[-1]);
+    /// Mean and variance normalisation over `axis`, `(x − μ) / √(σ² + eps)` (population
+    /// variance): layer norm over the last axis, window standardisation over time.
+    pub fn standardise(&mut self, x: &str, axis: i64, eps: f32) -> String {
+        let mean = self.mean(x, &[axis]);
         let centred = self.sub(x, &mean);
         let squared = self.mul(&centred, &centred);
-        let var = self.mean(&squared, &[-1]);
+        let var = self.mean(&squared, &[axis]);
         let eps = self.scalar(eps);
         let var = self.add(&var, &eps);
         let std = self.unary("Sqrt", &var);
@@ -243,7 +244,7 @@ impl Graph {
         bias: &[f32],
         eps: f32,
     ) -> String {
-        let normed = self.standardise_last(x, eps);
+        let normed = self.standardise(x, -1, eps);
         let w = self.constant(&format!("{hint}.weight"), &[weight.len()], weight);
         let b = self.constant(&format!("{hint}.bias"), &[bias.len()], bias);
         let scaled = self.mul(&normed, &w);
