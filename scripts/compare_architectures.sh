@@ -8,7 +8,9 @@
 #   e.g. scripts/compare_architectures.sh runs hapt6 --dataset data/hapt --classes 1,2,3,4,5,6 --epochs 12
 #        scripts/compare_architectures.sh runs bm --dataset data/basic_motions --window 100 --stride 100 --val-fraction 0 --epochs 30
 # Then: python3 scripts/results_table.py OUT_DIR NAME
-# ARCHS and SEEDS (environment) choose the architectures and seeds [all seven; 1 2 3].
+# ARCHS and SEEDS (environment) choose the architectures and seeds [all seven; 1 2 3]; an
+# architecture named `NAME-teacher` (e.g. `dmft-teacher`) trains that architecture's teacher
+# shape instead of its student.
 set -euo pipefail
 out=${1:?usage: compare_architectures.sh OUT_DIR NAME [har train options...]}
 name=${2:?usage: compare_architectures.sh OUT_DIR NAME [har train options...]}
@@ -25,7 +27,9 @@ for arch in ${ARCHS:-dmft mvf transformer lstm gru lstm-patches gru-patches}; do
   for seed in ${SEEDS:-1 2 3}; do
     run="$out/$name-$arch-s$seed"
     [ -f "$run/eval-all.json" ] && continue
-    "$har" train "$@" --student --arch "$arch" --seed "$seed" --out "$run" > "$run.train.log" 2>&1
+    shape=(--student --arch "$arch")
+    [ "${arch%-teacher}" != "$arch" ] && shape=(--arch "${arch%-teacher}")
+    "$har" train "$@" "${shape[@]}" --seed "$seed" --out "$run" > "$run.train.log" 2>&1
     "$har" eval --model "$run" --dataset "$dataset" --json > "$run/eval-all.json"
     python3 - "$run/model.json" <<'PY' | while read -r modality; do
 import json, sys

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use har_model::augment::AugmentConfig;
-use har_model::data::ClassMap;
+use har_model::data::{ClassMap, Holdout};
 use har_model::dmft::{DmftConfig, Encoder};
 use har_model::pipeline::{self, DataOptions, LoadedTeacher, Prepared, Saved};
 use har_model::train::{self, DistillConfig, EpochRecord, Observer, TrainConfig};
@@ -33,10 +33,29 @@ pub struct DataArgs {
     /// overlapping windows (time-shift augmentation).
     #[arg(long)]
     pub train_stride: Option<usize>,
+    #[command(flatten)]
+    holdout: HoldoutArgs,
+}
+
+/// Which training subjects validate (train and distill).
+#[derive(Debug, Clone, Args)]
+pub struct HoldoutArgs {
     /// Share of the training subjects held out for validation (epoch selection, early
     /// stopping); 0 trains on all of them for --epochs and keeps the last epoch.
     #[arg(long, default_value_t = 0.2)]
-    pub val_fraction: f64,
+    val_fraction: f64,
+    /// Hold out leave-subjects-out fold K of N instead (`2/3`): the same subjects for every
+    /// seed and recipe, so recipes are chosen on the training subjects' folds. The kept
+    /// weights' validation score goes in the card.
+    #[arg(long, value_name = "K/N", value_parser = Holdout::parse_fold, conflicts_with = "val_fraction")]
+    val_fold: Option<Holdout>,
+}
+
+impl HoldoutArgs {
+    fn holdout(&self) -> Holdout {
+        self.val_fold
+            .unwrap_or(Holdout::Fraction(self.val_fraction))
+    }
 }
 
 /// Optimisation and shape options shared by train and distill.
@@ -150,9 +169,8 @@ pub struct DistillArgs {
     /// Weight of the mid-fusion feature matching.
     #[arg(long, default_value_t = 0.1)]
     feature_weight: f64,
-    /// Share of the training subjects held out for validation (0: none, keep the last epoch).
-    #[arg(long, default_value_t = 0.2)]
-    val_fraction: f64,
+    #[command(flatten)]
+    holdout: HoldoutArgs,
     /// Stride of the training windows only [default: the teacher's preprocessing stride].
     #[arg(long)]
     train_stride: Option<usize>,
@@ -190,7 +208,7 @@ impl DataArgs {
             window: self.window,
             stride: self.stride,
             train_stride: self.train_stride,
-            val_fraction: self.val_fraction,
+            holdout: self.holdout.holdout(),
         }
     }
 }
@@ -347,7 +365,7 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
         window: card.preprocess.window.length,
         stride: card.preprocess.window.stride,
         train_stride: args.train_stride,
-        val_fraction: args.val_fraction,
+        holdout: args.holdout.holdout(),
     };
     let prepared = pipeline::prepare(&data, &settings, &command_line())?;
     if prepared.provenance.dataset != card.provenance.dataset {

@@ -100,14 +100,65 @@ pub fn split_windows(
     Ok(windows)
 }
 
-/// Splits training windows into (train, validation): about `fraction` of the training
-/// subjects, chosen by `seed`, form the validation part. With fewer than two subjects the
-/// recordings are split instead. A fraction of 0 keeps everything for training.
-pub fn carve_validation(windows: &WindowSet, fraction: f64, seed: u64) -> (WindowSet, WindowSet) {
-    if fraction <= 0.0 {
+/// Which training subjects are held out for validation (epoch selection, early stopping, and
+/// the choice of a recipe on leave-subjects-out folds).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Holdout {
+    /// About this share of the training subjects, chosen by the training seed; 0 holds out
+    /// nothing (every epoch counts, the last one is kept).
+    Fraction(f64),
+    /// Fold `fold` (from 1) of `folds` leave-subjects-out folds. The subjects are dealt to
+    /// the folds in an order fixed by [`FOLD_SEED`], not by the training seed, so every
+    /// recipe and seed compared on "fold 2 of 3" sees the same subjects.
+    Fold {
+        /// The held-out fold, 1..=folds.
+        fold: usize,
+        /// Number of folds, at least 2.
+        folds: usize,
+    },
+}
+
+/// Seed of the fold assignment: the same folds for every training seed.
+pub const FOLD_SEED: u64 = 0x5EED_F01D;
+
+impl Holdout {
+    /// Parses `K/N` (fold K of N) as given to `--val-fold`.
+    pub fn parse_fold(text: &str) -> std::result::Result<Self, String> {
+        let (fold, folds) = text
+            .split_once('/')
+            .ok_or_else(|| format!("`{text}`: give the fold as K/N, e.g. 1/3"))?;
+        let parse = |part: &str| {
+            part.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{text}`: `{part}` is not a whole number"))
+        };
+        let (fold, folds) = (parse(fold)?, parse(folds)?);
+        if folds < 2 || fold == 0 || fold > folds {
+            return Err(format!(
+                "`{text}`: need 2 or more folds and a fold from 1 to their number"
+            ));
+        }
+        Ok(Self::Fold { fold, folds })
+    }
+
+    /// `true` when nothing is held out.
+    pub fn is_none(&self) -> bool {
+        matches!(self, Self::Fraction(f) if *f <= 0.0)
+    }
+}
+
+/// Splits training windows into (train, validation) by `holdout`: whole subjects go to one
+/// side. With fewer than two subjects the recordings are split instead. A fold with no
+/// subject (more folds than subjects) is an error.
+pub fn carve_validation(
+    windows: &WindowSet,
+    holdout: Holdout,
+    seed: u64,
+) -> Result<(WindowSet, WindowSet)> {
+    if holdout.is_none() {
         let mut none = windows.clone();
         none.retain(|_| false);
-        return (windows.clone(), none);
+        return Ok((windows.clone(), none));
     }
     let subjects: BTreeSet<&String> = windows.subjects.iter().collect();
     let by_subject = subjects.len() >= 2;
@@ -122,13 +173,37 @@ pub fn carve_validation(windows: &WindowSet, fraction: f64, seed: u64) -> (Windo
             .cloned()
             .collect()
     };
+    let shuffle_seed = match holdout {
+        Holdout::Fraction(_) => seed,
+        Holdout::Fold { .. } => FOLD_SEED,
+    };
     let mut order = keys.clone();
-    let mut rng = Rng::new(seed);
+    let mut rng = Rng::new(shuffle_seed);
     for i in (1..order.len()).rev() {
         order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
     }
-    let take = ((keys.len() as f64 * fraction).round() as usize).clamp(1, keys.len() - 1);
-    let held: BTreeSet<String> = order.into_iter().take(take).collect();
+    let held: BTreeSet<String> = match holdout {
+        Holdout::Fraction(fraction) => {
+            let take = ((keys.len() as f64 * fraction).round() as usize)
+                .clamp(1, keys.len().saturating_sub(1).max(1));
+            order.into_iter().take(take).collect()
+        }
+        Holdout::Fold { fold, folds } => {
+            if keys.len() < folds {
+                return Err(ModelError::Invalid(format!(
+                    "--val-fold {fold}/{folds}: only {} {} to deal to {folds} folds",
+                    keys.len(),
+                    if by_subject { "subjects" } else { "recordings" }
+                )));
+            }
+            order
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| i % folds == fold - 1)
+                .map(|(_, key)| key)
+                .collect()
+        }
+    };
     let key = |i: usize| {
         if by_subject {
             &windows.subjects[i]
@@ -140,7 +215,7 @@ pub fn carve_validation(windows: &WindowSet, fraction: f64, seed: u64) -> (Windo
     train.retain(|i| !held.contains(key(i)));
     let mut validation = windows.clone();
     validation.retain(|i| held.contains(key(i)));
-    (train, validation)
+    Ok((train, validation))
 }
 
 /// SHA-256 over the exact training windows (values of every modality, then labels).

@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use har_core::dataset::{Dataset, Split};
 use har_core::preprocess::{LabelPolicy, Normalizer, PreprocessConfig, WindowConfig, WindowSet};
-use har_runtime::card::{ModelCard, Provenance};
+use har_runtime::card::{ModelCard, Provenance, ValidationScore};
 use har_runtime::config::{DmftConfig, ModalitySpec};
 use har_runtime::{batch, model_dir};
 
 use crate::artifact;
 use crate::data::{
-    carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData,
+    carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, Holdout, TensorData,
 };
 use crate::distill::{DistillConfig, Teacher};
 use crate::error::{ModelError, Result};
@@ -34,8 +34,8 @@ pub struct DataOptions {
     pub stride: usize,
     /// Stride of the training windows only (`None`: `stride`).
     pub train_stride: Option<usize>,
-    /// Share of the training subjects held out for validation (0: none).
-    pub val_fraction: f64,
+    /// Training subjects held out for validation.
+    pub holdout: Holdout,
 }
 
 /// Opens a dataset given as a folder, or as a name under `data/` (e.g. `hapt`).
@@ -85,7 +85,7 @@ pub fn prepare(data: &DataOptions, settings: &TrainConfig, command: &str) -> Res
     let mut train_preprocess = preprocess.clone();
     train_preprocess.window.stride = train_stride.unwrap_or(data.stride);
     let windows = split_windows(&dataset, Split::Train, &train_preprocess, &classes)?;
-    let (train_windows, val_windows) = carve_validation(&windows, data.val_fraction, settings.seed);
+    let (train_windows, val_windows) = carve_validation(&windows, data.holdout, settings.seed)?;
     let normalizer = Normalizer::fit(&train_windows)?;
     let provenance = Provenance {
         dataset: dataset.manifest.name.clone(),
@@ -101,6 +101,11 @@ pub fn prepare(data: &DataOptions, settings: &TrainConfig, command: &str) -> Res
             .into_iter()
             .cloned()
             .collect(),
+        validation_fold: match data.holdout {
+            Holdout::Fold { fold, folds } => Some(format!("{fold}/{folds}")),
+            Holdout::Fraction(_) => None,
+        },
+        validation_score: None,
         settings: to_json(settings)?,
         distilled_from: None,
         epochs_run: 0,
@@ -200,6 +205,10 @@ pub fn fit_and_save(
     provenance.epochs_run = trained.history.len();
     provenance.best_epoch = trained.best_epoch;
     provenance.seconds = trained.seconds;
+    provenance.validation_score = trained.validation.as_ref().map(|m| ValidationScore {
+        accuracy: m.accuracy,
+        macro_f1: m.macro_f1,
+    });
     let mut card = ModelCard {
         role: role.to_string(),
         config,

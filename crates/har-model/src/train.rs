@@ -118,6 +118,9 @@ pub struct Trained {
     pub history: Vec<EpochRecord>,
     /// Epoch whose weights were kept.
     pub best_epoch: usize,
+    /// The kept weights' metrics on the validation windows (`None` without them): for
+    /// averaged weights this is the average's own score, not an epoch's.
+    pub validation: Option<Metrics>,
     /// Total training time.
     pub seconds: f64,
 }
@@ -399,11 +402,17 @@ pub fn train(
         best_epoch = history.len();
     }
     restore(&varmap, &weights)?;
+    let validation = if validation.is_empty() {
+        None
+    } else {
+        Some(evaluate(&model, validation, class_names)?.1)
+    };
     Ok(Trained {
         model,
         varmap,
         history,
         best_epoch,
+        validation,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -6,7 +6,7 @@
 
 use har_core::dataset::Split;
 use har_model::artifact;
-use har_model::data::{split_windows, ClassMap, TensorData};
+use har_model::data::{split_windows, ClassMap, Holdout, TensorData};
 use har_model::dmft::{DmftConfig, Encoder};
 use har_model::pipeline::{self, DataOptions};
 use har_model::train::{predict, Silent, TrainConfig};
@@ -30,7 +30,7 @@ fn every_architecture_trains_saves_loads_and_runs_in_the_runtime() {
         window: 100,
         stride: 100,
         train_stride: None,
-        val_fraction: 0.0,
+        holdout: Holdout::Fraction(0.0),
     };
     for arch in ARCHITECTURES {
         let prepared = pipeline::prepare(&data, &settings, "test").unwrap();

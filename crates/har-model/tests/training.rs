@@ -6,7 +6,7 @@ use har_core::dataset::Split;
 use har_core::preprocess::Normalizer;
 use har_model::artifact;
 use har_model::data::{
-    carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, TensorData,
+    carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, Holdout, TensorData,
 };
 use har_model::dmft::DmftConfig;
 use har_model::metrics::Metrics;
@@ -22,7 +22,7 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
     let dataset = basic_motions(dir.path());
     let classes = ClassMap::from_dataset(&dataset, &[]).unwrap();
     let windows = split_windows(&dataset, Split::Train, &preprocess(), &classes).unwrap();
-    let (train_w, val_w) = carve_validation(&windows, 0.2, 1);
+    let (train_w, val_w) = carve_validation(&windows, Holdout::Fraction(0.2), 1).unwrap();
     assert_eq!(train_w.len() + val_w.len(), 40);
     assert!(!val_w.is_empty() && val_w.len() < 20);
     let normalizer = Normalizer::fit(&train_w).unwrap();
@@ -86,7 +86,7 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
         predict(&second.model, &test_d, 64).unwrap()
     );
     // Without a validation split every epoch runs and the last one is kept.
-    let (all, none) = carve_validation(&windows, 0.0, 1);
+    let (all, none) = carve_validation(&windows, Holdout::Fraction(0.0), 1).unwrap();
     assert_eq!((all.len(), none.len()), (40, 0));
     let all_d = TensorData::new(&all, &normalizer, &classes).unwrap();
     let none_d = TensorData::new(&none, &normalizer, &classes).unwrap();
@@ -102,6 +102,14 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
     .unwrap();
     assert_eq!((unvalidated.history.len(), unvalidated.best_epoch), (2, 2));
     assert!(unvalidated.history.iter().all(|r| r.val_macro_f1.is_none()));
+    assert!(unvalidated.validation.is_none());
+    // With validation, the kept (best) epoch's weights score what that epoch recorded.
+    let kept = teacher
+        .validation
+        .as_ref()
+        .expect("validation metrics of the kept weights");
+    let best = &teacher.history[teacher.best_epoch - 1];
+    assert_eq!(Some(kept.macro_f1), best.val_macro_f1);
 
     let accuracy = |model| {
         Metrics::compute(
@@ -159,6 +167,8 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
             train_windows: train_w.len(),
             validation_windows: val_w.len(),
             validation_subjects: vec![],
+            validation_fold: None,
+            validation_score: None,
             settings: serde_json::to_value(&settings).unwrap(),
             distilled_from: None,
             epochs_run: student.history.len(),

@@ -41,6 +41,12 @@ pub struct Provenance {
     pub validation_windows: usize,
     /// Subjects held out for validation.
     pub validation_subjects: Vec<String>,
+    /// The leave-subjects-out fold held out (`K/N`), when validation was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_fold: Option<String>,
+    /// The kept weights' score on the validation subjects: what a recipe is chosen by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_score: Option<ValidationScore>,
     /// Optimisation settings (the training crate's `TrainConfig`).
     pub settings: serde_json::Value,
     /// The teacher's id and the distillation settings (`DistillConfig`), for a student.
@@ -53,6 +59,15 @@ pub struct Provenance {
     pub seconds: f64,
     /// The command that produced the model.
     pub command: String,
+}
+
+/// A model's accuracy and macro-F1 on held-out training subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ValidationScore {
+    /// Share of validation windows classified right.
+    pub accuracy: f64,
+    /// Unweighted mean of the per-class F1.
+    pub macro_f1: f64,
 }
 
 /// `model.json`: everything needed to use the weights.
