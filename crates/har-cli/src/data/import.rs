@@ -86,6 +86,9 @@ pub fn import(dataset: ImportKind, src: &Path, out: &Path) -> Result<()> {
             dataset
         }
         ImportKind::Synthetic => synthetic::generate(&synthetic::SyntheticConfig::default(), out)?,
+        ImportKind::SyntheticBenchmark => {
+            synthetic::generate(&synthetic::SyntheticConfig::benchmark(), out)?
+        }
         ImportKind::Table => bail!("a table import needs its mapping file: use import_table"),
     };
     println!(

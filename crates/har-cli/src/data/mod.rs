@@ -33,6 +33,9 @@ pub enum ImportKind {
     Bvh,
     /// Generate the SYNTHETIC paired skeleton + wrist-IMU dataset (no --src).
     Synthetic,
+    /// Generate the SYNTHETIC paired benchmark: twelve activities, varied bodies, sensor
+    /// faults (no --src; docs/synthetic-benchmark.md).
+    SyntheticBenchmark,
     /// Your own CSV / Parquet tables of samples, described by --mapping (docs/import-table.md);
     /// --src defaults to the mapping file's folder, --out to DATA_DIR/<dataset.name>.
     Table,
@@ -90,6 +93,7 @@ impl ImportKind {
             ImportKind::UtdMhad => "utd_mhad",
             ImportKind::Bvh => "cmu_bvh",
             ImportKind::Synthetic => "synthetic_paired",
+            ImportKind::SyntheticBenchmark => "synthetic_benchmark",
             ImportKind::Table => "table",
         }
     }
