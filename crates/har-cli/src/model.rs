@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use har_model::augment::AugmentConfig;
 use har_model::data::{ClassMap, Holdout};
-use har_model::dmft::{DmftConfig, Encoder};
+use har_model::dmft::DmftConfig;
 use har_model::pipeline::{self, DataOptions, LoadedTeacher, Prepared, Saved};
 use har_model::train::{self, DistillConfig, EpochRecord, Observer, TrainConfig};
 use har_runtime::config::ARCHITECTURES;
@@ -246,8 +246,8 @@ fn settings(fit: &FitArgs) -> TrainConfig {
 /// The shape with the command line's architecture and overrides (checked when the model is
 /// built: an option the architecture does not have is refused there).
 fn apply_overrides(mut config: DmftConfig, fit: &FitArgs) -> DmftConfig {
-    if let Some(encoder) = fit.arch.as_deref().and_then(Encoder::from_arch_name) {
-        config = config.with_encoder(encoder);
+    if let Some(arch) = fit.arch.as_deref().and_then(|name| config.with_arch(name)) {
+        config = arch;
     }
     config.modality_layers = fit.modality_layers.unwrap_or(config.modality_layers);
     config.joint_layers = fit.joint_layers.unwrap_or(config.joint_layers);
@@ -380,9 +380,9 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
         bail!(
             "the {} student has {} token steps, the {} teacher {}: their mid-fusion features \
              cannot be matched; pass --feature-weight 0 to distil from the logits alone",
-            student.encoder.arch_name(),
+            student.arch_name(),
             student.steps(),
-            card.config.encoder.arch_name(),
+            card.config.arch_name(),
             card.config.steps()
         );
     }

@@ -16,7 +16,7 @@ use har_core::dataset::Dataset;
 use har_core::preprocess::align;
 use har_model::artifact;
 use har_model::data::TensorData;
-use har_model::dmft::{Dmft, Encoder};
+use har_model::dmft::Dmft;
 use har_model::init::seeded_var_builder;
 use har_model::train::predict_with;
 use serde_json::Value;
@@ -373,19 +373,21 @@ fn run_docs_snippet(reader: &str, logs: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Another architecture needs nothing of the nodes: a model directory whose card says LSTM
-/// (the student's shape and normaliser, seeded weights) runs through the same graph, every
-/// window predicted as the offline model predicts it.
+/// Another architecture needs nothing of the nodes: a model directory whose card says LSTM,
+/// MVF or CMSA with two levels (the student's shape and normaliser, seeded weights) runs
+/// through the same graph, every window predicted as the offline model predicts it.
 #[test]
 fn other_architectures_run_in_the_dataflow_with_no_special_case() {
     let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let shipped = artifact::load_candle(&repo().join("models/hapt-student")).unwrap();
-    for arch in ["lstm", "mvf"] {
+    for arch in ["lstm", "mvf", "cmsa"] {
         let mut card = shipped.card.clone();
-        card.config = card
-            .config
-            .with_encoder(Encoder::from_arch_name(arch).unwrap());
+        card.config = card.config.with_arch(arch).unwrap();
+        if arch == "cmsa" {
+            // Two levels: the encode nodes send both layers' tokens in one message.
+            card.config.modality_layers = 2;
+        }
         card.role = "seeded".into();
         let varmap = VarMap::new();
         Dmft::new(&card.config, seeded_var_builder(&varmap, 3)).unwrap();

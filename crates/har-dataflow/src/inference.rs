@@ -117,9 +117,9 @@ impl StreamModel {
 
     /// Encoder part for windows of modality `m`; `encode_ts_ns` is left 0 for the caller.
     pub fn encode(&mut self, m: usize, windows: &[WindowMessage]) -> Result<Vec<TokenMessage>> {
-        let (steps, dim) = (self.card.config.steps(), self.card.config.dim);
+        let dim = self.card.config.dim;
         let spec = &self.card.config.modalities[m];
-        let (name, groups) = (spec.name.clone(), self.card.config.token_groups(m));
+        let (name, tokens) = (spec.name.clone(), self.card.config.tokens_per_window(m));
         windows
             .iter()
             .map(|w| {
@@ -133,7 +133,7 @@ impl StreamModel {
                 let values = self.model.encode(m, &w.values)?;
                 Ok(TokenMessage {
                     key: w.key.clone(),
-                    num_tokens: (steps * groups) as u32,
+                    num_tokens: tokens as u32,
                     dim: dim as u32,
                     values,
                     encode_ts_ns: 0,
@@ -148,7 +148,7 @@ impl StreamModel {
             window.tokens.iter().flatten().next().ok_or_else(|| {
                 DataflowError::stream("tokens", "modality", "no modality present")
             })?;
-        let (steps, dim) = (self.card.config.steps(), self.card.config.dim);
+        let dim = self.card.config.dim;
         for (m, (t, spec)) in window
             .tokens
             .iter()
@@ -156,10 +156,7 @@ impl StreamModel {
             .enumerate()
         {
             let Some(t) = t else { continue };
-            let expected = (
-                (steps * self.card.config.token_groups(m)) as u32,
-                dim as u32,
-            );
+            let expected = (self.card.config.tokens_per_window(m) as u32, dim as u32);
             if (t.num_tokens, t.dim) != expected {
                 return Err(DataflowError::stream(
                     &format!("tokens of `{}`", spec.name),

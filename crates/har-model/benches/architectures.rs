@@ -6,7 +6,7 @@
 
 use candle_nn::VarMap;
 use criterion::{criterion_group, criterion_main, Criterion};
-use har_model::dmft::{Dmft, Encoder};
+use har_model::dmft::Dmft;
 use har_model::init::seeded_var_builder;
 use har_model::runtime::runtime_dmft;
 use har_runtime::card::read_card;
@@ -23,7 +23,7 @@ fn benches(c: &mut Criterion) {
     let student = read_card(&dir).unwrap().config;
     let (acc, gyro) = (window(0), window(7));
     for arch in ARCHITECTURES {
-        let config = student.with_encoder(Encoder::from_arch_name(arch).unwrap());
+        let config = student.with_arch(arch).unwrap();
         let varmap = VarMap::new();
         Dmft::new(&config, seeded_var_builder(&varmap, 1)).unwrap();
         let mut model = runtime_dmft(&config, &varmap).unwrap();

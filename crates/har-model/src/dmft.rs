@@ -22,6 +22,9 @@
 //! 6. **Other encoders** ([`crate::encoders`], the config's [`Encoder`]): the plain
 //!    per-sample transformer and LSTM / GRU encoders (seed S4) replace steps 1–2 and feed the
 //!    same fusion part.
+//! 7. **Other fusion** ([`crate::fusion`], the config's [`Fusion`]): cross-modal
+//!    self-attention over the joint token set at every encoder level with gated multi-level
+//!    fusion (seed S9) replaces step 3's per-step fusion.
 //!
 //! A missing modality is given as zero tokens with its mask off; masked scores are −1e9, whose
 //! softmax weight is exactly 0 in f32, so the prediction equals one computed without those
@@ -32,10 +35,11 @@ use candle_nn::{Module, VarBuilder};
 use har_runtime::names::dmft as names;
 
 use crate::encoders::ModalityEncoder;
-use crate::layers::{linear, AttentionPool, LayerNorm, Linear, Train, TransformerLayer};
+use crate::fusion::FusionScheme;
+use crate::layers::{linear, LayerNorm, Linear, Train};
 
 pub use har_runtime::config::{
-    DmftConfig, Encoder, FusionStage, ModalitySpec, RecurrentCell, RecurrentInput,
+    DmftConfig, Encoder, Fusion, FusionStage, ModalitySpec, RecurrentCell, RecurrentInput,
 };
 
 /// Score bias of a masked token.
@@ -55,10 +59,7 @@ pub struct FusionOutput {
 pub struct Dmft {
     config: DmftConfig,
     encoders: Vec<ModalityEncoder>,
-    fusion_layer: TransformerLayer,
-    group_pool: AttentionPool,
-    joint: Vec<TransformerLayer>,
-    time_pool: AttentionPool,
+    fusion: FusionScheme,
     norm: LayerNorm,
     head: Linear,
     span: tracing::Span,
@@ -68,7 +69,7 @@ impl Dmft {
     /// Builds the model; parameters come from `vb` (seeded init or a checkpoint).
     pub fn new(config: &DmftConfig, vb: VarBuilder) -> Result<Self> {
         config.validate().map_err(candle_core::Error::msg)?;
-        let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
+        let d = config.dim;
         let encoders = config
             .modalities
             .iter()
@@ -79,26 +80,7 @@ impl Dmft {
         Ok(Self {
             config: config.clone(),
             encoders,
-            fusion_layer: TransformerLayer::new(
-                d,
-                config.heads,
-                ffn,
-                config.dropout,
-                fuse.pp(names::FUSION_LAYER),
-            )?,
-            group_pool: AttentionPool::new(d, fuse.pp(names::GROUP_POOL))?,
-            joint: (0..config.joint_layers)
-                .map(|l| {
-                    TransformerLayer::new(
-                        d,
-                        config.heads,
-                        ffn,
-                        config.dropout,
-                        fuse.pp(names::joint_layer(l)),
-                    )
-                })
-                .collect::<Result<_>>()?,
-            time_pool: AttentionPool::new(d, fuse.pp(names::TIME_POOL))?,
+            fusion: FusionScheme::new(config, &fuse)?,
             norm: LayerNorm::new(d, fuse.pp(names::NORM))?,
             head: linear(d, config.num_classes, fuse.pp(names::HEAD))?,
             span: tracing::trace_span!("fuse"),
@@ -110,7 +92,8 @@ impl Dmft {
         &self.config
     }
 
-    /// Encoder part of modality `m`: `[B, T, C]` → tokens `[B, S, G_m, D]`.
+    /// Encoder part of modality `m`: `[B, T, C]` → tokens `[B, L·S, G_m, D]` (`L` =
+    /// [`DmftConfig::token_levels`]: 1 but for the multi-level cross-modal fusion).
     pub fn encode(&self, m: usize, xs: &Tensor, train: Train) -> Result<Tensor> {
         self.encoders[m].forward(xs, &self.config, train)
     }
@@ -124,52 +107,14 @@ impl Dmft {
         train: Train,
     ) -> Result<FusionOutput> {
         let _enter = self.span.enter();
-        let (b, s, _, d) = tokens[0].dims4()?;
-        let all = Tensor::cat(tokens, 2)?;
-        let g = all.dim(2)?;
-        let bias = match present {
-            None => None,
-            Some(present) => {
-                // Per-token mask [B, G] from the per-modality mask [B, M].
-                let per_token = tokens
-                    .iter()
-                    .enumerate()
-                    .map(|(m, t)| present.narrow(1, m, 1)?.broadcast_as((b, t.dim(2)?)))
-                    .collect::<Result<Vec<_>>>()?;
-                let keep = Tensor::cat(&per_token, 1)?;
-                Some(((1.0 - keep)? * MASKED)?)
-            }
-        };
-        let tokens_bias = match &bias {
-            Some(bias) => Some(
-                bias.reshape((b, 1, 1, g))?
-                    .broadcast_as((b, s, 1, g))?
-                    .reshape((b * s, 1, 1, g))?,
-            ),
-            None => None,
-        };
-        let pool_bias = match &bias {
-            Some(bias) => Some(
-                bias.reshape((b, 1, g))?
-                    .broadcast_as((b, s, g))?
-                    .reshape((b * s, g))?,
-            ),
-            None => None,
-        };
-        let spatial =
-            self.fusion_layer
-                .forward(&all.reshape((b * s, g, d))?, tokens_bias.as_ref(), train)?;
-        let fused = self
-            .group_pool
-            .forward(&spatial, pool_bias.as_ref(), train)?
-            .reshape((b, s, d))?;
-        let mut xs = fused.clone();
-        for layer in &self.joint {
-            xs = layer.forward(&xs, None, train)?;
-        }
-        let pooled = self.time_pool.forward(&xs, None, train)?;
-        let logits = self.head.forward(&self.norm.forward(&pooled, train)?)?;
-        Ok(FusionOutput { logits, fused })
+        let fused = self.fusion.forward(&self.config, tokens, present, train)?;
+        let logits = self
+            .head
+            .forward(&self.norm.forward(&fused.pooled, train)?)?;
+        Ok(FusionOutput {
+            logits,
+            fused: fused.features,
+        })
     }
 
     /// Monolithic forward: every modality's `[B, T, C]` input, optional presence mask `[B, M]`.
@@ -196,6 +141,7 @@ impl Dmft {
             .ok_or_else(|| candle_core::Error::msg("no modality present"))?;
         let (b, s, _, d) = reference.dims4()?;
         let mut full = Vec::with_capacity(tokens.len());
+        // `s` counts every level's steps (the encoders' output).
         let mut present = Vec::with_capacity(tokens.len());
         for (m, t) in tokens.iter().enumerate() {
             let g = self.config.token_groups(m);

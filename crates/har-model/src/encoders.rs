@@ -119,7 +119,7 @@ impl PatchEncoder {
         })
     }
 
-    /// `[B, T, C]` → tokens `[B, S, G, D]`.
+    /// `[B, T, C]` → tokens `[B, L·S, G, D]` (`L` = [`DmftConfig::token_levels`]).
     fn forward(&self, xs: &Tensor, config: &DmftConfig, train: Train) -> Result<Tensor> {
         let _enter = self.span.enter();
         let (b, t, c) = xs.dims3()?;
@@ -212,6 +212,7 @@ impl PatchEncoder {
         let mut xs = tokens
             .broadcast_add(&self.group_embedding.reshape((1, 1, g, d))?)?
             .broadcast_add(&self.position_embedding.reshape((1, s, 1, d))?)?;
+        let mut levels = Vec::with_capacity(self.temporal.len());
         for (l, temporal) in self.temporal.iter().enumerate() {
             if let Some(spatial) = self.spatial.get(l) {
                 xs = spatial
@@ -224,8 +225,14 @@ impl PatchEncoder {
                 .reshape((b, g, s, d))?
                 .transpose(1, 2)?
                 .contiguous()?;
+            levels.push(xs.clone());
         }
-        Ok(xs)
+        // With several levels every layer's output is handed over, stacked along the steps.
+        if config.token_levels() > 1 {
+            Tensor::cat(&levels, 1)
+        } else {
+            Ok(xs)
+        }
     }
 }
 

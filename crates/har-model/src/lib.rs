@@ -17,6 +17,7 @@ pub mod distill;
 pub mod dmft;
 pub mod encoders;
 pub mod error;
+pub mod fusion;
 pub mod init;
 pub mod layers;
 pub mod metrics;

@@ -7,7 +7,7 @@
 use har_core::dataset::Split;
 use har_model::artifact;
 use har_model::data::{split_windows, ClassMap, Holdout, TensorData};
-use har_model::dmft::{DmftConfig, Encoder};
+use har_model::dmft::DmftConfig;
 use har_model::pipeline::{self, DataOptions};
 use har_model::train::{predict, Silent, TrainConfig};
 use har_runtime::config::ARCHITECTURES;
@@ -38,7 +38,8 @@ fn every_architecture_trains_saves_loads_and_runs_in_the_runtime() {
             dim: 16,
             ..DmftConfig::teacher(prepared.modalities.clone(), 100, 4).student()
         }
-        .with_encoder(Encoder::from_arch_name(arch).unwrap());
+        .with_arch(arch)
+        .unwrap();
         let out = dir.path().join(arch);
         let saved =
             pipeline::fit_and_save("student", config, prepared, &settings, None, &out, &Silent)
@@ -48,7 +49,7 @@ fn every_architecture_trains_saves_loads_and_runs_in_the_runtime() {
             losses.iter().all(|l| l.is_finite()) && losses[2] < losses[0],
             "{arch}: train losses {losses:?}"
         );
-        assert_eq!(saved.card.config.encoder.arch_name(), arch);
+        assert_eq!(saved.card.config.arch_name(), arch);
         assert!(saved
             .card
             .model_id()

@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use har_core::recording::SkeletonLayout;
 use har_core::rng::Rng;
-use har_model::dmft::{probabilities, Dmft, DmftConfig, Encoder, ModalitySpec};
+use har_model::dmft::{probabilities, Dmft, DmftConfig, Encoder, Fusion, ModalitySpec};
 use har_model::init::seeded_var_builder;
 use har_model::runtime::runtime_dmft;
 use har_runtime::config::ARCHITECTURES;
@@ -84,10 +84,16 @@ fn random_config(rng: &mut Rng, arch: &str) -> DmftConfig {
         spectral_tokens: coin(rng),
         window_detail: coin(rng),
         encoder: Encoder::Patch,
+        fusion: Fusion::Mid,
     };
-    let mut config = config.with_encoder(Encoder::from_arch_name(arch).unwrap());
+    let mut config = config.with_arch(arch).unwrap();
     if config.encoder != Encoder::Patch && config.modality_layers == 0 {
         config.modality_layers = 1;
+    }
+    if config.fusion == Fusion::CrossModal {
+        // Levels are the encoder's layers; each level has its own cross-modal layers.
+        config.modality_layers = config.modality_layers.max(1);
+        config.joint_layers = config.joint_layers.max(1);
     }
     config
 }
@@ -114,7 +120,7 @@ fn the_runtime_equals_candle_over_random_configurations() {
             ARCHITECTURES[1 + (case / 2) % (ARCHITECTURES.len() - 1)]
         };
         let config = random_config(&mut rng, arch);
-        architectures.insert(config.encoder.arch_name());
+        architectures.insert(config.arch_name());
         config.validate().unwrap();
         let varmap = VarMap::new();
         let candle = Dmft::new(&config, seeded_var_builder(&varmap, case as u64)).unwrap();

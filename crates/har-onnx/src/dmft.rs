@@ -2,11 +2,12 @@
 //! [`har_runtime::dmft`] assembles it and from the same weights under the same names
 //! ([`har_runtime::names::dmft`]): standardisation, the modality encoders (patch — and
 //! detail / statistics / spectral — tokens with embeddings and transformer layers, or stacked
-//! LSTM / GRU layers), masked fusion and pooling, joint layers, time pooling, norm and head.
+//! LSTM / GRU layers), masked fusion (DMFT's per-step fusion, pooling, joint layers and time
+//! pooling, or the cross-modal fusion over every level), norm and head.
 //! The batch dimension is dynamic.
 
 use har_core::preprocess::Normalizer;
-use har_runtime::config::{DmftConfig, Encoder, RecurrentCell, RecurrentInput};
+use har_runtime::config::{DmftConfig, Encoder, Fusion, RecurrentCell, RecurrentInput};
 use har_runtime::layers::LAYER_NORM_EPS;
 use har_runtime::names::{self, dmft as dmft_names, multiview, recurrent, transformer};
 use har_runtime::patch_input::{PATCH_VARIANCE_FLOOR, WINDOW_VARIANCE_FLOOR};
@@ -75,15 +76,24 @@ fn transformer_layer(
     Ok(g.add(&x, &out))
 }
 
-/// Modality `m`'s encoder over its standardised input `[B, T, C]`: tokens `[B, S, G, D]`.
-fn encode(g: &mut Graph, config: &DmftConfig, m: usize, x: &str, p: &Params) -> Result<String> {
+/// Modality `m`'s encoder over its standardised input `[B, T, C]`: the tokens `[B, S, G, D]`
+/// of each level (one level but for the multi-level cross-modal fusion).
+fn encode(
+    g: &mut Graph,
+    config: &DmftConfig,
+    m: usize,
+    x: &str,
+    p: &Params,
+) -> Result<Vec<String>> {
     match config.encoder {
         Encoder::Patch | Encoder::Transformer => encode_patches(g, config, m, x, p),
         Encoder::Mvf => {
             let mixed = multiview(g, config, m, x, &p.pp(dmft_names::MULTIVIEW))?;
             encode_patches(g, config, m, &mixed, p)
         }
-        Encoder::Recurrent { cell, over } => encode_recurrent(g, config, m, cell, over, x, p),
+        Encoder::Recurrent { cell, over } => {
+            Ok(vec![encode_recurrent(g, config, m, cell, over, x, p)?])
+        }
     }
 }
 
@@ -186,14 +196,15 @@ fn encode_recurrent(
     Ok(g.unsqueeze(&batch_first, &[2]))
 }
 
-/// DMFT's patch encoder (and the plain transformer): tokens `[B, S, G, D]`.
+/// DMFT's patch encoder (and the plain transformer): tokens `[B, S, G, D]`, after each layer
+/// when the fusion takes several levels.
 fn encode_patches(
     g: &mut Graph,
     config: &DmftConfig,
     m: usize,
     x: &str,
     p: &Params,
-) -> Result<String> {
+) -> Result<Vec<String>> {
     let spec = &config.modalities[m];
     let (t, d, s_len) = (config.window_len, config.dim, config.steps());
     let patch = config.patch_len;
@@ -277,6 +288,7 @@ fn encode_patches(
     }
     let mut tokens = g.concat(&group_tokens, 2);
     let (s, gl, dl) = (s_len as i64, groups as i64, d as i64);
+    let mut levels = Vec::new();
     for l in 0..config.modality_layers {
         if groups > 1 {
             let across = g.reshape(&tokens, &[-1, gl, dl]);
@@ -300,25 +312,43 @@ fn encode_patches(
         )?;
         let by_group = g.reshape(&along, &[-1, gl, s, dl]);
         tokens = g.transpose(&by_group, &[0, 2, 1, 3]);
+        if config.token_levels() > 1 {
+            levels.push(tokens.clone());
+        }
     }
-    Ok(tokens)
+    if config.token_levels() > 1 {
+        Ok(levels)
+    } else {
+        Ok(vec![tokens])
+    }
 }
 
-/// Score biases leaving out missing modalities' tokens: for the fusion layer
-/// (`[B·S, 1, 1, G]`) and for the group pool (`[B·S, G, 1]`).
-fn mask_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String, String) {
-    let columns: Vec<String> = config
-        .modalities
-        .iter()
-        .enumerate()
-        .flat_map(|(m, _)| std::iter::repeat_n(m as i64, config.token_groups(m)))
-        .map(|m| g.gather(mask, &[m], false, 1))
+/// Score bias `[B, N]` leaving out missing modalities' tokens, modality `m` having
+/// `tokens_of(m)` of the `N`.
+fn token_bias(
+    g: &mut Graph,
+    config: &DmftConfig,
+    mask: &str,
+    tokens_of: impl Fn(usize) -> usize,
+) -> String {
+    let columns: Vec<String> = (0..config.modalities.len())
+        .map(|m| {
+            let column = g.gather(mask, &[m as i64], false, 1);
+            let shape = g.ints(&[2], &[1, tokens_of(m) as i64]);
+            g.op("Expand", &[&column, &shape], &[])
+        })
         .collect();
     let keep = g.concat(&columns, 1);
     let one = g.scalar(1.0);
     let dropped = g.sub(&keep, &one);
     let big = g.scalar(-MASKED_SCORE);
-    let bias = g.mul(&dropped, &big);
+    g.mul(&dropped, &big)
+}
+
+/// Score biases of the mid-fusion: for the fusion layer (`[B·S, 1, 1, G]`) and for the
+/// group pool (`[B·S, G, 1]`).
+fn mid_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String, String) {
+    let bias = token_bias(g, config, mask, |m| config.token_groups(m));
     let bias = g.unsqueeze(&bias, &[1]);
     let steps = g.ints(&[3], &[1, config.steps() as i64, 1]);
     let per_step = g.op("Expand", &[&bias, &steps], &[]);
@@ -330,6 +360,101 @@ fn mask_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String, Strin
     (for_layer, for_pool)
 }
 
+/// Score biases of the cross-modal fusion over the joint token set of `N = S·ΣG` tokens: for
+/// its layers (`[B, 1, 1, N]`) and its pools (`[B, N, 1]`).
+fn cross_modal_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String, String) {
+    let per_modality = |m| config.steps() * config.token_groups(m);
+    let bias = token_bias(g, config, mask, per_modality);
+    let n: usize = (0..config.modalities.len()).map(per_modality).sum();
+    let for_layer = g.reshape(&bias, &[-1, 1, 1, n as i64]);
+    let for_pool = g.reshape(&bias, &[-1, n as i64, 1]);
+    (for_layer, for_pool)
+}
+
+/// DMFT's mid-fusion of the tokens (one level per modality): the pooled feature `[B, D]`.
+fn fuse_mid(
+    g: &mut Graph,
+    config: &DmftConfig,
+    p: &Params,
+    tokens: &[Vec<String>],
+    mask: Option<&str>,
+) -> Result<String> {
+    let (d, s_len) = (config.dim, config.steps());
+    let biases = mask.map(|mask| mid_biases(g, config, mask));
+    let total: usize = (0..config.modalities.len())
+        .map(|m| config.token_groups(m))
+        .sum();
+    let last: Vec<String> = tokens.iter().map(|levels| levels[0].clone()).collect();
+    let all = g.concat(&last, 2);
+    let steps = g.reshape(&all, &[-1, total as i64, d as i64]);
+    let (layer_bias, pool_bias) = match &biases {
+        Some((l, p)) => (Some(l.as_str()), Some(p.as_str())),
+        None => (None, None),
+    };
+    let steps = transformer_layer(
+        g,
+        &p.pp(dmft_names::FUSION_LAYER),
+        config,
+        &steps,
+        layer_bias,
+    )?;
+    let query = p.pp(dmft_names::GROUP_POOL).get(names::QUERY, &[d, 1])?;
+    let fused = g.attention_pool(dmft_names::GROUP_POOL, &steps, &query, pool_bias);
+    let mut fused = g.reshape(&fused, &[-1, s_len as i64, d as i64]);
+    for l in 0..config.joint_layers {
+        fused = transformer_layer(g, &p.pp(dmft_names::joint_layer(l)), config, &fused, None)?;
+    }
+    let query = p.pp(dmft_names::TIME_POOL).get(names::QUERY, &[d, 1])?;
+    Ok(g.attention_pool(dmft_names::TIME_POOL, &fused, &query, None))
+}
+
+/// The cross-modal fusion (seed S9): per level, the joint token set of every modality
+/// through its layers and pool, gated by a sigmoid; the levels summed: `[B, D]`.
+fn fuse_cross_modal(
+    g: &mut Graph,
+    config: &DmftConfig,
+    p: &Params,
+    tokens: &[Vec<String>],
+    mask: Option<&str>,
+) -> Result<String> {
+    let d = config.dim;
+    let biases = mask.map(|mask| cross_modal_biases(g, config, mask));
+    let (layer_bias, pool_bias) = match &biases {
+        Some((l, p)) => (Some(l.as_str()), Some(p.as_str())),
+        None => (None, None),
+    };
+    let mut sum: Option<String> = None;
+    for l in 0..config.token_levels() {
+        let parts: Vec<String> = tokens
+            .iter()
+            .enumerate()
+            .map(|(m, levels)| {
+                let n = (config.steps() * config.token_groups(m)) as i64;
+                g.reshape(&levels[l], &[-1, n, d as i64])
+            })
+            .collect();
+        let mut joint = g.concat(&parts, 1);
+        for k in 0..config.joint_layers {
+            let q = p.pp(dmft_names::cross_layer(l, k));
+            joint = transformer_layer(g, &q, config, &joint, layer_bias)?;
+        }
+        let pool = p.pp(dmft_names::level_pool(l));
+        let query = pool.get(names::QUERY, &[d, 1])?;
+        let feature = g.attention_pool(pool.prefix(), &joint, &query, pool_bias);
+        let gate = p.pp(dmft_names::level_gate(l));
+        let gate = g.dense(gate.prefix(), &feature, &dense(&gate, d, d)?);
+        let gate = g.unary("Sigmoid", &gate);
+        let gated = g.mul(&feature, &gate);
+        sum = Some(match sum {
+            Some(sum) => g.add(&sum, &gated),
+            None => gated,
+        });
+    }
+    sum.ok_or_else(|| {
+        har_runtime::RuntimeError::Invalid("cross-modal fusion without levels".into()).into()
+    })
+}
+
 /// Emits the whole model: inputs (raw windows per modality, and the mask when asked),
 /// standardisation, encoders, fusion and head; outputs logits and probabilities.
 pub fn emit(
@@ -339,7 +464,7 @@ pub fn emit(
     normalizer: &Normalizer,
     with_mask: bool,
 ) -> Result<()> {
-    let (d, s_len) = (config.dim, config.steps());
+    let d = config.dim;
     let batch = Dim::Named(BATCH.into());
     let mut tokens = Vec::with_capacity(config.modalities.len());
     for (m, spec) in config.modalities.iter().enumerate() {
@@ -361,36 +486,15 @@ pub fn emit(
         let p = root.pp(dmft_names::encoder(&spec.name));
         tokens.push(encode(g, config, m, &x, &p)?);
     }
-    let biases = with_mask.then(|| {
+    let mask = with_mask.then(|| {
         let shape = [batch.clone(), Dim::Fixed(config.modalities.len())];
-        let mask = g.input(MASK_INPUT, DataType::Float, &shape);
-        mask_biases(g, config, &mask)
+        g.input(MASK_INPUT, DataType::Float, &shape)
     });
-    let total: usize = (0..config.modalities.len())
-        .map(|m| config.token_groups(m))
-        .sum();
-    let all = g.concat(&tokens, 2);
-    let steps = g.reshape(&all, &[-1, total as i64, d as i64]);
     let p = root.pp(dmft_names::FUSION);
-    let (layer_bias, pool_bias) = match &biases {
-        Some((l, p)) => (Some(l.as_str()), Some(p.as_str())),
-        None => (None, None),
+    let pooled = match config.fusion {
+        Fusion::Mid => fuse_mid(g, config, &p, &tokens, mask.as_deref())?,
+        Fusion::CrossModal => fuse_cross_modal(g, config, &p, &tokens, mask.as_deref())?,
     };
-    let steps = transformer_layer(
-        g,
-        &p.pp(dmft_names::FUSION_LAYER),
-        config,
-        &steps,
-        layer_bias,
-    )?;
-    let query = p.pp(dmft_names::GROUP_POOL).get(names::QUERY, &[d, 1])?;
-    let fused = g.attention_pool(dmft_names::GROUP_POOL, &steps, &query, pool_bias);
-    let mut fused = g.reshape(&fused, &[-1, s_len as i64, d as i64]);
-    for l in 0..config.joint_layers {
-        fused = transformer_layer(g, &p.pp(dmft_names::joint_layer(l)), config, &fused, None)?;
-    }
-    let query = p.pp(dmft_names::TIME_POOL).get(names::QUERY, &[d, 1])?;
-    let pooled = g.attention_pool(dmft_names::TIME_POOL, &fused, &query, None);
     let normed = layer_norm(g, &p.pp(dmft_names::NORM), &pooled, d)?;
     let head = p.pp(dmft_names::HEAD);
     let logits = g.dense(

@@ -7,7 +7,7 @@ use candle_nn::VarMap;
 use har_core::preprocess::{ChannelStats, Normalizer};
 use har_core::recording::SkeletonLayout;
 use har_core::rng::Rng;
-use har_model::dmft::{Dmft, DmftConfig, Encoder, ModalitySpec};
+use har_model::dmft::{Dmft, DmftConfig, Encoder, Fusion, ModalitySpec};
 use har_model::init::seeded_var_builder;
 use har_model::runtime::{runtime_dmft, varmap_weights};
 use har_onnx::{export_weights, ExportOptions};
@@ -59,6 +59,7 @@ fn configurations() -> Vec<DmftConfig> {
         spectral_tokens: true,
         window_detail: true,
         encoder: Encoder::Patch,
+        fusion: Fusion::Mid,
     };
     let early = DmftConfig {
         modality_layers: 0,
@@ -87,7 +88,7 @@ fn configurations() -> Vec<DmftConfig> {
     all.extend(
         ARCHITECTURES[1..]
             .iter()
-            .map(|a| base.with_encoder(Encoder::from_arch_name(a).unwrap())),
+            .map(|a| base.with_arch(a).unwrap()),
     );
     all
 }

@@ -97,7 +97,7 @@ impl ModelCard {
     pub fn model_id(&self) -> String {
         format!(
             "{}-{}@{}",
-            self.config.encoder.arch_name(),
+            self.config.arch_name(),
             self.role,
             &self.weights_sha256[..12.min(self.weights_sha256.len())]
         )

@@ -67,8 +67,32 @@ pub enum RecurrentInput {
     Patches,
 }
 
+/// How the modalities' tokens meet after their encoders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fusion {
+    /// DMFT's temporal mid-fusion (seed S1): at each time step a layer across the tokens of
+    /// all modalities, pooled into one fused token; `joint_layers` temporal layers over the
+    /// fused tokens; attention pooling over time.
+    #[default]
+    Mid,
+    /// Cross-modal self-attention with gated multi-level fusion (seed S9, CMSA): the encoder
+    /// hands over its tokens after each of its `modality_layers` layers (the levels); at each
+    /// level `joint_layers` self-attention layers run over the joint token set of all present
+    /// modalities (every step and group, so each modality attends to the others' tokens), and
+    /// an attention pool gives one feature per level; a learned sigmoid gate per level weighs
+    /// its feature before the levels are summed.
+    CrossModal,
+}
+
+impl Fusion {
+    fn is_mid(&self) -> bool {
+        *self == Fusion::Mid
+    }
+}
+
 /// The architectures `har train --arch` knows, by name.
-pub const ARCHITECTURES: [&str; 7] = [
+pub const ARCHITECTURES: [&str; 8] = [
     "dmft",
     "mvf",
     "transformer",
@@ -76,6 +100,7 @@ pub const ARCHITECTURES: [&str; 7] = [
     "gru",
     "lstm-patches",
     "gru-patches",
+    "cmsa",
 ];
 
 impl Encoder {
@@ -154,6 +179,10 @@ pub struct DmftConfig {
     /// [`Encoder::Patch`].
     #[serde(default)]
     pub encoder: Encoder,
+    /// How the modalities meet. Models saved before this option read as [`Fusion::Mid`]
+    /// (which is not written, so their cards stay as they were).
+    #[serde(default, skip_serializing_if = "Fusion::is_mid")]
+    pub fusion: Fusion,
 }
 
 /// Largest window length a config may declare (samples).
@@ -210,6 +239,7 @@ impl DmftConfig {
             spectral_tokens: false,
             window_detail: false,
             encoder: Encoder::Patch,
+            fusion: Fusion::Mid,
         }
     }
 
@@ -244,6 +274,42 @@ impl DmftConfig {
             }
         }
         config
+    }
+
+    /// This shape as architecture `name` (one of [`ARCHITECTURES`]): its encoder (see
+    /// [`Self::with_encoder`]) and its fusion; `None` for an unknown name.
+    pub fn with_arch(&self, name: &str) -> Option<Self> {
+        let (encoder, fusion) = match name {
+            "cmsa" => (Encoder::Patch, Fusion::CrossModal),
+            other => (Encoder::from_arch_name(other)?, Fusion::Mid),
+        };
+        Some(Self {
+            fusion,
+            ..self.with_encoder(encoder)
+        })
+    }
+
+    /// The architecture's name (one of [`ARCHITECTURES`]).
+    pub fn arch_name(&self) -> &'static str {
+        match self.fusion {
+            Fusion::CrossModal => "cmsa",
+            Fusion::Mid => self.encoder.arch_name(),
+        }
+    }
+
+    /// Token sets an encoder hands to fusion per window: one, or one per modality layer for
+    /// the multi-level cross-modal fusion.
+    pub fn token_levels(&self) -> usize {
+        match self.fusion {
+            Fusion::Mid => 1,
+            Fusion::CrossModal => self.modality_layers,
+        }
+    }
+
+    /// Tokens of modality `m` per window as the encode node sends them: levels × steps ×
+    /// groups (each `dim` wide).
+    pub fn tokens_per_window(&self, m: usize) -> usize {
+        self.token_levels() * self.steps() * self.token_groups(m)
     }
 
     /// Token groups of modality `m` at each step: its channel groups for the patch encoders,
@@ -414,6 +480,17 @@ impl DmftConfig {
                 }
             }
         }
+        if self.fusion == Fusion::CrossModal
+            && (self.encoder != Encoder::Patch
+                || self.modality_layers == 0
+                || self.joint_layers == 0)
+        {
+            return Err(
+                "cross-modal fusion (cmsa) takes the patch encoder's tokens after each of its \
+                 layers: encoder patch, modality_layers >= 1, joint_layers >= 1"
+                    .into(),
+            );
+        }
         Ok(())
     }
 
@@ -483,9 +560,19 @@ impl DmftConfig {
             let spatial = if g > 1 { layer(s, g) } else { 0 };
             total += tokenise + self.modality_layers as u64 * (spatial + layer(g, s));
         }
-        total += layer(s, groups_total) + pool(s, groups_total);
-        total +=
-            self.joint_layers as u64 * layer(1, s) + pool(1, s) + 2 * d * self.num_classes as u64;
-        total
+        let head = 2 * d * self.num_classes as u64;
+        match self.fusion {
+            Fusion::Mid => {
+                total += layer(s, groups_total) + pool(s, groups_total);
+                total += self.joint_layers as u64 * layer(1, s) + pool(1, s);
+            }
+            Fusion::CrossModal => {
+                // Per level: the layers over all S·G tokens, the pool and the gate.
+                let n = s * groups_total;
+                let level = self.joint_layers as u64 * layer(1, n) + pool(1, n) + 2 * d * d;
+                total += self.modality_layers as u64 * level;
+            }
+        }
+        total + head
     }
 }

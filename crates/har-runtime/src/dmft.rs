@@ -5,47 +5,22 @@
 //! Per modality ([`Dmft::encode`], one encode node each in the dataflow): patch tokens (and
 //! the spectral step) of each channel group, plus group and position embeddings, then
 //! `modality_layers` × (spatial layer across groups when there are several, temporal layer
-//! across steps). Fusion ([`Dmft::fuse`], the fuse node): at each step a layer across the
-//! tokens of all present modalities and attention pooling into one fused token; joint
-//! temporal layers; attention pooling over time; layer norm; the head. A missing modality's
-//! tokens are left out of fusion — exactly what the training model's key mask computes.
+//! across steps). Fusion ([`Dmft::fuse`], the fuse node; [`crate::fusion`] has the schemes):
+//! at each step a layer across the tokens of all present modalities and attention pooling
+//! into one fused token; joint temporal layers; attention pooling over time; layer norm; the
+//! head. A missing modality's tokens are left out of fusion — exactly what the training
+//! model's key mask computes.
 
 use tracing::trace_span;
 
 use crate::config::DmftConfig;
 use crate::encoders::ModalityEncoder;
 use crate::error::{Result, RuntimeError};
+use crate::fusion::{FusionPart, Present};
 use crate::kernels::softmax_in_place;
-use crate::layers::{AttentionPool, Dense, LayerNorm, Scratch, TransformerLayer};
+use crate::layers::Scratch;
 use crate::names::dmft as names;
-use crate::weights::{Params, Weights};
-
-/// The fusion part: fusion layer and pool, joint layers, time pool, norm and head.
-#[derive(Debug, Clone)]
-struct Fusion {
-    layer: TransformerLayer,
-    group_pool: AttentionPool,
-    joint: Vec<TransformerLayer>,
-    time_pool: AttentionPool,
-    norm: LayerNorm,
-    head: Dense,
-}
-
-impl Fusion {
-    fn load(config: &DmftConfig, p: &Params) -> Result<Self> {
-        let (d, ffn, heads) = (config.dim, config.dim * config.ffn_mult, config.heads);
-        Ok(Self {
-            layer: TransformerLayer::load(&p.pp(names::FUSION_LAYER), d, heads, ffn)?,
-            group_pool: AttentionPool::load(&p.pp(names::GROUP_POOL), d)?,
-            joint: (0..config.joint_layers)
-                .map(|l| TransformerLayer::load(&p.pp(names::joint_layer(l)), d, heads, ffn))
-                .collect::<Result<_>>()?,
-            time_pool: AttentionPool::load(&p.pp(names::TIME_POOL), d)?,
-            norm: LayerNorm::load(&p.pp(names::NORM), d)?,
-            head: Dense::load(&p.pp(names::HEAD), d, config.num_classes)?,
-        })
-    }
-}
+use crate::weights::Weights;
 
 /// The fusion part's result for one window.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +36,7 @@ pub struct FusionOutput {
 pub struct Dmft {
     config: DmftConfig,
     encoders: Vec<ModalityEncoder>,
-    fusion: Fusion,
+    fusion: FusionPart,
     scratch: Scratch,
 }
 
@@ -77,7 +52,7 @@ impl Dmft {
                 ModalityEncoder::load(config, m, &p)
             })
             .collect::<Result<_>>()?;
-        let fusion = Fusion::load(config, &root.pp(names::FUSION))?;
+        let fusion = FusionPart::load(config, &root.pp(names::FUSION))?;
         weights.finish()?;
         Ok(Self {
             config: config.clone(),
@@ -93,7 +68,8 @@ impl Dmft {
     }
 
     /// Encoder part of modality `m` for one window `x` (`T × C`, normalised): tokens
-    /// `S × G × D`, row-major (`G` = [`DmftConfig::token_groups`]).
+    /// `L × S × G × D`, row-major (`G` = [`DmftConfig::token_groups`], `L` =
+    /// [`DmftConfig::token_levels`]: 1 but for the multi-level cross-modal fusion).
     pub fn encode(&mut self, m: usize, x: &[f32]) -> Result<Vec<f32>> {
         let _span = trace_span!("dmft.encode", m).entered();
         let enc = self
@@ -135,62 +111,32 @@ impl Dmft {
         features: Option<&mut Vec<f32>>,
     ) -> Result<Vec<f32>> {
         let _span = trace_span!("dmft.fuse").entered();
-        let (s_len, d) = (self.config.steps(), self.config.dim);
         if tokens.len() != self.encoders.len() || tokens.iter().all(|t| t.is_none()) {
             return Err(RuntimeError::Invalid(format!(
                 "fuse needs {} token sets with at least one present",
                 self.encoders.len()
             )));
         }
-        let present: usize = tokens
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.is_some())
-            .map(|(m, _)| self.config.token_groups(m))
-            .sum();
-        // All present tokens as [S, G_present, D]: one fusion layer call over S sequences.
-        let mut step_tokens = Vec::with_capacity(s_len * present * d);
-        for s in 0..s_len {
-            for (m, t) in tokens.iter().enumerate() {
-                if let Some(t) = t {
-                    let g = self.config.token_groups(m);
-                    if t.len() != s_len * g * d {
-                        return Err(RuntimeError::Invalid(format!(
-                            "modality {m}: {} token values, expected {}",
-                            t.len(),
-                            s_len * g * d
-                        )));
-                    }
-                    step_tokens.extend_from_slice(&t[s * g * d..(s + 1) * g * d]);
+        for (m, t) in tokens.iter().enumerate() {
+            let expected = self.config.tokens_per_window(m) * self.config.dim;
+            if let Some(t) = t {
+                if t.len() != expected {
+                    return Err(RuntimeError::Invalid(format!(
+                        "modality {m}: {} token values, expected {expected}",
+                        t.len()
+                    )));
                 }
             }
         }
-        let fusion = &self.fusion;
-        fusion
-            .layer
-            .apply(&mut step_tokens, present, &mut self.scratch);
-        let mut fused = vec![0f32; s_len * d];
-        let mut scores = Vec::new();
-        for (s, step) in step_tokens.chunks_exact(present * d).enumerate() {
-            fusion
-                .group_pool
-                .apply(step, present, &mut scores, &mut fused[s * d..(s + 1) * d]);
-        }
-        if let Some(features) = features {
-            features.clone_from(&fused);
-        }
-        for layer in &fusion.joint {
-            layer.apply(&mut fused, s_len, &mut self.scratch);
-        }
-        let mut pooled = vec![0f32; d];
-        fusion
-            .time_pool
-            .apply(&fused, s_len, &mut scores, &mut pooled);
-        let mut normed = Vec::with_capacity(d);
-        fusion.norm.apply(&pooled, &mut normed);
-        let mut logits = Vec::new();
-        fusion.head.apply(&normed, 1, &mut logits);
-        Ok(logits)
+        let present = Present {
+            tokens,
+            groups: (0..tokens.len())
+                .map(|m| self.config.token_groups(m))
+                .collect(),
+        };
+        Ok(self
+            .fusion
+            .logits(&self.config, &present, features, &mut self.scratch))
     }
 
     /// Class probabilities of one window with every modality (`inputs[m]` is `T × C_m`).

@@ -122,19 +122,28 @@ impl PatchEncoder {
         // Tokens are [S, G, D]: spatial layers see S sequences of G; temporal layers need the
         // transposed [G, S, D] layout (the same buffer when G = 1).
         let mut by_group = vec![0f32; s_len * g_len * d];
+        // With several levels, every layer's output is handed over, in layer order.
+        let mut levels = Vec::new();
         for (l, temporal) in self.temporal.iter().enumerate() {
             if let Some(spatial) = self.spatial.get(l) {
                 spatial.apply(&mut tokens, g_len, scratch);
             }
             if g_len == 1 {
                 temporal.apply(&mut tokens, s_len, scratch);
-                continue;
+            } else {
+                transpose_tokens(&tokens, s_len, g_len, d, &mut by_group);
+                temporal.apply(&mut by_group, s_len, scratch);
+                transpose_tokens(&by_group, g_len, s_len, d, &mut tokens);
             }
-            transpose_tokens(&tokens, s_len, g_len, d, &mut by_group);
-            temporal.apply(&mut by_group, s_len, scratch);
-            transpose_tokens(&by_group, g_len, s_len, d, &mut tokens);
+            if config.token_levels() > 1 {
+                levels.extend_from_slice(&tokens);
+            }
         }
-        tokens
+        if config.token_levels() > 1 {
+            levels
+        } else {
+            tokens
+        }
     }
 }
 

@@ -23,6 +23,7 @@ pub mod config;
 pub mod dmft;
 pub mod encoders;
 pub mod error;
+pub mod fusion;
 mod kernels;
 pub mod layers;
 pub mod model_dir;

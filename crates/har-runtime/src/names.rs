@@ -145,4 +145,16 @@ pub mod dmft {
     pub const NORM: &str = "norm";
     /// Inside the fusion part: the classification head.
     pub const HEAD: &str = "head";
+    /// Cross-modal self-attention layer `k` of level `l` (the `cmsa` fusion, seed S9).
+    pub fn cross_layer(l: usize, k: usize) -> String {
+        format!("level{l}.cross{k}")
+    }
+    /// Attention pool of level `l` over its joint token set (`cmsa`).
+    pub fn level_pool(l: usize) -> String {
+        format!("level{l}.pool")
+    }
+    /// Sigmoid gate of level `l`'s feature (`cmsa`).
+    pub fn level_gate(l: usize) -> String {
+        format!("level{l}.gate")
+    }
 }
