@@ -90,6 +90,12 @@ fn configurations() -> Vec<DmftConfig> {
             .iter()
             .map(|a| base.with_arch(a).unwrap()),
     );
+    // The cross-modal fusion over two levels, two layers each.
+    all.push(DmftConfig {
+        modality_layers: 2,
+        joint_layers: 2,
+        ..base.with_arch("cmsa").unwrap()
+    });
     all
 }
 
