@@ -49,6 +49,63 @@ pub struct SkeletonLayout {
     pub torso_top_joint: usize,
 }
 
+impl SkeletonLayout {
+    /// The joints grouped into body parts for part-level attention (seed S2): first the
+    /// torso — the root, every joint where the tree branches, and every joint on a path
+    /// between them — then each limb, a chain hanging from the torso down to a leaf (a head,
+    /// an arm, a leg), ordered by its first joint. Every joint is in exactly one part,
+    /// whatever the file says: a parent out of range or a cycle counts as a root, and no walk
+    /// is longer than the joint count.
+    pub fn body_parts(&self) -> Vec<Vec<usize>> {
+        let n = self.joints.len();
+        let parent = |j: usize| {
+            self.parents
+                .get(j)
+                .copied()
+                .flatten()
+                .filter(|&p| p < n && p != j)
+        };
+        let mut children = vec![0usize; n];
+        for j in 0..n {
+            if let Some(p) = parent(j) {
+                children[p] += 1;
+            }
+        }
+        // The torso: each branching joint (or root) and its ancestors.
+        let mut torso = vec![false; n];
+        for j in 0..n {
+            if children[j] >= 2 || parent(j).is_none() {
+                let mut at = Some(j);
+                for _ in 0..n {
+                    let Some(k) = at else { break };
+                    if torso[k] && k != j {
+                        break;
+                    }
+                    torso[k] = true;
+                    at = parent(k);
+                }
+            }
+        }
+        // Each other joint belongs to the limb whose first joint hangs from the torso.
+        let mut limbs: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for j in (0..n).filter(|&j| !torso[j]) {
+            let mut head = j;
+            for _ in 0..n {
+                match parent(head) {
+                    Some(p) if !torso[p] => head = p,
+                    _ => break,
+                }
+            }
+            limbs.entry(head).or_default().push(j);
+        }
+        let torso: Vec<usize> = (0..n).filter(|&j| torso[j]).collect();
+        std::iter::once(torso)
+            .filter(|t| !t.is_empty())
+            .chain(limbs.into_values())
+            .collect()
+    }
+}
+
 /// Description of one modality stream: name, kind, rate, units and channels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModalityInfo {

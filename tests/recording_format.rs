@@ -262,3 +262,77 @@ fn a_file_without_the_metadata_names_the_missing_key() {
         "{err}"
     );
 }
+
+#[test]
+fn body_parts_are_the_torso_and_the_limbs_for_any_layout() {
+    use har_core::recording::SkeletonLayout;
+    let layout = |parents: Vec<Option<usize>>| SkeletonLayout {
+        joints: (0..parents.len()).map(|j| format!("j{j}")).collect(),
+        parents,
+        centre_joint: 0,
+        torso_top_joint: 0,
+    };
+    // The generator's 15 joints: pelvis and neck branch; head, two arms, two legs hang.
+    let synthetic = har_core::import::synthetic::modalities(&Default::default());
+    let har_core::recording::ModalityKind::Skeleton(skeleton) = &synthetic[2].kind else {
+        panic!("no skeleton")
+    };
+    assert_eq!(
+        skeleton.body_parts(),
+        vec![
+            vec![0, 1],
+            vec![2],
+            vec![3, 4, 5],
+            vec![6, 7, 8],
+            vec![9, 10, 11],
+            vec![12, 13, 14]
+        ]
+    );
+    // Kinect v1 (UTD-MHAD): the spine between hip and shoulder centres is torso.
+    let kinect = layout(vec![
+        Some(1),
+        Some(2),
+        Some(3),
+        None,
+        Some(1),
+        Some(4),
+        Some(5),
+        Some(6),
+        Some(1),
+        Some(8),
+        Some(9),
+        Some(10),
+        Some(3),
+        Some(12),
+        Some(13),
+        Some(14),
+        Some(3),
+        Some(16),
+        Some(17),
+        Some(18),
+    ]);
+    assert_eq!(
+        kinect.body_parts(),
+        vec![
+            vec![1, 2, 3],
+            vec![0],
+            vec![4, 5, 6, 7],
+            vec![8, 9, 10, 11],
+            vec![12, 13, 14, 15],
+            vec![16, 17, 18, 19]
+        ]
+    );
+    // Hostile layouts: cycles, parents out of range, self-parents — each joint exactly once.
+    for parents in [
+        vec![Some(1), Some(0), Some(1)],
+        vec![Some(9), Some(0), Some(2), None],
+        vec![],
+        vec![None, None],
+    ] {
+        let n = parents.len();
+        let parts = layout(parents.clone()).body_parts();
+        let mut seen: Vec<usize> = parts.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..n).collect::<Vec<_>>(), "{parents:?} → {parts:?}");
+    }
+}
