@@ -73,17 +73,18 @@ impl SkeletonLayout {
         }
         // The torso: each branching joint (or root) and its ancestors.
         let mut torso = vec![false; n];
-        for j in 0..n {
-            if children[j] >= 2 || parent(j).is_none() {
-                let mut at = Some(j);
-                for _ in 0..n {
-                    let Some(k) = at else { break };
-                    if torso[k] && k != j {
-                        break;
-                    }
-                    torso[k] = true;
-                    at = parent(k);
+        let branching: Vec<usize> = (0..n)
+            .filter(|&j| children[j] >= 2 || parent(j).is_none())
+            .collect();
+        for j in branching {
+            let mut at = Some(j);
+            for _ in 0..n {
+                let Some(k) = at else { break };
+                if torso[k] && k != j {
+                    break;
                 }
+                torso[k] = true;
+                at = parent(k);
             }
         }
         // Each other joint belongs to the limb whose first joint hangs from the torso.
