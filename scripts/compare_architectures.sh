@@ -8,7 +8,7 @@
 #   e.g. scripts/compare_architectures.sh runs hapt6 --dataset data/hapt --classes 1,2,3,4,5,6 --epochs 12
 #        scripts/compare_architectures.sh runs bm --dataset data/basic_motions --window 100 --stride 100 --val-fraction 0 --epochs 30
 # Then: python3 scripts/results_table.py OUT_DIR NAME
-# ARCHS and SEEDS (environment) choose the architectures and seeds [all seven; 1 2 3]; an
+# ARCHS and SEEDS (environment) choose the architectures and seeds [all eight; 1 2 3]; an
 # architecture named `NAME-teacher` (e.g. `dmft-teacher`) trains that architecture's teacher
 # shape instead of its student.
 set -euo pipefail
@@ -23,7 +23,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 done
 [ -n "$dataset" ] || { echo "give --dataset" >&2; exit 2; }
 mkdir -p "$out"
-for arch in ${ARCHS:-dmft mvf transformer lstm gru lstm-patches gru-patches}; do
+for arch in ${ARCHS:-dmft mvf transformer lstm gru lstm-patches gru-patches cmsa}; do
   for seed in ${SEEDS:-1 2 3}; do
     run="$out/$name-$arch-s$seed"
     [ -f "$run/eval-all.json" ] && continue
