@@ -289,28 +289,13 @@ fn body_parts_are_the_torso_and_the_limbs_for_any_layout() {
         ]
     );
     // Kinect v1 (UTD-MHAD): the spine between hip and shoulder centres is torso.
-    let kinect = layout(vec![
-        Some(1),
-        Some(2),
-        Some(3),
-        None,
-        Some(1),
-        Some(4),
-        Some(5),
-        Some(6),
-        Some(1),
-        Some(8),
-        Some(9),
-        Some(10),
-        Some(3),
-        Some(12),
-        Some(13),
-        Some(14),
-        Some(3),
-        Some(16),
-        Some(17),
-        Some(18),
-    ]);
+    let kinect = har_core::import::utd_mhad::modalities()
+        .into_iter()
+        .find_map(|m| match m.kind {
+            har_core::recording::ModalityKind::Skeleton(layout) => Some(layout),
+            _ => None,
+        })
+        .expect("UTD-MHAD has a skeleton");
     assert_eq!(
         kinect.body_parts(),
         vec![
