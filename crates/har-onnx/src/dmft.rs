@@ -371,6 +371,14 @@ fn cross_modal_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String
     (for_layer, for_pool)
 }
 
+/// The layer and pool biases of a masked graph as borrowed names (`None` without a mask).
+fn bias_pair(biases: &Option<(String, String)>) -> (Option<&str>, Option<&str>) {
+    match biases {
+        Some((layer, pool)) => (Some(layer.as_str()), Some(pool.as_str())),
+        None => (None, None),
+    }
+}
+
 /// DMFT's mid-fusion of the tokens (one level per modality): the pooled feature `[B, D]`.
 fn fuse_mid(
     g: &mut Graph,
@@ -387,10 +395,7 @@ fn fuse_mid(
     let last: Vec<String> = tokens.iter().map(|levels| levels[0].clone()).collect();
     let all = g.concat(&last, 2);
     let steps = g.reshape(&all, &[-1, total as i64, d as i64]);
-    let (layer_bias, pool_bias) = match &biases {
-        Some((l, p)) => (Some(l.as_str()), Some(p.as_str())),
-        None => (None, None),
-    };
+    let (layer_bias, pool_bias) = bias_pair(&biases);
     let steps = transformer_layer(
         g,
         &p.pp(dmft_names::FUSION_LAYER),
@@ -419,10 +424,7 @@ fn fuse_cross_modal(
 ) -> Result<String> {
     let d = config.dim;
     let biases = mask.map(|mask| cross_modal_biases(g, config, mask));
-    let (layer_bias, pool_bias) = match &biases {
-        Some((l, p)) => (Some(l.as_str()), Some(p.as_str())),
-        None => (None, None),
-    };
+    let (layer_bias, pool_bias) = bias_pair(&biases);
     let mut sum: Option<String> = None;
     for l in 0..config.token_levels() {
         let parts: Vec<String> = tokens

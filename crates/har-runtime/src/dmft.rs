@@ -36,6 +36,8 @@ pub struct FusionOutput {
 pub struct Dmft {
     config: DmftConfig,
     encoders: Vec<ModalityEncoder>,
+    /// Token groups of each modality (read once, not per window).
+    groups: Vec<usize>,
     fusion: FusionPart,
     scratch: Scratch,
 }
@@ -57,6 +59,9 @@ impl Dmft {
         Ok(Self {
             config: config.clone(),
             encoders,
+            groups: (0..config.modalities.len())
+                .map(|m| config.token_groups(m))
+                .collect(),
             fusion,
             scratch: Scratch::default(),
         })
@@ -130,9 +135,7 @@ impl Dmft {
         }
         let present = Present {
             tokens,
-            groups: (0..tokens.len())
-                .map(|m| self.config.token_groups(m))
-                .collect(),
+            groups: &self.groups,
         };
         Ok(self
             .fusion

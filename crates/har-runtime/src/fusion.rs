@@ -45,14 +45,14 @@ pub struct Present<'a> {
     /// Token sets, `None` for a missing modality.
     pub tokens: &'a [Option<&'a [f32]>],
     /// Token groups of each modality.
-    pub groups: Vec<usize>,
+    pub groups: &'a [usize],
 }
 
 impl Present<'_> {
     fn groups_present(&self) -> usize {
         self.tokens
             .iter()
-            .zip(&self.groups)
+            .zip(self.groups)
             .filter(|(t, _)| t.is_some())
             .map(|(_, g)| g)
             .sum()
@@ -129,7 +129,7 @@ impl MidFusion {
         // All present tokens as [S, G_present, D]: one fusion layer call over S sequences.
         let mut step_tokens = Vec::with_capacity(s_len * n * d);
         for s in 0..s_len {
-            for (t, &g) in present.tokens.iter().zip(&present.groups) {
+            for (t, &g) in present.tokens.iter().zip(present.groups) {
                 if let Some(t) = t {
                     step_tokens.extend_from_slice(&t[s * g * d..(s + 1) * g * d]);
                 }
@@ -177,7 +177,7 @@ impl CrossModalFusion {
         for (l, (layers, pool, gate_layer)) in self.levels.iter().enumerate() {
             // The joint token set: each present modality's level-l tokens, in modality order.
             joint.clear();
-            for (t, &g) in present.tokens.iter().zip(&present.groups) {
+            for (t, &g) in present.tokens.iter().zip(present.groups) {
                 if let Some(t) = t {
                     let size = s_len * g * d;
                     joint.extend_from_slice(&t[l * size..(l + 1) * size]);
@@ -204,7 +204,7 @@ impl CrossModalFusion {
 fn step_means(joint: &[f32], present: &Present, s_len: usize, d: usize) -> Vec<f32> {
     let mut means = vec![0f32; s_len * d];
     let mut offset = 0;
-    for (t, &g) in present.tokens.iter().zip(&present.groups) {
+    for (t, &g) in present.tokens.iter().zip(present.groups) {
         if t.is_none() {
             continue;
         }
