@@ -24,19 +24,20 @@
 //!    same fusion part.
 //! 7. **Other fusion** ([`crate::fusion`], the config's [`Fusion`]): cross-modal
 //!    self-attention over the joint token set at every encoder level with gated multi-level
-//!    fusion (seed S9) replaces step 3's per-step fusion.
+//!    fusion (seed S9) replaces step 3's per-step fusion; so does skeleton-guided two-level
+//!    attention (seed S2), mid or late.
 //!
 //! A missing modality is given as zero tokens with its mask off; masked scores are −1e9, whose
 //! softmax weight is exactly 0 in f32, so the prediction equals one computed without those
 //! tokens at all.
 
 use candle_core::{DType, Device, Result, Tensor, D};
-use candle_nn::{Module, VarBuilder};
+use candle_nn::VarBuilder;
 use har_runtime::names::dmft as names;
 
 use crate::encoders::ModalityEncoder;
 use crate::fusion::FusionScheme;
-use crate::layers::{linear, LayerNorm, Linear, Train};
+use crate::layers::Train;
 
 pub use har_runtime::config::{
     DmftConfig, Encoder, Fusion, FusionStage, ModalitySpec, RecurrentCell, RecurrentInput,
@@ -60,8 +61,6 @@ pub struct Dmft {
     config: DmftConfig,
     encoders: Vec<ModalityEncoder>,
     fusion: FusionScheme,
-    norm: LayerNorm,
-    head: Linear,
     span: tracing::Span,
 }
 
@@ -69,20 +68,16 @@ impl Dmft {
     /// Builds the model; parameters come from `vb` (seeded init or a checkpoint).
     pub fn new(config: &DmftConfig, vb: VarBuilder) -> Result<Self> {
         config.validate().map_err(candle_core::Error::msg)?;
-        let d = config.dim;
         let encoders = config
             .modalities
             .iter()
             .enumerate()
             .map(|(i, m)| ModalityEncoder::new(config, i, vb.pp(names::encoder(&m.name))))
             .collect::<Result<_>>()?;
-        let fuse = vb.pp(names::FUSION);
         Ok(Self {
             config: config.clone(),
             encoders,
-            fusion: FusionScheme::new(config, &fuse)?,
-            norm: LayerNorm::new(d, fuse.pp(names::NORM))?,
-            head: linear(d, config.num_classes, fuse.pp(names::HEAD))?,
+            fusion: FusionScheme::new(config, &vb.pp(names::FUSION))?,
             span: tracing::trace_span!("fuse"),
         })
     }
@@ -107,14 +102,7 @@ impl Dmft {
         train: Train,
     ) -> Result<FusionOutput> {
         let _enter = self.span.enter();
-        let fused = self.fusion.forward(&self.config, tokens, present, train)?;
-        let logits = self
-            .head
-            .forward(&self.norm.forward(&fused.pooled, train)?)?;
-        Ok(FusionOutput {
-            logits,
-            fused: fused.features,
-        })
+        self.fusion.forward(&self.config, tokens, present, train)
     }
 
     /// Monolithic forward: every modality's `[B, T, C]` input, optional presence mask `[B, M]`.

@@ -266,13 +266,20 @@ impl AttentionPool {
 
     /// Pools `xs` `[N, L, D]`; `bias` `[N, L]` (0 or large negative) masks elements.
     pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
+        let (n, _, d) = xs.dims3()?;
+        self.weights(xs, bias, train)?.matmul(xs)?.reshape((n, d))
+    }
+
+    /// The pooling weights `[N, 1, L]` of `xs` `[N, L, D]` (what [`Self::forward`] sums
+    /// with), for a scheme that weighs other rows by them too.
+    pub fn weights(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
         let (n, l, d) = xs.dims3()?;
         let mut scores =
             (xs.reshape((n * l, d))?.matmul(&self.query)? * self.scale)?.reshape((n, 1, l))?;
         if let Some(bias) = bias {
             scores = scores.broadcast_add(&bias.reshape((n, 1, l))?)?;
         }
-        softmax(&scores, train)?.matmul(xs)?.reshape((n, d))
+        softmax(&scores, train)
     }
 }
 

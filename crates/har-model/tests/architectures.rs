@@ -1,5 +1,6 @@
 //! Every architecture `har train --arch` offers goes the whole way on real data (the UEA
-//! BasicMotions fixture): trains a few epochs with a falling loss, saves a model directory
+//! BasicMotions fixture; the skeleton-guided ones, which need a skeleton, on a small SYNTHETIC
+//! skeleton + wrist IMU set, the only paired data a test can make): trains a few epochs with a falling loss, saves a model directory
 //! whose card names the architecture, reloads in candle, and runs
 //! in the runtime equal to candle within 1e-4 — through the whole forward and through the
 //! split encoder / fusion path the dataflow's nodes use.
@@ -32,11 +33,34 @@ fn every_architecture_trains_saves_loads_and_runs_in_the_runtime() {
         train_stride: None,
         holdout: Holdout::Fraction(0.0),
     };
+    let synthetic = har_core::import::synthetic::generate(
+        &har_core::import::synthetic::SyntheticConfig {
+            subjects: 2,
+            sessions_per_subject: 1,
+            bout_seconds: (5.0, 6.0),
+            ..Default::default()
+        },
+        &dir.path().join("synthetic"),
+    )
+    .unwrap();
     for arch in ARCHITECTURES {
+        let needs_skeleton = arch.starts_with("sga");
+        let (dataset, data, window) = if needs_skeleton {
+            let data = DataOptions {
+                dataset: synthetic.root.clone(),
+                window: 64,
+                stride: 32,
+                ..data.clone()
+            };
+            (&synthetic, data, 64)
+        } else {
+            (&dataset, data.clone(), 100)
+        };
         let prepared = pipeline::prepare(&data, &settings, "test").unwrap();
+        let classes = prepared.classes.classes.len();
         let config = DmftConfig {
             dim: 16,
-            ..DmftConfig::teacher(prepared.modalities.clone(), 100, 4).student()
+            ..DmftConfig::teacher(prepared.modalities.clone(), window, classes).student()
         }
         .with_arch(arch)
         .unwrap();
@@ -60,7 +84,7 @@ fn every_architecture_trains_saves_loads_and_runs_in_the_runtime() {
             classes: candle.card.classes.clone(),
         };
         let windows =
-            split_windows(&dataset, Split::Test, &candle.card.preprocess, &classes).unwrap();
+            split_windows(dataset, Split::Test, &candle.card.preprocess, &classes).unwrap();
         let test = TensorData::new(&windows, &candle.normalizer, &classes).unwrap();
         let expected = predict(&candle.model, &test, 64).unwrap();
 

@@ -59,6 +59,11 @@ fn random_config(rng: &mut Rng, arch: &str) -> DmftConfig {
             }
         })
         .collect();
+    let modalities = if arch.starts_with("sga") {
+        skeleton_and_motion(rng)
+    } else {
+        modalities
+    };
     let window_len = pick(rng, &[16, 24, 32, 40]);
     let patch_len = pick(
         rng,
@@ -98,6 +103,49 @@ fn random_config(rng: &mut Rng, arch: &str) -> DmftConfig {
     config
 }
 
+/// For the skeleton-guided fusion: a skeleton of 2–6 joints (one group per joint, a random
+/// tree, so body parts vary) and one or two motion sensors, in a random order.
+fn skeleton_and_motion(rng: &mut Rng) -> Vec<ModalitySpec> {
+    let joints = pick(rng, &[2, 3, 4, 6]);
+    let mut all = vec![ModalitySpec {
+        name: "skeleton".into(),
+        channels: 3 * joints,
+        groups: (0..joints)
+            .map(|j| vec![3 * j, 3 * j + 1, 3 * j + 2])
+            .collect(),
+        skeleton: Some(SkeletonLayout {
+            joints: (0..joints).map(|j| format!("j{j}")).collect(),
+            parents: (0..joints)
+                .map(|j| (j > 0).then(|| (rng.next_u64() % j as u64) as usize))
+                .collect(),
+            centre_joint: 0,
+            torso_top_joint: joints - 1,
+        }),
+    }];
+    for m in 0..pick(rng, &[1, 2]) {
+        let channels = pick(rng, &[3, 6]);
+        let groups = if coin(rng) {
+            vec![(0..channels).collect()]
+        } else {
+            (0..channels)
+                .collect::<Vec<_>>()
+                .chunks(3)
+                .map(<[usize]>::to_vec)
+                .collect()
+        };
+        all.push(ModalitySpec {
+            name: format!("imu{m}"),
+            channels,
+            groups,
+            skeleton: None,
+        });
+    }
+    if coin(rng) {
+        all.rotate_left(1);
+    }
+    all
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -124,6 +172,14 @@ fn the_runtime_equals_candle_over_random_configurations() {
         config.validate().unwrap();
         let varmap = VarMap::new();
         let candle = Dmft::new(&config, seeded_var_builder(&varmap, case as u64)).unwrap();
+        // Parameters that start constant (the late branches' mix) get distinct values, so a
+        // mix-up of their order would show.
+        for (name, var) in varmap.data().lock().unwrap().iter() {
+            if name.ends_with(har_runtime::names::dmft::BRANCH_MIX) {
+                let values = Tensor::new(&[0.7f32, -0.4], &Device::Cpu).unwrap();
+                var.set(&values).unwrap();
+            }
+        }
         let mut runtime = runtime_dmft(&config, &varmap).unwrap();
         let batch = pick(&mut rng, &[1, 2, 3, 5]);
         let m = config.modalities.len();

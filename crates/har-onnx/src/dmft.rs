@@ -7,7 +7,7 @@
 //! The batch dimension is dynamic.
 
 use har_core::preprocess::Normalizer;
-use har_runtime::config::{DmftConfig, Encoder, Fusion, RecurrentCell, RecurrentInput};
+use har_runtime::config::{DmftConfig, Encoder, RecurrentCell, RecurrentInput};
 use har_runtime::layers::LAYER_NORM_EPS;
 use har_runtime::names::{self, dmft as dmft_names, multiview, recurrent, transformer};
 use har_runtime::patch_input::{PATCH_VARIANCE_FLOOR, WINDOW_VARIANCE_FLOOR};
@@ -27,10 +27,10 @@ pub const LOGITS_OUTPUT: &str = "logits";
 /// Name of the probabilities output.
 pub const PROBABILITIES_OUTPUT: &str = "probabilities";
 /// Added to the scores of a missing modality's tokens: softmax gives them weight 0.
-const MASKED_SCORE: f32 = -1e9;
+pub(crate) const MASKED_SCORE: f32 = -1e9;
 
 /// Reads a dense layer at `p`.
-fn dense(p: &Params, in_dim: usize, out_dim: usize) -> Result<DenseWeights> {
+pub(crate) fn dense(p: &Params, in_dim: usize, out_dim: usize) -> Result<DenseWeights> {
     Ok(DenseWeights {
         weight: p.get(names::WEIGHT, &[out_dim, in_dim])?,
         bias: p.get(names::BIAS, &[out_dim])?,
@@ -40,14 +40,14 @@ fn dense(p: &Params, in_dim: usize, out_dim: usize) -> Result<DenseWeights> {
 }
 
 /// Layer norm at `p` applied to `x`.
-fn layer_norm(g: &mut Graph, p: &Params, x: &str, d: usize) -> Result<String> {
+pub(crate) fn layer_norm(g: &mut Graph, p: &Params, x: &str, d: usize) -> Result<String> {
     let weight = p.get(names::WEIGHT, &[d])?;
     let bias = p.get(names::BIAS, &[d])?;
     Ok(g.layer_norm(p.prefix(), x, &weight, &bias, LAYER_NORM_EPS as f32))
 }
 
 /// A pre-norm transformer layer at `p` over `x` (`[B, L, D]`).
-fn transformer_layer(
+pub(crate) fn transformer_layer(
     g: &mut Graph,
     p: &Params,
     config: &DmftConfig,
@@ -323,140 +323,6 @@ fn encode_patches(
     }
 }
 
-/// Score bias `[B, N]` leaving out missing modalities' tokens, modality `m` having
-/// `tokens_of(m)` of the `N`.
-fn token_bias(
-    g: &mut Graph,
-    config: &DmftConfig,
-    mask: &str,
-    tokens_of: impl Fn(usize) -> usize,
-) -> String {
-    let columns: Vec<String> = (0..config.modalities.len())
-        .map(|m| {
-            let column = g.gather(mask, &[m as i64], false, 1);
-            let shape = g.ints(&[2], &[1, tokens_of(m) as i64]);
-            g.op("Expand", &[&column, &shape], &[])
-        })
-        .collect();
-    let keep = g.concat(&columns, 1);
-    let one = g.scalar(1.0);
-    let dropped = g.sub(&keep, &one);
-    let big = g.scalar(-MASKED_SCORE);
-    g.mul(&dropped, &big)
-}
-
-/// Score biases of the mid-fusion: for the fusion layer (`[B·S, 1, 1, G]`) and for the
-/// group pool (`[B·S, G, 1]`).
-fn mid_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String, String) {
-    let bias = token_bias(g, config, mask, |m| config.token_groups(m));
-    let bias = g.unsqueeze(&bias, &[1]);
-    let steps = g.ints(&[3], &[1, config.steps() as i64, 1]);
-    let per_step = g.op("Expand", &[&bias, &steps], &[]);
-    let total: usize = (0..config.modalities.len())
-        .map(|m| config.token_groups(m))
-        .sum();
-    let for_layer = g.reshape(&per_step, &[-1, 1, 1, total as i64]);
-    let for_pool = g.reshape(&per_step, &[-1, total as i64, 1]);
-    (for_layer, for_pool)
-}
-
-/// Score biases of the cross-modal fusion over the joint token set of `N = S·ΣG` tokens: for
-/// its layers (`[B, 1, 1, N]`) and its pools (`[B, N, 1]`).
-fn cross_modal_biases(g: &mut Graph, config: &DmftConfig, mask: &str) -> (String, String) {
-    let per_modality = |m| config.steps() * config.token_groups(m);
-    let bias = token_bias(g, config, mask, per_modality);
-    let n: usize = (0..config.modalities.len()).map(per_modality).sum();
-    let for_layer = g.reshape(&bias, &[-1, 1, 1, n as i64]);
-    let for_pool = g.reshape(&bias, &[-1, n as i64, 1]);
-    (for_layer, for_pool)
-}
-
-/// The layer and pool biases of a masked graph as borrowed names (`None` without a mask).
-fn bias_pair(biases: &Option<(String, String)>) -> (Option<&str>, Option<&str>) {
-    match biases {
-        Some((layer, pool)) => (Some(layer.as_str()), Some(pool.as_str())),
-        None => (None, None),
-    }
-}
-
-/// DMFT's mid-fusion of the tokens (one level per modality): the pooled feature `[B, D]`.
-fn fuse_mid(
-    g: &mut Graph,
-    config: &DmftConfig,
-    p: &Params,
-    tokens: &[Vec<String>],
-    mask: Option<&str>,
-) -> Result<String> {
-    let (d, s_len) = (config.dim, config.steps());
-    let biases = mask.map(|mask| mid_biases(g, config, mask));
-    let total: usize = (0..config.modalities.len())
-        .map(|m| config.token_groups(m))
-        .sum();
-    let last: Vec<String> = tokens.iter().map(|levels| levels[0].clone()).collect();
-    let all = g.concat(&last, 2);
-    let steps = g.reshape(&all, &[-1, total as i64, d as i64]);
-    let (layer_bias, pool_bias) = bias_pair(&biases);
-    let steps = transformer_layer(
-        g,
-        &p.pp(dmft_names::FUSION_LAYER),
-        config,
-        &steps,
-        layer_bias,
-    )?;
-    let query = p.pp(dmft_names::GROUP_POOL).get(names::QUERY, &[d, 1])?;
-    let fused = g.attention_pool(dmft_names::GROUP_POOL, &steps, &query, pool_bias);
-    let mut fused = g.reshape(&fused, &[-1, s_len as i64, d as i64]);
-    for l in 0..config.joint_layers {
-        fused = transformer_layer(g, &p.pp(dmft_names::joint_layer(l)), config, &fused, None)?;
-    }
-    let query = p.pp(dmft_names::TIME_POOL).get(names::QUERY, &[d, 1])?;
-    Ok(g.attention_pool(dmft_names::TIME_POOL, &fused, &query, None))
-}
-
-/// The cross-modal fusion (seed S9): per level, the joint token set of every modality
-/// through its layers and pool, gated by a sigmoid; the levels summed: `[B, D]`.
-fn fuse_cross_modal(
-    g: &mut Graph,
-    config: &DmftConfig,
-    p: &Params,
-    tokens: &[Vec<String>],
-    mask: Option<&str>,
-) -> Result<String> {
-    let d = config.dim;
-    let biases = mask.map(|mask| cross_modal_biases(g, config, mask));
-    let (layer_bias, pool_bias) = bias_pair(&biases);
-    let mut sum: Option<String> = None;
-    for l in 0..config.token_levels() {
-        let parts: Vec<String> = tokens
-            .iter()
-            .enumerate()
-            .map(|(m, levels)| {
-                let n = (config.steps() * config.token_groups(m)) as i64;
-                g.reshape(&levels[l], &[-1, n, d as i64])
-            })
-            .collect();
-        let mut joint = g.concat(&parts, 1);
-        for k in 0..config.joint_layers {
-            let q = p.pp(dmft_names::cross_layer(l, k));
-            joint = transformer_layer(g, &q, config, &joint, layer_bias)?;
-        }
-        let pool = p.pp(dmft_names::level_pool(l));
-        let query = pool.get(names::QUERY, &[d, 1])?;
-        let feature = g.attention_pool(pool.prefix(), &joint, &query, pool_bias);
-        let gate = p.pp(dmft_names::level_gate(l));
-        let gate = g.dense(gate.prefix(), &feature, &dense(&gate, d, d)?);
-        let gate = g.unary("Sigmoid", &gate);
-        let gated = g.mul(&feature, &gate);
-        sum = Some(match sum {
-            Some(sum) => g.add(&sum, &gated),
-            None => gated,
-        });
-    }
-    sum.ok_or_else(|| {
-        har_runtime::RuntimeError::Invalid("cross-modal fusion without levels".into()).into()
-    })
-}
-
 /// Emits the whole model: inputs (raw windows per modality, and the mask when asked),
 /// standardisation, encoders, fusion and head; outputs logits and probabilities.
 pub fn emit(
@@ -466,7 +332,6 @@ pub fn emit(
     normalizer: &Normalizer,
     with_mask: bool,
 ) -> Result<()> {
-    let d = config.dim;
     let batch = Dim::Named(BATCH.into());
     let mut tokens = Vec::with_capacity(config.modalities.len());
     for (m, spec) in config.modalities.iter().enumerate() {
@@ -493,17 +358,7 @@ pub fn emit(
         g.input(MASK_INPUT, DataType::Float, &shape)
     });
     let p = root.pp(dmft_names::FUSION);
-    let pooled = match config.fusion {
-        Fusion::Mid => fuse_mid(g, config, &p, &tokens, mask.as_deref())?,
-        Fusion::CrossModal => fuse_cross_modal(g, config, &p, &tokens, mask.as_deref())?,
-    };
-    let normed = layer_norm(g, &p.pp(dmft_names::NORM), &pooled, d)?;
-    let head = p.pp(dmft_names::HEAD);
-    let logits = g.dense(
-        head.prefix(),
-        &normed,
-        &dense(&head, d, config.num_classes)?,
-    );
+    let logits = crate::fusion::logits(g, config, &p, &tokens, mask.as_deref())?;
     let probabilities = g.softmax(&logits, -1);
     let out_shape = [batch, Dim::Fixed(config.num_classes)];
     g.output(&logits, LOGITS_OUTPUT, &out_shape);

@@ -312,6 +312,19 @@ impl Graph {
         query: &[f32],
         bias: Option<&str>,
     ) -> String {
+        let weights = self.pool_weights(hint, x, query, bias);
+        let pooled = self.matmul(&weights, x);
+        self.reshape(&pooled, &[-1, query.len() as i64])
+    }
+
+    /// The weights `[B, 1, L]` [`Graph::attention_pool`] sums the rows of `x` with.
+    pub fn pool_weights(
+        &mut self,
+        hint: &str,
+        x: &str,
+        query: &[f32],
+        bias: Option<&str>,
+    ) -> String {
         let d = query.len();
         let q = self.constant(&format!("{hint}.query"), &[d, 1], query);
         let scores = self.matmul(x, &q);
@@ -321,9 +334,7 @@ impl Graph {
             scores = self.add(&scores, bias);
         }
         let weights = self.softmax(&scores, 1);
-        let weights = self.transpose(&weights, &[0, 2, 1]);
-        let pooled = self.matmul(&weights, x);
-        self.reshape(&pooled, &[-1, d as i64])
+        self.transpose(&weights, &[0, 2, 1])
     }
 
     /// A recurrent layer over `x` (`[T, B, I]`, time first) with PyTorch's weight layout

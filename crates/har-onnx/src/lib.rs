@@ -12,8 +12,10 @@
 //! - [`proto`]: the protobuf messages, written by hand (no protobuf dependency).
 //! - [`graph`]: the graph builder and the layers as standard operators.
 //! - [`dmft`]: the DMFT architecture, from the runtime's weights under the runtime's names.
+//! - [`fusion`]: its fusion schemes (mid, cross-modal, skeleton-guided).
 
 pub mod dmft;
+pub mod fusion;
 pub mod graph;
 pub mod proto;
 

@@ -84,10 +84,12 @@ fn configurations() -> Vec<DmftConfig> {
         ..base.clone()
     };
     let mut all = vec![base.clone(), early, late];
-    // The other architectures, from the first shape.
+    // The other architectures, from the first shape (the skeleton-guided ones below: they
+    // need a skeleton with a token per joint).
     all.extend(
         ARCHITECTURES[1..]
             .iter()
+            .filter(|a| !a.starts_with("sga"))
             .map(|a| base.with_arch(a).unwrap()),
     );
     // The cross-modal fusion over two levels, two layers each.
@@ -96,15 +98,134 @@ fn configurations() -> Vec<DmftConfig> {
         joint_layers: 2,
         ..base.with_arch("cmsa").unwrap()
     });
+    all.extend(skeleton_guided());
     all
+}
+
+/// The skeleton-guided fusion, mid and late: a skeleton of 5 joints in three body parts
+/// between two motion sensors.
+fn skeleton_guided() -> Vec<DmftConfig> {
+    let joints = 5;
+    let skeleton = ModalitySpec {
+        skeleton: Some(SkeletonLayout {
+            joints: (0..joints).map(|j| format!("j{j}")).collect(),
+            parents: vec![None, Some(0), Some(1), Some(0), Some(3)],
+            centre_joint: 0,
+            torso_top_joint: 0,
+        }),
+        ..spec(
+            "skeleton",
+            3 * joints,
+            (0..joints)
+                .map(|j| vec![3 * j, 3 * j + 1, 3 * j + 2])
+                .collect(),
+        )
+    };
+    let base = DmftConfig {
+        modalities: vec![
+            spec("acc", 3, vec![vec![0, 1, 2]]),
+            skeleton,
+            spec("gyro", 6, vec![vec![0, 1, 2], vec![3, 4, 5]]),
+        ],
+        window_len: 24,
+        patch_len: 4,
+        dim: 16,
+        heads: 2,
+        ffn_mult: 2,
+        modality_layers: 1,
+        joint_layers: 1,
+        num_classes: 4,
+        dropout: 0.0,
+        patch_stats: false,
+        spectral_tokens: true,
+        window_detail: false,
+        encoder: Encoder::Patch,
+        fusion: Fusion::Mid,
+    };
+    ["sga", "sga-late"]
+        .iter()
+        .map(|a| base.with_arch(a).unwrap())
+        .collect()
+}
+
+/// Seeded weights of `config`, the late mix set apart from its equal start (so an order
+/// mix-up would show).
+fn seeded(config: &DmftConfig, seed: u64) -> VarMap {
+    let varmap = VarMap::new();
+    Dmft::new(config, seeded_var_builder(&varmap, seed)).unwrap();
+    for (name, var) in varmap.data().lock().unwrap().iter() {
+        if name.ends_with(har_runtime::names::dmft::BRANCH_MIX) {
+            let mix = candle_core::Tensor::new(&[0.9f32, -0.3], &candle_core::Device::Cpu);
+            var.set(&mix.unwrap()).unwrap();
+        }
+    }
+    varmap
+}
+
+#[test]
+fn the_skeleton_guided_fusion_exports_without_a_mask() {
+    let mut rng = Rng::new(9);
+    for (case, config) in skeleton_guided().into_iter().enumerate() {
+        let varmap = seeded(&config, 40 + case as u64);
+        let mut runtime = runtime_dmft(&config, &varmap).unwrap();
+        let weights = varmap_weights(&varmap).unwrap();
+        let normalizer = Normalizer {
+            modalities: config
+                .modalities
+                .iter()
+                .map(|m| ChannelStats {
+                    modality: m.name.clone(),
+                    channel_names: (0..m.channels).map(|c| format!("c{c}")).collect(),
+                    mean: vec![0.0; m.channels],
+                    std: vec![1.0; m.channels],
+                })
+                .collect(),
+        };
+        let options = ExportOptions { with_mask: false };
+        let (bytes, _) =
+            export_weights(&config, &weights, &normalizer, options, "case", &[]).unwrap();
+        let batch = 2;
+        let raw: Vec<Vec<f32>> = config
+            .modalities
+            .iter()
+            .map(|spec| {
+                (0..batch * config.window_len * spec.channels)
+                    .map(|_| rng.normal() as f32)
+                    .collect()
+            })
+            .collect();
+        let inputs = raw
+            .iter()
+            .zip(&config.modalities)
+            .map(|(v, spec)| (vec![batch, config.window_len, spec.channels], v.clone()))
+            .collect();
+        let probabilities = &run_onnx_fixed(&bytes, inputs)[1];
+        let k = config.num_classes;
+        for b in 0..batch {
+            let windows: Vec<&[f32]> = raw
+                .iter()
+                .zip(&config.modalities)
+                .map(|(v, spec)| {
+                    let len = config.window_len * spec.channels;
+                    &v[b * len..(b + 1) * len]
+                })
+                .collect();
+            let expected = runtime.predict(&windows).unwrap();
+            let diff = max_diff(&probabilities[b * k..(b + 1) * k], &expected);
+            assert!(
+                diff <= 1e-4,
+                "{}, window {b}: differ by {diff}",
+                config.arch_name()
+            );
+        }
+    }
 }
 
 #[test]
 fn every_token_option_and_fusion_stage_matches_the_runtime() {
     let mut rng = Rng::new(5);
     for (case, config) in configurations().into_iter().enumerate() {
-        let varmap = VarMap::new();
-        Dmft::new(&config, seeded_var_builder(&varmap, case as u64)).unwrap();
+        let varmap = seeded(&config, case as u64);
         let mut runtime = runtime_dmft(&config, &varmap).unwrap();
         let weights = varmap_weights(&varmap).unwrap();
         // Statistics that are not the identity, so the graph's standardisation is checked.

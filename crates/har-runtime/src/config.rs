@@ -83,6 +83,18 @@ pub enum Fusion {
     /// an attention pool gives one feature per level; a learned sigmoid gate per level weighs
     /// its feature before the levels are summed.
     CrossModal,
+    /// Skeleton-guided two-level attention (seed S2, SGA), for a skeleton and motion sensors:
+    /// at each step the skeleton's joint tokens are scored (softmax within each body part of
+    /// [`har_core::recording::SkeletonLayout::body_parts`]) and the body parts are scored;
+    /// each joint also gathers the motion tokens of the step it attends to (the motion near
+    /// that joint), and the same two levels of scores weigh those motion features. Mid-fusion
+    /// sums the skeleton and motion step features before `joint_layers` temporal layers;
+    /// `late` gives each branch its own temporal layers and head and mixes the two branches'
+    /// logits by learned weights. Without the skeleton, the motion tokens are attention-pooled.
+    SkeletonGuided {
+        /// Late fusion of a skeleton and a motion branch, instead of mid-fusion.
+        late: bool,
+    },
 }
 
 impl Fusion {
@@ -92,7 +104,7 @@ impl Fusion {
 }
 
 /// The architectures `har train --arch` knows, by name.
-pub const ARCHITECTURES: [&str; 8] = [
+pub const ARCHITECTURES: [&str; 10] = [
     "dmft",
     "mvf",
     "transformer",
@@ -101,6 +113,8 @@ pub const ARCHITECTURES: [&str; 8] = [
     "lstm-patches",
     "gru-patches",
     "cmsa",
+    "sga",
+    "sga-late",
 ];
 
 impl Encoder {
@@ -281,6 +295,8 @@ impl DmftConfig {
     pub fn with_arch(&self, name: &str) -> Option<Self> {
         let (encoder, fusion) = match name {
             "cmsa" => (Encoder::Patch, Fusion::CrossModal),
+            "sga" => (Encoder::Patch, Fusion::SkeletonGuided { late: false }),
+            "sga-late" => (Encoder::Patch, Fusion::SkeletonGuided { late: true }),
             other => (Encoder::from_arch_name(other)?, Fusion::Mid),
         };
         Some(Self {
@@ -293,6 +309,8 @@ impl DmftConfig {
     pub fn arch_name(&self) -> &'static str {
         match self.fusion {
             Fusion::CrossModal => "cmsa",
+            Fusion::SkeletonGuided { late: false } => "sga",
+            Fusion::SkeletonGuided { late: true } => "sga-late",
             Fusion::Mid => self.encoder.arch_name(),
         }
     }
@@ -301,7 +319,7 @@ impl DmftConfig {
     /// the multi-level cross-modal fusion.
     pub fn token_levels(&self) -> usize {
         match self.fusion {
-            Fusion::Mid => 1,
+            Fusion::Mid | Fusion::SkeletonGuided { .. } => 1,
             Fusion::CrossModal => self.modality_layers,
         }
     }
@@ -491,7 +509,49 @@ impl DmftConfig {
                     .into(),
             );
         }
+        if let Fusion::SkeletonGuided { .. } = self.fusion {
+            self.skeleton_guided_parts()?;
+        }
         Ok(())
+    }
+
+    /// For the skeleton-guided fusion: the skeleton modality and its body parts (joint
+    /// indices, each joint in one part). The scheme needs the patch encoder, exactly one
+    /// skeleton modality whose token groups are its joints in order (`x, y, z` of joint `j`
+    /// in group `j`), and at least one other (motion) modality.
+    pub fn skeleton_guided_parts(&self) -> std::result::Result<(usize, Vec<Vec<usize>>), String> {
+        let needs = "skeleton-guided fusion (sga) needs the patch encoder, exactly one skeleton \
+                     modality with one token group per joint, and a motion modality";
+        let skeletons: Vec<usize> = (0..self.modalities.len())
+            .filter(|&m| self.modalities[m].skeleton.is_some())
+            .collect();
+        let (&[m], Encoder::Patch) = (skeletons.as_slice(), self.encoder) else {
+            return Err(format!(
+                "{needs}; this model has {} skeletons",
+                skeletons.len()
+            ));
+        };
+        let spec = &self.modalities[m];
+        let joints = spec.skeleton.as_ref().map_or(0, |s| s.joints.len());
+        let per_joint = spec.channels == 3 * joints
+            && spec.groups.len() == joints
+            && spec
+                .groups
+                .iter()
+                .enumerate()
+                .all(|(j, g)| g.as_slice() == [3 * j, 3 * j + 1, 3 * j + 2]);
+        if !per_joint || self.modalities.len() < 2 {
+            return Err(format!(
+                "{needs}; modality `{}` does not qualify",
+                spec.name
+            ));
+        }
+        let parts = spec
+            .skeleton
+            .as_ref()
+            .map(|s| s.body_parts())
+            .unwrap_or_default();
+        Ok((m, parts))
     }
 
     /// Multiply-add FLOPs (2 per multiply-add) of one window's forward pass with every modality.
@@ -571,6 +631,23 @@ impl DmftConfig {
                 let n = s * groups_total;
                 let level = self.joint_layers as u64 * layer(1, n) + pool(1, n) + 2 * d * d;
                 total += self.modality_layers as u64 * level;
+            }
+            Fusion::SkeletonGuided { late } => {
+                // Per step: joint and part scores, the joints' queries, the motion tokens'
+                // keys, each joint's attention over them, the two-level weighted sums.
+                let joints = self
+                    .skeleton_guided_parts()
+                    .map_or(0, |(m, _)| self.modalities[m].groups.len())
+                    as u64;
+                let motion = groups_total.saturating_sub(joints);
+                let step = pool(1, joints)
+                    + 2 * (joints + motion) * d * d
+                    + 4 * joints * motion * d
+                    + 4 * joints * d;
+                let branches = if late { 2 } else { 1 };
+                total +=
+                    s * step + branches * (self.joint_layers as u64 * layer(1, s) + pool(1, s));
+                total += (branches - 1) * 2 * d * self.num_classes as u64;
             }
         }
         total + head

@@ -16,6 +16,10 @@
 //! fuse.time_pool                     AttentionPool over time
 //! fuse.norm                          LayerNorm
 //! fuse.head                          Dense to the classes
+//! fuse.level<l>.{cross<k>,pool,gate}  cross-modal fusion (cmsa, seed S9)
+//! fuse.{joint_pool,part_pool,joint_query,motion_key,motion_pool}
+//!                                    skeleton-guided fusion (sga, seed S2); sga-late adds
+//! fuse.{motion<l>,motion_time_pool,motion_norm,motion_head,branch_mix}
 //! ```
 //!
 //! Inside a layer: Dense `weight` `[out, in]`, `bias` `[out]`; LayerNorm `weight`, `bias`;
@@ -157,4 +161,29 @@ pub mod dmft {
     pub fn level_gate(l: usize) -> String {
         format!("level{l}.gate")
     }
+    /// Scores of the skeleton's joints within each body part (an attention pool's query;
+    /// `sga`, seed S2).
+    pub const JOINT_POOL: &str = "joint_pool";
+    /// Scores of the body parts (an attention pool's query; `sga`).
+    pub const PART_POOL: &str = "part_pool";
+    /// A joint token's query for the motion tokens near it (Dense `[D, D]`; `sga`).
+    pub const JOINT_QUERY: &str = "joint_query";
+    /// A motion token's key (Dense `[D, D]`; `sga`).
+    pub const MOTION_KEY: &str = "motion_key";
+    /// Pooling of a step's motion tokens when the skeleton is missing (`sga`).
+    pub const MOTION_POOL: &str = "motion_pool";
+    /// Temporal layer `l` of the motion branch (`sga-late`; the skeleton branch uses
+    /// [`joint_layer`], [`TIME_POOL`], [`NORM`] and [`HEAD`]).
+    pub fn motion_layer(l: usize) -> String {
+        format!("motion{l}")
+    }
+    /// The motion branch's pooling over time (`sga-late`).
+    pub const MOTION_TIME_POOL: &str = "motion_time_pool";
+    /// The motion branch's layer norm (`sga-late`).
+    pub const MOTION_NORM: &str = "motion_norm";
+    /// The motion branch's head (`sga-late`).
+    pub const MOTION_HEAD: &str = "motion_head";
+    /// The branches' mixing logits `[2]` (skeleton, motion; softmax over the present ones;
+    /// `sga-late`).
+    pub const BRANCH_MIX: &str = "branch_mix";
 }

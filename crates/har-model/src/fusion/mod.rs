@@ -7,13 +7,18 @@
 //! - Cross-modal (seed S9, CMSA): at each encoder level, self-attention over the joint token
 //!   set of all modalities, an attention pool per level, and a sigmoid gate per level before
 //!   the levels are summed (gated multi-level fusion).
+//! - Skeleton-guided (seed S2, SGA; [`skeleton_guided`]): the skeleton's joint and body-part
+//!   scores weigh the motion near each joint; mid or late fusion of the two branches.
+
+mod skeleton_guided;
 
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 use har_runtime::names::dmft as names;
 
-use crate::dmft::{DmftConfig, Fusion, MASKED};
-use crate::layers::{linear, AttentionPool, Linear, Train, TransformerLayer};
+use crate::dmft::{DmftConfig, Fusion, FusionOutput, MASKED};
+use crate::layers::{linear, AttentionPool, LayerNorm, Linear, Train, TransformerLayer};
+use skeleton_guided::SkeletonGuided;
 
 /// DMFT's temporal mid-fusion.
 #[derive(Debug, Clone)]
@@ -36,17 +41,41 @@ struct Level {
 enum Scheme {
     Mid(MidFusion),
     CrossModal(Vec<Level>),
+    SkeletonGuided(Box<SkeletonGuided>),
 }
 
-/// A fusion scheme of the config (layer norm and head stay with the model).
+/// Layer norm and a linear head: pooled features `[B, D]` to class logits `[B, K]`.
+#[derive(Debug, Clone)]
+struct Head {
+    norm: LayerNorm,
+    head: Linear,
+}
+
+impl Head {
+    /// The head under `vb` named `norm` and `head`.
+    fn new(config: &DmftConfig, vb: &VarBuilder, norm: &str, head: &str) -> Result<Self> {
+        Ok(Self {
+            norm: LayerNorm::new(config.dim, vb.pp(norm))?,
+            head: linear(config.dim, config.num_classes, vb.pp(head))?,
+        })
+    }
+
+    fn forward(&self, pooled: &Tensor, train: Train) -> Result<Tensor> {
+        self.head.forward(&self.norm.forward(pooled, train)?)
+    }
+}
+
+/// The fusion part of the config: its scheme, then (the skeleton branch's, for late
+/// skeleton-guided fusion) layer norm and head.
 #[derive(Debug, Clone)]
 pub struct FusionScheme {
     scheme: Scheme,
+    head: Head,
     span: tracing::Span,
 }
 
-/// What a fusion scheme gives the head.
-pub struct Fused {
+/// What a pooling fusion scheme gives the head.
+struct Fused {
     /// Pooled feature `[B, D]`.
     pub pooled: Tensor,
     /// Mid-fusion features `[B, S, D]`.
@@ -81,27 +110,38 @@ impl FusionScheme {
                     })
                     .collect::<Result<_>>()?,
             ),
+            Fusion::SkeletonGuided { late } => {
+                Scheme::SkeletonGuided(Box::new(SkeletonGuided::new(config, vb, late)?))
+            }
         };
         Ok(Self {
             scheme,
+            head: Head::new(config, vb, names::NORM, names::HEAD)?,
             span: tracing::trace_span!("fusion"),
         })
     }
 
     /// Fuses the tokens of every modality (`[B, L·S, G_m, D]` each) with the presence mask
-    /// (`[B, M]`, 1 or 0; `None` = all present).
+    /// (`[B, M]`, 1 or 0; `None` = all present): logits and mid-fusion features.
     pub fn forward(
         &self,
         config: &DmftConfig,
         tokens: &[Tensor],
         present: Option<&Tensor>,
         train: Train,
-    ) -> Result<Fused> {
+    ) -> Result<FusionOutput> {
         let _enter = self.span.enter();
-        match &self.scheme {
-            Scheme::Mid(mid) => mid.forward(config, tokens, present, train),
-            Scheme::CrossModal(levels) => cross_modal(levels, config, tokens, present, train),
-        }
+        let fused = match &self.scheme {
+            Scheme::Mid(mid) => mid.forward(config, tokens, present, train)?,
+            Scheme::CrossModal(levels) => cross_modal(levels, config, tokens, present, train)?,
+            Scheme::SkeletonGuided(sga) => {
+                return sga.forward(config, &self.head, tokens, present, train)
+            }
+        };
+        Ok(FusionOutput {
+            logits: self.head.forward(&fused.pooled, train)?,
+            fused: fused.features,
+        })
     }
 }
 

@@ -3,6 +3,10 @@
 //! distillation matches. A missing modality's tokens are left out — what the training model's
 //! key mask computes.
 
+mod skeleton_guided;
+
+use skeleton_guided::SkeletonGuided;
+
 use crate::config::{DmftConfig, Fusion};
 use crate::error::Result;
 use crate::layers::{AttentionPool, Dense, LayerNorm, Scratch, TransformerLayer};
@@ -30,14 +34,40 @@ struct CrossModalFusion {
 enum Scheme {
     Mid(Box<MidFusion>),
     CrossModal(CrossModalFusion),
+    SkeletonGuided(Box<SkeletonGuided>),
 }
 
-/// The fusion part: the config's scheme, then layer norm and the head.
+/// Layer norm and a linear head: a pooled feature `[D]` to class logits.
+#[derive(Debug, Clone)]
+struct Head {
+    norm: LayerNorm,
+    head: Dense,
+}
+
+impl Head {
+    /// The head under `p` named `norm` and `head`.
+    fn load(config: &DmftConfig, p: &Params, norm: &str, head: &str) -> Result<Self> {
+        Ok(Self {
+            norm: LayerNorm::load(&p.pp(norm), config.dim)?,
+            head: Dense::load(&p.pp(head), config.dim, config.num_classes)?,
+        })
+    }
+
+    fn logits(&self, pooled: &[f32]) -> Vec<f32> {
+        let mut normed = Vec::with_capacity(pooled.len());
+        self.norm.apply(pooled, &mut normed);
+        let mut logits = Vec::new();
+        self.head.apply(&normed, 1, &mut logits);
+        logits
+    }
+}
+
+/// The fusion part: the config's scheme, then (the skeleton branch's, for late skeleton-
+/// guided fusion) layer norm and head.
 #[derive(Debug, Clone)]
 pub struct FusionPart {
     scheme: Scheme,
-    norm: LayerNorm,
-    head: Dense,
+    head: Head,
 }
 
 /// The present modalities' tokens of one window: `tokens[m]` is `levels × S × G_m × D`.
@@ -86,11 +116,13 @@ impl FusionPart {
                     })
                     .collect::<Result<_>>()?,
             }),
+            Fusion::SkeletonGuided { late } => {
+                Scheme::SkeletonGuided(Box::new(SkeletonGuided::load(config, p, late)?))
+            }
         };
         Ok(Self {
             scheme,
-            norm: LayerNorm::load(&p.pp(names::NORM), d)?,
-            head: Dense::load(&p.pp(names::HEAD), d, config.num_classes)?,
+            head: Head::load(config, p, names::NORM, names::HEAD)?,
         })
     }
 
@@ -106,12 +138,11 @@ impl FusionPart {
         let pooled = match &self.scheme {
             Scheme::Mid(mid) => mid.apply(config, present, features, scratch),
             Scheme::CrossModal(cross) => cross.apply(config, present, features, scratch),
+            Scheme::SkeletonGuided(sga) => {
+                return sga.logits(config, &self.head, present, features, scratch)
+            }
         };
-        let mut normed = Vec::with_capacity(config.dim);
-        self.norm.apply(&pooled, &mut normed);
-        let mut logits = Vec::new();
-        self.head.apply(&normed, 1, &mut logits);
-        logits
+        self.head.logits(&pooled)
     }
 }
 
