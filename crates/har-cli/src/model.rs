@@ -97,9 +97,12 @@ pub struct FitArgs {
     /// Largest relative change of each window's motion amplitude (0.2: ×0.8–1.2; 0: none).
     #[arg(long, default_value_t = 0.0)]
     pub amplitude_scale: f64,
-    /// Architecture: the modality encoder (`dmft`: patch tokens + transformer; `transformer`:
-    /// one token per sample; `lstm` / `gru`: recurrent over the samples; `lstm-patches` /
-    /// `gru-patches`: recurrent over the patches) [default: dmft, or the teacher's for distill].
+    /// Architecture: the modality encoder (`dmft`: patch tokens + transformer; `mvf`: a
+    /// multi-view convolution module in front; `transformer`: one token per sample; `lstm` /
+    /// `gru`: recurrent over the samples; `lstm-patches` / `gru-patches`: recurrent over the
+    /// patches) or the fusion (`cmsa`: cross-modal self-attention over every encoder level;
+    /// `sga` / `sga-late`: skeleton-guided attention, mid or late fusion, for a skeleton with
+    /// motion sensors) [default: dmft, or the teacher's for distill].
     #[arg(long, value_parser = ARCHITECTURES)]
     pub arch: Option<String>,
     /// Override: modality-specific layers (0 = early fusion; stacked recurrent layers for the
