@@ -173,7 +173,7 @@ impl SyntheticConfig {
                 gyro_drift: 0.01,
                 joint_glitch: (0.02, 0.1),
                 occlusions_per_min: 10.0,
-                skeleton_losses_per_min: 2.0,
+                skeleton_losses_per_min: 4.0,
                 imu_losses_per_min: 1.0,
                 outage_s: (1.0, 5.0),
             },
