@@ -162,6 +162,22 @@ fn seeded(config: &DmftConfig, seed: u64) -> VarMap {
     varmap
 }
 
+/// Per-channel statistics `mean(c)`, `std(c)` for every modality of `config`.
+fn normalizer(config: &DmftConfig, mean: fn(usize) -> f32, std: fn(usize) -> f32) -> Normalizer {
+    Normalizer {
+        modalities: config
+            .modalities
+            .iter()
+            .map(|m| ChannelStats {
+                modality: m.name.clone(),
+                channel_names: (0..m.channels).map(|c| format!("c{c}")).collect(),
+                mean: (0..m.channels).map(mean).collect(),
+                std: (0..m.channels).map(std).collect(),
+            })
+            .collect(),
+    }
+}
+
 #[test]
 fn the_skeleton_guided_fusion_exports_without_a_mask() {
     let mut rng = Rng::new(9);
@@ -169,18 +185,7 @@ fn the_skeleton_guided_fusion_exports_without_a_mask() {
         let varmap = seeded(&config, 40 + case as u64);
         let mut runtime = runtime_dmft(&config, &varmap).unwrap();
         let weights = varmap_weights(&varmap).unwrap();
-        let normalizer = Normalizer {
-            modalities: config
-                .modalities
-                .iter()
-                .map(|m| ChannelStats {
-                    modality: m.name.clone(),
-                    channel_names: (0..m.channels).map(|c| format!("c{c}")).collect(),
-                    mean: vec![0.0; m.channels],
-                    std: vec![1.0; m.channels],
-                })
-                .collect(),
-        };
+        let normalizer = normalizer(&config, |_| 0.0, |_| 1.0);
         let options = ExportOptions { with_mask: false };
         let (bytes, _) =
             export_weights(&config, &weights, &normalizer, options, "case", &[]).unwrap();
@@ -229,18 +234,7 @@ fn every_token_option_and_fusion_stage_matches_the_runtime() {
         let mut runtime = runtime_dmft(&config, &varmap).unwrap();
         let weights = varmap_weights(&varmap).unwrap();
         // Statistics that are not the identity, so the graph's standardisation is checked.
-        let normalizer = Normalizer {
-            modalities: config
-                .modalities
-                .iter()
-                .map(|m| ChannelStats {
-                    modality: m.name.clone(),
-                    channel_names: (0..m.channels).map(|c| format!("c{c}")).collect(),
-                    mean: (0..m.channels).map(|c| 0.1 * c as f32).collect(),
-                    std: (0..m.channels).map(|c| 0.5 + 0.25 * c as f32).collect(),
-                })
-                .collect(),
-        };
+        let normalizer = normalizer(&config, |c| 0.1 * c as f32, |c| 0.5 + 0.25 * c as f32);
         let (bytes, _) = export_weights(
             &config,
             &weights,
