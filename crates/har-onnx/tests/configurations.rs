@@ -106,21 +106,15 @@ fn configurations() -> Vec<DmftConfig> {
 /// between two motion sensors.
 fn skeleton_guided() -> Vec<DmftConfig> {
     let joints = 5;
-    let skeleton = ModalitySpec {
-        skeleton: Some(SkeletonLayout {
-            joints: (0..joints).map(|j| format!("j{j}")).collect(),
-            parents: vec![None, Some(0), Some(1), Some(0), Some(3)],
-            centre_joint: 0,
-            torso_top_joint: 0,
-        }),
-        ..spec(
-            "skeleton",
-            3 * joints,
-            (0..joints)
-                .map(|j| vec![3 * j, 3 * j + 1, 3 * j + 2])
-                .collect(),
-        )
-    };
+    let per_joint = (0..joints)
+        .map(|j| vec![3 * j, 3 * j + 1, 3 * j + 2])
+        .collect();
+    let mut skeleton = skeleton("skeleton", joints, per_joint);
+    if let Some(layout) = &mut skeleton.skeleton {
+        // A tree, not a chain: three body parts.
+        layout.parents = vec![None, Some(0), Some(1), Some(0), Some(3)];
+        layout.torso_top_joint = 0;
+    }
     let base = DmftConfig {
         modalities: vec![
             spec("acc", 3, vec![vec![0, 1, 2]]),
