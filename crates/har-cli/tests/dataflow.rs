@@ -596,7 +596,15 @@ fn live_csv_over_tcp_predicts_like_the_replay() {
         .unwrap()
         .port();
     let source = format!("tcp:127.0.0.1:{port}");
-    let flow = Flow::new(&[("HAR_SOURCE", &source), ("HAR_FLUSH_MS", "100")]);
+    // The client sends the whole recording at once, far faster than real time: under load an
+    // encoder can fall more than the default 200 ms behind the other, and fuse would rightly
+    // predict those windows degraded. This test is about the live path's parity with the
+    // replay, so windows wait for both modalities as long as the run lasts.
+    let flow = Flow::new(&[
+        ("HAR_SOURCE", &source),
+        ("HAR_FLUSH_MS", "100"),
+        ("HAR_DEADLINE_MS", "60000"),
+    ]);
     let mut child = flow.spawn("20s");
     let started = Instant::now();
     let mut stream = loop {
@@ -616,6 +624,11 @@ fn live_csv_over_tcp_predicts_like_the_replay() {
         .unwrap();
     drop(stream);
     child.wait().unwrap();
+    let degraded = flow.sql("SELECT window_id FROM predictions WHERE degraded ORDER BY window_id");
+    assert!(
+        degraded.is_empty(),
+        "windows predicted without a modality (the fuse deadline passed): {degraded:?}"
+    );
     assert_matches_offline(&flow, None);
     let ingest =
         flow.sql("SELECT max(dropped) AS dropped FROM node_health WHERE node = 'sensor-ingest'");
