@@ -36,7 +36,7 @@ pub struct PatchEncoder {
 impl PatchEncoder {
     fn new(config: &DmftConfig, m: usize, vb: VarBuilder) -> Result<Self> {
         let spec = &config.modalities[m];
-        let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
+        let d = config.dim;
         let multiview = if config.encoder == Encoder::Mvf {
             let (shared, axes) = config.mvf_channels(m);
             Some(MultiView::new(shared, axes, vb.pp(names::MULTIVIEW))?)
@@ -82,18 +82,12 @@ impl PatchEncoder {
         for l in 0..config.modality_layers {
             if several_groups {
                 spatial.push(TransformerLayer::new(
-                    d,
-                    config.heads,
-                    ffn,
-                    config.dropout,
+                    config,
                     vb.pp(names::spatial_layer(l)),
                 )?);
             }
             temporal.push(TransformerLayer::new(
-                d,
-                config.heads,
-                ffn,
-                config.dropout,
+                config,
                 vb.pp(names::temporal_layer(l)),
             )?);
         }

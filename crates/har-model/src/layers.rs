@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use har_core::rng::Rng;
+use har_runtime::config::DmftConfig;
 use har_runtime::names::{self, transformer};
 
 use crate::ops::{add_row_vector, mul_row_vector};
@@ -117,14 +118,15 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// Attention with `heads` heads over `dim` features (`dim` divisible by `heads`).
-    pub fn new(dim: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
-        if dim % heads != 0 {
-            candle_core::bail!("dim {dim} is not divisible by {heads} heads");
+    /// Attention with `heads` heads, each `head_dim` wide, over `dim` features.
+    pub fn new(dim: usize, heads: usize, head_dim: usize, vb: VarBuilder) -> Result<Self> {
+        if heads == 0 || head_dim == 0 {
+            candle_core::bail!("attention of {heads} heads {head_dim} wide");
         }
+        let inner = heads * head_dim;
         Ok(Self {
-            qkv: linear(dim, 3 * dim, vb.pp(transformer::QKV))?,
-            out: linear(dim, dim, vb.pp(transformer::OUT))?,
+            qkv: linear(dim, 3 * inner, vb.pp(transformer::QKV))?,
+            out: linear(inner, dim, vb.pp(transformer::OUT))?,
             heads,
         })
     }
@@ -132,8 +134,9 @@ impl Attention {
     /// `bias`, if given, is added to the attention scores and must broadcast to `[N, H, L, L]`
     /// (use a large negative value to mask keys).
     pub fn forward(&self, xs: &Tensor, bias: Option<&Tensor>, train: Train) -> Result<Tensor> {
-        let (n, l, d) = xs.dims3()?;
-        let head_dim = d / self.heads;
+        let (n, l, _) = xs.dims3()?;
+        let inner = self.out.weight.dim(1)?;
+        let head_dim = inner / self.heads;
         let qkv = self
             .qkv
             .forward(xs)?
@@ -147,7 +150,10 @@ impl Attention {
             scores = scores.broadcast_add(bias)?;
         }
         let weights = softmax(&scores, train)?;
-        let ys = weights.matmul(&v)?.transpose(1, 2)?.reshape((n, l, d))?;
+        let ys = weights
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((n, l, inner))?;
         self.out.forward(&ys)
     }
 }
@@ -204,22 +210,18 @@ pub struct TransformerLayer {
 }
 
 impl TransformerLayer {
-    /// A layer of `dim` features, `heads` heads, a `ffn_dim`-wide feed-forward block and
-    /// residual dropout `dropout` (training only).
-    pub fn new(
-        dim: usize,
-        heads: usize,
-        ffn_dim: usize,
-        dropout: f32,
-        vb: VarBuilder,
-    ) -> Result<Self> {
+    /// The layer at `vb` with the widths `config` gives it (pruned or not; see
+    /// [`DmftConfig::layer_widths`]) and the config's residual dropout (training only).
+    pub fn new(config: &DmftConfig, vb: VarBuilder) -> Result<Self> {
+        let (dim, widths) = (config.dim, config.layer_widths(&vb.prefix()));
+        let attention = vb.pp(transformer::ATTENTION);
         Ok(Self {
-            dropout: Dropout::new(dropout, &vb),
+            dropout: Dropout::new(config.dropout, &vb),
             norm1: LayerNorm::new(dim, vb.pp(transformer::NORM1))?,
-            attention: Attention::new(dim, heads, vb.pp(transformer::ATTENTION))?,
+            attention: Attention::new(dim, widths.heads, config.head_dim(), attention)?,
             norm2: LayerNorm::new(dim, vb.pp(transformer::NORM2))?,
-            ffn_in: linear(dim, ffn_dim, vb.pp(transformer::FFN_IN))?,
-            ffn_out: linear(ffn_dim, dim, vb.pp(transformer::FFN_OUT))?,
+            ffn_in: linear(dim, widths.ffn, vb.pp(transformer::FFN_IN))?,
+            ffn_out: linear(widths.ffn, dim, vb.pp(transformer::FFN_OUT))?,
         })
     }
 

@@ -12,7 +12,7 @@ use har_core::rng::Rng;
 use har_model::dmft::{probabilities, Dmft, DmftConfig, Encoder, Fusion, ModalitySpec};
 use har_model::init::seeded_var_builder;
 use har_model::runtime::runtime_dmft;
-use har_runtime::config::ARCHITECTURES;
+use har_runtime::config::{LayerWidths, ARCHITECTURES};
 
 fn pick<T: Copy>(rng: &mut Rng, options: &[T]) -> T {
     options[(rng.next_u64() % options.len() as u64) as usize]
@@ -90,6 +90,7 @@ fn random_config(rng: &mut Rng, arch: &str) -> DmftConfig {
         window_detail: coin(rng),
         encoder: Encoder::Patch,
         fusion: Fusion::Mid,
+        pruned: Default::default(),
     };
     let mut config = config.with_arch(arch).unwrap();
     if config.encoder != Encoder::Patch && config.modality_layers == 0 {
@@ -99,6 +100,21 @@ fn random_config(rng: &mut Rng, arch: &str) -> DmftConfig {
         // Levels are the encoder's layers; each level has its own cross-modal layers.
         config.modality_layers = config.modality_layers.max(1);
         config.joint_layers = config.joint_layers.max(1);
+    }
+    // Half the configurations narrowed as structured pruning leaves them: random layers keep
+    // fewer heads and a narrower feed-forward.
+    if coin(rng) {
+        for site in config.transformer_layers() {
+            if coin(rng) {
+                let full = config.layer_widths(&site.name);
+                let narrower = |rng: &mut Rng, n: usize| 1 + (rng.next_u64() % n as u64) as usize;
+                let widths = LayerWidths {
+                    heads: narrower(rng, full.heads),
+                    ffn: narrower(rng, full.ffn),
+                };
+                config.pruned.insert(site.name, widths);
+            }
+        }
     }
     config
 }
@@ -159,6 +175,7 @@ fn the_runtime_equals_candle_over_random_configurations() {
     let mut rng = Rng::new(2024);
     let mut cases = 0;
     let mut with_missing = 0;
+    let mut pruned = 0;
     let mut architectures = std::collections::BTreeSet::new();
     for case in 0..40 {
         // Every architecture in turn, DMFT's patch encoder every other case.
@@ -259,8 +276,10 @@ fn the_runtime_equals_candle_over_random_configurations() {
             with_missing += usize::from(present[b].iter().any(|p| !p));
         }
         cases += 1;
+        pruned += usize::from(!config.pruned.is_empty());
     }
     assert_eq!(cases, 40);
+    assert!(pruned >= 10, "only {pruned} pruned configurations");
     assert_eq!(
         architectures.len(),
         ARCHITECTURES.len(),

@@ -54,10 +54,11 @@ pub(crate) fn transformer_layer(
     x: &str,
     bias: Option<&str>,
 ) -> Result<String> {
-    let (d, heads, ffn) = (config.dim, config.heads, config.dim * config.ffn_mult);
+    let (d, widths) = (config.dim, config.layer_widths(p.prefix()));
+    let (heads, ffn, inner) = (widths.heads, widths.ffn, widths.heads * config.head_dim());
     let a = p.pp(transformer::ATTENTION);
-    let qkv = dense(&a.pp(transformer::QKV), d, 3 * d)?;
-    let out = dense(&a.pp(transformer::OUT), d, d)?;
+    let qkv = dense(&a.pp(transformer::QKV), d, 3 * inner)?;
+    let out = dense(&a.pp(transformer::OUT), inner, d)?;
     let normed = layer_norm(g, &p.pp(transformer::NORM1), x, d)?;
     let attended = g.attention(a.prefix(), &normed, &qkv, &out, heads, bias);
     let x = g.add(x, &attended);

@@ -280,7 +280,8 @@ impl Graph {
         heads: usize,
         bias: Option<&str>,
     ) -> String {
-        let d = out.out_dim;
+        // The inner width: `D`, or less in a pruned layer.
+        let d = out.in_dim;
         let hd = d / heads;
         let qkv = self.dense(&format!("{hint}.qkv"), x, qkv);
         let split = self.reshape(&qkv, &[0, 0, 3, heads as i64, hd as i64]);

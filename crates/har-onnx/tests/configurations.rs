@@ -60,6 +60,7 @@ fn configurations() -> Vec<DmftConfig> {
         window_detail: true,
         encoder: Encoder::Patch,
         fusion: Fusion::Mid,
+        pruned: Default::default(),
     };
     let early = DmftConfig {
         modality_layers: 0,
@@ -135,6 +136,7 @@ fn skeleton_guided() -> Vec<DmftConfig> {
         window_detail: false,
         encoder: Encoder::Patch,
         fusion: Fusion::Mid,
+        pruned: Default::default(),
     };
     ["sga", "sga-late"]
         .iter()

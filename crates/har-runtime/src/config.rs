@@ -2,7 +2,11 @@
 //! modalities and their channel groups, the token options and the depths. Both engines read
 //! it: the candle training crate builds its trainable model from it, this crate its forward.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+pub use crate::layer_widths::LayerWidths;
 
 /// One input modality: its name, channels and channel groups (one token per group).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,6 +201,11 @@ pub struct DmftConfig {
     /// (which is not written, so their cards stay as they were).
     #[serde(default, skip_serializing_if = "Fusion::is_mid")]
     pub fusion: Fusion,
+    /// Transformer layers narrowed by structured pruning, by weight prefix (see
+    /// [`crate::layer_widths`]); layers not named have `heads` heads and a `dim · ffn_mult`
+    /// feed-forward. Empty (and not written) for an unpruned model.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pruned: BTreeMap<String, LayerWidths>,
 }
 
 /// Largest window length a config may declare (samples).
@@ -254,16 +263,19 @@ impl DmftConfig {
             window_detail: false,
             encoder: Encoder::Patch,
             fusion: Fusion::Mid,
+            pruned: BTreeMap::new(),
         }
     }
 
-    /// The lite student: half the width, half the heads, one layer on each side of the fusion.
+    /// The lite student: half the width, half the heads, one layer on each side of the fusion
+    /// (unpruned).
     pub fn student(&self) -> Self {
         Self {
             dim: 32,
             heads: 2,
             modality_layers: 1,
             joint_layers: 1,
+            pruned: BTreeMap::new(),
             ..self.clone()
         }
     }
@@ -512,7 +524,7 @@ impl DmftConfig {
         if let Fusion::SkeletonGuided { .. } = self.fusion {
             self.skeleton_guided_parts()?;
         }
-        Ok(())
+        self.validate_pruned()
     }
 
     /// For the skeleton-guided fusion: the skeleton modality and its body parts (joint
@@ -556,15 +568,8 @@ impl DmftConfig {
 
     /// Multiply-add FLOPs (2 per multiply-add) of one window's forward pass with every modality.
     pub fn flops_per_window(&self) -> u64 {
-        let (s, d, f) = (
-            self.steps() as u64,
-            self.dim as u64,
-            (self.dim * self.ffn_mult) as u64,
-        );
-        // One transformer layer over `n` sequences of length `l`.
-        let layer = |n: u64, l: u64| {
-            n * (2 * l * d * 3 * d + 4 * l * l * d + 2 * l * d * d + 4 * l * d * f)
-        };
+        // The transformer layers, each at its own (possibly pruned) widths.
+        let (s, d) = (self.steps() as u64, self.dim as u64);
         let pool = |n: u64, l: u64| n * 4 * l * d;
         let mut total = 0;
         let mut groups_total = 0;
@@ -617,19 +622,17 @@ impl DmftConfig {
                 tokenise += (self.window_len * shared) as u64 * (2 * (5 + 3) + 12);
             }
             groups_total += g;
-            let spatial = if g > 1 { layer(s, g) } else { 0 };
-            total += tokenise + self.modality_layers as u64 * (spatial + layer(g, s));
+            total += tokenise;
         }
         let head = 2 * d * self.num_classes as u64;
         match self.fusion {
             Fusion::Mid => {
-                total += layer(s, groups_total) + pool(s, groups_total);
-                total += self.joint_layers as u64 * layer(1, s) + pool(1, s);
+                total += pool(s, groups_total) + pool(1, s);
             }
             Fusion::CrossModal => {
-                // Per level: the layers over all S·G tokens, the pool and the gate.
+                // Per level: the pool over all S·G tokens and the gate.
                 let n = s * groups_total;
-                let level = self.joint_layers as u64 * layer(1, n) + pool(1, n) + 2 * d * d;
+                let level = pool(1, n) + 2 * d * d;
                 total += self.modality_layers as u64 * level;
             }
             Fusion::SkeletonGuided { late } => {
@@ -645,11 +648,10 @@ impl DmftConfig {
                     + 4 * joints * motion * d
                     + 4 * joints * d;
                 let branches = if late { 2 } else { 1 };
-                total +=
-                    s * step + branches * (self.joint_layers as u64 * layer(1, s) + pool(1, s));
+                total += s * step + branches * pool(1, s);
                 total += (branches - 1) * 2 * d * self.num_classes as u64;
             }
         }
-        total + head
+        total + head + self.transformer_flops()
     }
 }

@@ -34,12 +34,12 @@ pub struct PatchEncoder {
 impl PatchEncoder {
     fn load(config: &DmftConfig, m: usize, p: &Params) -> Result<Self> {
         let spec = &config.modalities[m];
-        let (d, ffn, heads) = (config.dim, config.dim * config.ffn_mult, config.heads);
+        let d = config.dim;
         let g = spec.groups.len();
         let options = config.patch_options();
         let layers = |name: fn(usize) -> String| {
             (0..config.modality_layers)
-                .map(|l| TransformerLayer::load(&p.pp(name(l)), d, heads, ffn))
+                .map(|l| TransformerLayer::configured(&p.pp(name(l)), config))
                 .collect::<Result<Vec<_>>>()
         };
         let multiview = (config.encoder == Encoder::Mvf)

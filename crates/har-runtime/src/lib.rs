@@ -3,7 +3,8 @@
 //!
 //! - [`card`] and [`model_dir`]: the model directory — the card readable alone, weights read
 //!   with the `safetensors` crate and checked (SHA-256, finiteness, shapes, classes).
-//! - [`config`]: model shapes; [`names`]: every weight's name, shared with the training crate.
+//! - [`config`]: model shapes ([`layer_widths`]: each transformer layer's widths, pruned
+//!   or not); [`names`]: every weight's name, shared with the training crate.
 //! - [`weights`]: named tensors and the [`weights::Params`] tree layers load from.
 //! - [`layers`]: the vocabulary (dense, layer norm, multi-head attention, GELU feed-forward,
 //!   transformer layer, attention pooling, patch and spectral tokenisers) on [`kernels`].
@@ -25,6 +26,7 @@ pub mod encoders;
 pub mod error;
 pub mod fusion;
 mod kernels;
+pub mod layer_widths;
 pub mod layers;
 pub mod model_dir;
 pub mod names;

@@ -85,9 +85,8 @@ struct Fused {
 impl FusionScheme {
     /// Builds the scheme of `config` under `vb` (the `fuse` scope).
     pub fn new(config: &DmftConfig, vb: &VarBuilder) -> Result<Self> {
-        let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
-        let transformer =
-            |name: String| TransformerLayer::new(d, config.heads, ffn, config.dropout, vb.pp(name));
+        let d = config.dim;
+        let transformer = |name: String| TransformerLayer::new(config, vb.pp(name));
         let scheme = match config.fusion {
             Fusion::Mid => Scheme::Mid(MidFusion {
                 layer: transformer(names::FUSION_LAYER.into())?,

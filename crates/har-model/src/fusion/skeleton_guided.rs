@@ -26,12 +26,10 @@ impl Branch {
         layer: fn(usize) -> String,
         pool: &str,
     ) -> Result<Self> {
-        let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
+        let d = config.dim;
         Ok(Self {
             layers: (0..config.joint_layers)
-                .map(|l| {
-                    TransformerLayer::new(d, config.heads, ffn, config.dropout, vb.pp(layer(l)))
-                })
+                .map(|l| TransformerLayer::new(config, vb.pp(layer(l))))
                 .collect::<Result<_>>()?,
             time_pool: AttentionPool::new(d, vb.pp(pool))?,
         })

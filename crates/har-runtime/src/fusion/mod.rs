@@ -92,8 +92,8 @@ impl Present<'_> {
 impl FusionPart {
     /// Loads the fusion part of `config` from `p` (the `fuse` scope).
     pub fn load(config: &DmftConfig, p: &Params) -> Result<Self> {
-        let (d, ffn, heads) = (config.dim, config.dim * config.ffn_mult, config.heads);
-        let transformer = |name: String| TransformerLayer::load(&p.pp(name), d, heads, ffn);
+        let d = config.dim;
+        let transformer = |name: String| TransformerLayer::configured(&p.pp(name), config);
         let scheme = match config.fusion {
             Fusion::Mid => Scheme::Mid(Box::new(MidFusion {
                 layer: transformer(names::FUSION_LAYER.into())?,

@@ -36,10 +36,10 @@ impl Branch {
         layer: fn(usize) -> String,
         pool: &str,
     ) -> Result<Self> {
-        let (d, ffn) = (config.dim, config.dim * config.ffn_mult);
+        let d = config.dim;
         Ok(Self {
             layers: (0..config.joint_layers)
-                .map(|l| TransformerLayer::load(&p.pp(layer(l)), d, config.heads, ffn))
+                .map(|l| TransformerLayer::configured(&p.pp(layer(l)), config))
                 .collect::<Result<_>>()?,
             time_pool: AttentionPool::load(&p.pp(pool), d)?,
         })

@@ -26,6 +26,7 @@ pub use conv::{DepthwiseConv1d, Padding, SeparableConv1d};
 pub use multiview::MultiView;
 pub use recurrent::{Gru, Lstm};
 
+use crate::config::{DmftConfig, LayerWidths};
 use crate::error::Result;
 use crate::kernels::matmul::{self, has_avx2_fma};
 use crate::kernels::{self, AttentionScratch};
@@ -113,8 +114,8 @@ pub struct Scratch {
     attention: AttentionScratch,
 }
 
-/// Multi-head self-attention within consecutive sequences of rows (`attn.qkv` `[3D, D]`,
-/// `attn.out` `[D, D]`).
+/// Multi-head self-attention within consecutive sequences of rows (`attn.qkv` `[3E, D]`,
+/// `attn.out` `[D, E]`, `E` = heads × head width: `D` but for a pruned layer).
 #[derive(Debug, Clone)]
 pub struct MultiHeadAttention {
     qkv: Dense,
@@ -123,11 +124,12 @@ pub struct MultiHeadAttention {
 }
 
 impl MultiHeadAttention {
-    /// Loads attention of `heads` heads over `dim` features.
-    pub fn load(p: &Params, dim: usize, heads: usize) -> Result<Self> {
+    /// Loads attention of `heads` heads, each `head_dim` wide, over `dim` features.
+    pub fn load(p: &Params, dim: usize, heads: usize, head_dim: usize) -> Result<Self> {
+        let inner = heads * head_dim;
         Ok(Self {
-            qkv: Dense::load(&p.pp(transformer::QKV), dim, 3 * dim)?,
-            out: Dense::load(&p.pp(transformer::OUT), dim, dim)?,
+            qkv: Dense::load(&p.pp(transformer::QKV), dim, 3 * inner)?,
+            out: Dense::load(&p.pp(transformer::OUT), inner, dim)?,
             heads,
         })
     }
@@ -147,21 +149,21 @@ impl MultiHeadAttention {
         scratch: &mut AttentionScratch,
         y: &mut Vec<f32>,
     ) {
-        let d = self.out.out_dim();
+        let (d, inner) = (self.out.out_dim(), self.out.in_dim());
         let rows = x.len() / d;
         self.qkv.apply(x, rows, qkv);
-        attended.resize(rows * d, 0.0);
+        attended.resize(rows * inner, 0.0);
         for (n, (qkv, attended)) in qkv
-            .chunks_exact(len * 3 * d)
-            .zip(attended.chunks_exact_mut(len * d))
+            .chunks_exact(len * 3 * inner)
+            .zip(attended.chunks_exact_mut(len * inner))
             .enumerate()
         {
             match keep {
-                None => kernels::attention(qkv, len, d, self.heads, scratch, attended),
+                None => kernels::attention(qkv, len, inner, self.heads, scratch, attended),
                 Some(keep) => kernels::attention_masked(
                     qkv,
                     len,
-                    d,
+                    inner,
                     self.heads,
                     &keep[n * len..(n + 1) * len],
                     scratch,
@@ -211,11 +213,32 @@ pub struct TransformerLayer {
 impl TransformerLayer {
     /// Loads a layer of `dim` features, `heads` heads and a feed-forward width `ffn_dim`.
     pub fn load(p: &Params, dim: usize, heads: usize, ffn_dim: usize) -> Result<Self> {
+        let widths = LayerWidths {
+            heads,
+            ffn: ffn_dim,
+        };
+        Self::load_widths(p, dim, dim / heads.max(1), widths)
+    }
+
+    /// Loads the layer at `p` with the widths `config` gives it (pruned or not).
+    pub fn configured(p: &Params, config: &DmftConfig) -> Result<Self> {
+        let widths = config.layer_widths(p.prefix());
+        Self::load_widths(p, config.dim, config.head_dim(), widths)
+    }
+
+    /// Loads a layer of `dim` features whose heads are `head_dim` wide.
+    pub fn load_widths(
+        p: &Params,
+        dim: usize,
+        head_dim: usize,
+        widths: LayerWidths,
+    ) -> Result<Self> {
+        let attention = p.pp(transformer::ATTENTION);
         Ok(Self {
             norm1: LayerNorm::load(&p.pp(transformer::NORM1), dim)?,
-            attention: MultiHeadAttention::load(&p.pp(transformer::ATTENTION), dim, heads)?,
+            attention: MultiHeadAttention::load(&attention, dim, widths.heads, head_dim)?,
             norm2: LayerNorm::load(&p.pp(transformer::NORM2), dim)?,
-            ffn: FeedForward::load(p, dim, ffn_dim)?,
+            ffn: FeedForward::load(p, dim, widths.ffn)?,
         })
     }
 
