@@ -1,6 +1,7 @@
 //! `har`: the command line of the multi-modal HAR system, for everything that is not the
 //! dataflow itself: datasets, training, evaluation, export and SQL over the dataflow's logs.
 
+mod compress;
 mod data;
 mod export;
 mod fuzz;
@@ -42,6 +43,11 @@ enum Command {
     },
     /// Fuzz the file parsers (recording, .ts, MAT, BVH, HAPT CSV) with mutated inputs.
     Fuzz(fuzz::FuzzArgs),
+    /// Shrink a trained model: structured pruning, data-free fine-tuning (seed S3).
+    Compress {
+        #[command(subcommand)]
+        command: compress::CompressCommand,
+    },
     /// Export a model for other runtimes.
     Export {
         #[command(subcommand)]
@@ -77,6 +83,7 @@ fn main() -> Result<()> {
         Command::Eval(args) => model::eval_command(&args),
         Command::Sql(args) => sql::sql_command(&args),
         Command::Fuzz(args) => fuzz::fuzz_command(&args),
+        Command::Compress { command } => compress::run(command),
         Command::Plot {
             command: PlotCommand::Timeline(args),
         } => timeline::timeline_command(&args),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use har_model::augment::AugmentConfig;
-use har_model::data::{ClassMap, Holdout};
+use har_model::data::{ClassMap, Holdout, ModelPart};
 use har_model::dmft::DmftConfig;
 use har_model::pipeline::{self, DataOptions, LoadedTeacher, Prepared, Saved};
 use har_model::train::{self, DistillConfig, EpochRecord, Observer, TrainConfig};
@@ -194,6 +194,10 @@ pub struct EvalArgs {
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
+    /// Evaluate on `test` (the test split) or on `validation`: the training subjects the
+    /// model's card says were held out from its training (where choices are made).
+    #[arg(long, default_value = "test", value_parser = ["test", "validation"])]
+    split: String,
     /// Confusion-matrix PNG path [default: MODEL/confusion.png].
     #[arg(long)]
     png: Option<PathBuf>,
@@ -402,7 +406,12 @@ pub fn distill_command(args: &DistillArgs) -> Result<()> {
 /// Runs `har eval`: the test split through the runtime (the forward the dataflow runs).
 pub fn eval_command(args: &EvalArgs) -> Result<()> {
     let dataset = pipeline::open_dataset(&args.dataset)?;
-    let evaluation = pipeline::evaluate(&args.model, &dataset, &args.drop)?;
+    let part = if args.split == "validation" {
+        ModelPart::Validation
+    } else {
+        ModelPart::Test
+    };
+    let evaluation = pipeline::evaluate_on(&args.model, &dataset, &args.drop, part)?;
     let card = &evaluation.card;
     let metrics = &evaluation.metrics;
     let classes = ClassMap {
@@ -425,11 +434,17 @@ pub fn eval_command(args: &EvalArgs) -> Result<()> {
     crate::plot::confusion_png(
         &png,
         metrics,
-        &format!("{} on {} test", card.model_id(), dataset.manifest.name),
+        &format!(
+            "{} on {} {}",
+            card.model_id(),
+            dataset.manifest.name,
+            args.split
+        ),
     )?;
     let report = serde_json::json!({
         "model": card.model_id(),
         "dataset": dataset.manifest.name,
+        "split": args.split,
         "test_windows": evaluation.targets.len(),
         "missing_modalities": args.drop,
         "accuracy": metrics.accuracy,

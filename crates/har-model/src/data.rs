@@ -218,6 +218,54 @@ pub fn carve_validation(
     Ok((train, validation))
 }
 
+/// Which windows of a dataset a trained model saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelPart {
+    /// The training split without the card's validation subjects: what it was trained on.
+    Training,
+    /// The card's validation subjects of the training split: held out from its training.
+    Validation,
+    /// The test split.
+    Test,
+}
+
+/// The windows of `dataset` in `part` for the model of `card` (its classes, preprocessing
+/// and validation subjects). Validation subjects are matched by subject id.
+pub fn model_windows(
+    dataset: &Dataset,
+    card: &har_runtime::card::ModelCard,
+    part: ModelPart,
+) -> Result<WindowSet> {
+    let classes = ClassMap {
+        classes: card.classes.clone(),
+    };
+    let split = if part == ModelPart::Test {
+        Split::Test
+    } else {
+        Split::Train
+    };
+    let mut windows = split_windows(dataset, split, &card.preprocess, &classes)?;
+    let held = &card.provenance.validation_subjects;
+    match part {
+        ModelPart::Training => {
+            let subjects = windows.subjects.clone();
+            windows.retain(|i| !held.contains(&subjects[i]));
+        }
+        ModelPart::Validation => {
+            if held.is_empty() {
+                return Err(ModelError::Invalid(format!(
+                    "{}: the model held no training subjects out for validation",
+                    card.model_id()
+                )));
+            }
+            let subjects = windows.subjects.clone();
+            windows.retain(|i| held.contains(&subjects[i]));
+        }
+        ModelPart::Test => {}
+    }
+    Ok(windows)
+}
+
 /// SHA-256 over the exact training windows (values of every modality, then labels).
 pub fn windows_checksum(windows: &WindowSet) -> String {
     let mut hasher = Sha256::new();

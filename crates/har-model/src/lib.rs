@@ -9,9 +9,12 @@
 //! - [`sequence_layers`]: convolutions and recurrent layers (the recurrent encoders).
 //! - [`data`]: windows as batches; [`metrics`]; [`artifact`]: writing a model directory and
 //!   reading one back into candle; [`runtime`]: candle parameters as runtime weights.
+//! - [`compress`]: structured pruning, data-free synthesis and feature-mimicking fine-tuning
+//!   (seed S3).
 
 pub mod artifact;
 pub mod augment;
+pub mod compress;
 pub mod data;
 pub mod distill;
 pub mod dmft;

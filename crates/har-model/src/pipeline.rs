@@ -14,7 +14,8 @@ use har_runtime::{batch, model_dir};
 
 use crate::artifact;
 use crate::data::{
-    carve_validation, modality_spec, split_windows, windows_checksum, ClassMap, Holdout, TensorData,
+    carve_validation, modality_spec, model_windows, split_windows, windows_checksum, ClassMap,
+    Holdout, ModelPart, TensorData,
 };
 use crate::distill::{DistillConfig, Teacher};
 use crate::error::{ModelError, Result};
@@ -108,6 +109,7 @@ pub fn prepare(data: &DataOptions, settings: &TrainConfig, command: &str) -> Res
         validation_score: None,
         settings: to_json(settings)?,
         distilled_from: None,
+        compressed_from: None,
         epochs_run: 0,
         best_epoch: 0,
         seconds: 0.0,
@@ -252,6 +254,17 @@ pub struct Evaluation {
 /// Evaluates the model directory `model` on the test split of `dataset` on the runtime (the
 /// forward the dataflow runs), every core; modalities named in `drop` are left out.
 pub fn evaluate(model: &Path, dataset: &Dataset, drop: &[String]) -> Result<Evaluation> {
+    evaluate_on(model, dataset, drop, ModelPart::Test)
+}
+
+/// [`evaluate`] on `part` of the dataset: the test split, or the training subjects the model
+/// held out for validation (where choices about the model are made).
+pub fn evaluate_on(
+    model: &Path,
+    dataset: &Dataset,
+    drop: &[String],
+    part: ModelPart,
+) -> Result<Evaluation> {
     let loaded = model_dir::load(model)?;
     let card = loaded.card;
     let names: Vec<&str> = card
@@ -272,7 +285,7 @@ pub fn evaluate(model: &Path, dataset: &Dataset, drop: &[String]) -> Result<Eval
     let classes = ClassMap {
         classes: card.classes.clone(),
     };
-    let windows = split_windows(dataset, Split::Test, &card.preprocess, &classes)?;
+    let windows = model_windows(dataset, &card, part)?;
     let data = TensorData::new(&windows, &loaded.normalizer, &classes)?;
     let started = Instant::now();
     let mut workers = batch::workers(&loaded.model, batch::available_threads(8));

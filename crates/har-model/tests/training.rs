@@ -171,6 +171,7 @@ fn teacher_and_student_learn_basic_motions_far_above_chance() {
             validation_score: None,
             settings: serde_json::to_value(&settings).unwrap(),
             distilled_from: None,
+            compressed_from: None,
             epochs_run: student.history.len(),
             best_epoch: student.best_epoch,
             // serde_json's default float parsing is not round-trip exact for every 17-digit

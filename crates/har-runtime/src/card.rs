@@ -51,6 +51,10 @@ pub struct Provenance {
     pub settings: serde_json::Value,
     /// The teacher's id and the distillation settings (`DistillConfig`), for a student.
     pub distilled_from: Option<(String, serde_json::Value)>,
+    /// The model this one was compressed from (its id) and how (`har compress`: the pruning
+    /// ratio, the fine-tuning, the quantisation), for a compressed model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compressed_from: Option<(String, serde_json::Value)>,
     /// Epochs run.
     pub epochs_run: usize,
     /// Epoch whose weights were kept.

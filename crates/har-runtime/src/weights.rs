@@ -103,6 +103,11 @@ impl Weights {
         self.tensors.get(name)
     }
 
+    /// Every tensor by name (not recorded as used).
+    pub fn tensors(&self) -> &HashMap<String, WeightTensor> {
+        &self.tensors
+    }
+
     /// The file (or origin) the tensors came from.
     pub fn path(&self) -> &Path {
         &self.path
