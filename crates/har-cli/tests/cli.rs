@@ -31,6 +31,9 @@ fn every_subcommand_has_help() {
         vec!["data", "import", "--help"],
         vec!["data", "inspect", "--help"],
         vec!["export", "onnx", "--help"],
+        vec!["compress", "--help"],
+        vec!["compress", "stats", "--help"],
+        vec!["compress", "prune", "--help"],
     ] {
         let out = har(&args);
         assert!(out.status.success(), "{args:?}");

@@ -11,7 +11,7 @@ use har_model::dmft::{Dmft, DmftConfig, Encoder, Fusion, ModalitySpec};
 use har_model::init::seeded_var_builder;
 use har_model::runtime::{runtime_dmft, varmap_weights};
 use har_onnx::{export_weights, ExportOptions};
-use har_runtime::config::ARCHITECTURES;
+use har_runtime::config::{LayerWidths, ARCHITECTURES};
 
 mod common;
 
@@ -100,6 +100,27 @@ fn configurations() -> Vec<DmftConfig> {
         ..base.with_arch("cmsa").unwrap()
     });
     all.extend(skeleton_guided());
+    // Narrowed as structured pruning leaves a model (`har compress prune`): every layer of
+    // the 4-head late shape and of the two-level cross-modal one with fewer heads and
+    // feed-forward units.
+    let narrowed: Vec<DmftConfig> = all
+        .iter()
+        .filter(|c| c.heads == 4 || (c.fusion == Fusion::CrossModal && c.modality_layers == 2))
+        .cloned()
+        .collect();
+    assert_eq!(narrowed.len(), 2);
+    for config in narrowed {
+        let mut pruned = config.clone();
+        for (i, site) in config.transformer_layers().into_iter().enumerate() {
+            let full = config.layer_widths(&site.name);
+            let widths = LayerWidths {
+                heads: 1 + i % full.heads,
+                ffn: full.ffn / 2 + i,
+            };
+            pruned.pruned.insert(site.name, widths);
+        }
+        all.push(pruned);
+    }
     all
 }
 
