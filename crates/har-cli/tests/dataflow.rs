@@ -377,10 +377,11 @@ fn run_docs_snippet(reader: &str, logs: &Path) -> String {
 /// MVF or CMSA with two levels (the student's shape and normaliser, seeded weights) runs
 /// through the same graph, every window predicted as the offline model predicts it.
 #[test]
-fn other_architectures_run_in_the_dataflow_with_no_special_case() {
+fn other_architectures_and_compressed_models_run_in_the_dataflow_with_no_special_case() {
     let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let shipped = artifact::load_candle(&repo().join("models/hapt-student")).unwrap();
+    let mut models = Vec::new();
     for arch in ["lstm", "mvf", "cmsa"] {
         let mut card = shipped.card.clone();
         card.config = card.config.with_arch(arch).unwrap();
@@ -393,16 +394,28 @@ fn other_architectures_run_in_the_dataflow_with_no_special_case() {
         Dmft::new(&card.config, seeded_var_builder(&varmap, 3)).unwrap();
         let model_dir = dir.path().join(arch);
         artifact::save(&model_dir, &mut card, &varmap, &shipped.normalizer, &[]).unwrap();
+        models.push((model_dir, format!("{arch}-seeded@")));
+    }
+    // A compressed model (`har compress prune`): the shipped student, half its heads and
+    // feed-forward units removed.
+    let pruned = dir.path().join("pruned");
+    har_model::compress::prune_model(&har_model::compress::PruneOptions {
+        model: repo().join("models/hapt-student"),
+        ratio: 0.5,
+        fine_tune: har_model::compress::FineTune::None,
+        mimic: Default::default(),
+        out: pruned.clone(),
+    })
+    .unwrap();
+    models.push((pruned, "dmft-student-pruned@".to_string()));
+    for (model_dir, id_prefix) in models {
         let flow = Flow::new(&[("HAR_MODEL", model_dir.to_str().unwrap())]);
         flow.run();
         assert_matches_model(&flow, &model_dir, None);
         let ids = flow.sql("SELECT DISTINCT model_id FROM predictions");
         assert_eq!(ids.len(), 1);
         assert!(
-            ids[0]["model_id"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("{arch}-seeded@")),
+            ids[0]["model_id"].as_str().unwrap().starts_with(&id_prefix),
             "{ids:?}"
         );
     }
