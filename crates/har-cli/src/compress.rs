@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use har_model::compress::mimic::MimicConfig;
 use har_model::compress::synthesis::SynthesisConfig;
-use har_model::compress::{prune_model, record_stats, FineTune, PruneOptions};
+use har_model::compress::{
+    prune_model, quantize_model, record_stats, CalibrationData, FineTune, PruneOptions,
+};
 
 /// The compression steps.
 #[derive(Debug, Subcommand)]
@@ -18,6 +20,32 @@ pub enum CompressCommand {
     Stats(StatsArgs),
     /// Structured pruning of the backbone (heads, feed-forward units), optionally fine-tuned.
     Prune(PruneArgs),
+    /// Int8 dense layers (weights per output channel, calibrated input scales).
+    Quantize(QuantizeArgs),
+}
+
+/// Arguments of `har compress quantize`.
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// Model directory (f32).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The new model directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Calibrate on windows synthesised from the model (reads no data; needs the model's
+    /// activation_stats.json).
+    #[arg(long, conflicts_with = "dataset")]
+    pub data_free: bool,
+    /// Calibrate on this dataset's training windows instead.
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+    /// Calibration windows (synthesised, or taken evenly from the dataset).
+    #[arg(long, default_value_t = 256)]
+    pub calibration_windows: usize,
+    /// Random seed of the synthesis.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// Arguments of `har compress stats`.
@@ -86,7 +114,42 @@ pub fn run(command: CompressCommand) -> Result<()> {
             Ok(())
         }
         CompressCommand::Prune(args) => prune_command(&args),
+        CompressCommand::Quantize(args) => quantize_command(&args),
     }
+}
+
+fn quantize_command(args: &QuantizeArgs) -> Result<()> {
+    if args.out.join(har_runtime::card::CARD_FILE).exists() {
+        bail!(
+            "{} already holds a model; choose a new --out",
+            args.out.display()
+        );
+    }
+    let calibration = match (&args.dataset, args.data_free) {
+        (Some(dataset), _) => CalibrationData::Real {
+            dataset: dataset.clone(),
+            windows: args.calibration_windows,
+        },
+        (None, true) => CalibrationData::DataFree(SynthesisConfig {
+            windows: args.calibration_windows,
+            seed: args.seed,
+            ..Default::default()
+        }),
+        (None, false) => bail!("give --data-free or --dataset for the calibration windows"),
+    };
+    let outcome = quantize_model(&args.model, &calibration, &args.out)
+        .with_context(|| format!("quantising {}", args.model.display()))?;
+    println!(
+        "{} → {} in {}: {} dense layers int8, weights {} → {} bytes, calibrated on {} windows",
+        outcome.source,
+        outcome.model_id,
+        args.out.display(),
+        outcome.layers,
+        outcome.weight_bytes.0,
+        outcome.weight_bytes.1,
+        outcome.calibration_windows
+    );
+    Ok(())
 }
 
 fn prune_command(args: &PruneArgs) -> Result<()> {

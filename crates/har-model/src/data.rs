@@ -337,6 +337,26 @@ impl TensorData {
         self.targets.len()
     }
 
+    /// The windows `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        Self {
+            values: self
+                .values
+                .iter()
+                .zip(&self.shapes)
+                .map(|(values, &(t, c))| {
+                    indices
+                        .iter()
+                        .flat_map(|&i| values[i * t * c..(i + 1) * t * c].iter().copied())
+                        .collect()
+                })
+                .collect(),
+            shapes: self.shapes.clone(),
+            targets: indices.iter().map(|&i| self.targets[i]).collect(),
+            rotatable: self.rotatable.clone(),
+        }
+    }
+
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()

@@ -5,6 +5,7 @@
 //!   with the `safetensors` crate and checked (SHA-256, finiteness, shapes, classes).
 //! - [`config`]: model shapes ([`layer_widths`]: each transformer layer's widths, pruned
 //!   or not); [`names`]: every weight's name, shared with the training crate.
+//! - [`quantize`]: post-training int8 quantisation of the dense layers (calibrated).
 //! - [`weights`]: named tensors and the [`weights::Params`] tree layers load from.
 //! - [`layers`]: the vocabulary (dense, layer norm, multi-head attention, GELU feed-forward,
 //!   transformer layer, attention pooling, patch and spectral tokenisers) on [`kernels`].
@@ -31,6 +32,7 @@ pub mod layers;
 pub mod model_dir;
 pub mod names;
 pub mod patch_input;
+pub mod quantize;
 pub mod spectrum;
 pub mod weights;
 

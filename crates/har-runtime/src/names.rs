@@ -44,6 +44,15 @@ pub const BIAS: &str = "bias";
 /// Attention pooling: the learned query `[D, 1]`.
 pub const QUERY: &str = "query";
 
+/// A dense layer quantised to int8 (`har compress quantize`): its `weight` is stored as I8
+/// `[out, in]` next to these scales (both F32, positive).
+pub mod quantized {
+    /// Scale of each output channel `[out]`: `w ≈ weight_scale[o] · q[o, i]`.
+    pub const WEIGHT_SCALE: &str = "weight_scale";
+    /// Calibrated scale of the layer's input `[1]`: `x ≈ input_scale · q_x`.
+    pub const INPUT_SCALE: &str = "input_scale";
+}
+
 /// Pre-norm transformer layer parts.
 pub mod transformer {
     /// Layer norm before attention.

@@ -2,10 +2,12 @@
 //! looked up by the layers through [`Params`] — the runtime's counterpart of candle's
 //! `VarBuilder`: `params.pp("fuse").pp("head").get("weight", &[k, d])`.
 //!
-//! Reading refuses what would make a model compute garbage quietly: a dtype other than F32,
-//! a non-finite value, and (at lookup) a shape other than the config's; after a model is
-//! assembled, [`Weights::finish`] refuses tensors it did not use. Every error names the file
-//! and the tensor.
+//! Reading refuses what would make a model compute garbage quietly: a dtype other than F32
+//! (or I8 for a quantised dense weight, see [`names::quantized`]), a non-finite value or
+//! scale, and (at lookup) a shape other than the config's; after a model is assembled,
+//! [`Weights::finish`] refuses tensors it did not use. Every error names the file and the
+//! tensor. A quantised weight read as `f32` ([`Params::get`]: the training crate, the ONNX
+//! export) comes dequantised; the runtime's dense layers read it as int8 ([`Params::get_int8`]).
 
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
@@ -25,11 +27,32 @@ pub struct WeightTensor {
     pub values: Vec<f32>,
 }
 
+/// An int8 tensor: its shape and row-major values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub values: Vec<i8>,
+}
+
+/// A quantised dense weight as the int8 kernel takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int8Weight {
+    /// `[out, in]` int8 values.
+    pub values: Vec<i8>,
+    /// Scale of each output channel.
+    pub weight_scale: Vec<f32>,
+    /// Scale of the layer's input.
+    pub input_scale: f32,
+}
+
 /// Named tensors of one weights file, with a record of which were looked up.
 #[derive(Debug)]
 pub struct Weights {
     path: PathBuf,
     tensors: HashMap<String, WeightTensor>,
+    quantized: HashMap<String, QuantizedTensor>,
     used: RefCell<BTreeSet<String>>,
 }
 
@@ -39,7 +62,14 @@ impl Weights {
         let file = SafeTensors::deserialize(bytes)
             .map_err(|e| RuntimeError::file(path, format!("unreadable safetensors: {e}")))?;
         let mut tensors = HashMap::new();
+        let mut quantized = HashMap::new();
         for (name, view) in file.tensors() {
+            if view.dtype() == Dtype::I8 && name.ends_with(&format!(".{}", names::WEIGHT)) {
+                let values = view.data().iter().map(|&b| b as i8).collect();
+                let shape = view.shape().to_vec();
+                quantized.insert(name, QuantizedTensor { shape, values });
+                continue;
+            }
             if view.dtype() != Dtype::F32 {
                 return Err(tensor_error(
                     path,
@@ -60,7 +90,7 @@ impl Weights {
                 },
             );
         }
-        Self::new(path, tensors)
+        Self::with_quantized(path, tensors, quantized)
     }
 
     /// Reads a safetensors file.
@@ -72,6 +102,48 @@ impl Weights {
     /// Tensors already in memory (the training crate's parameters); `origin` names them in
     /// errors. Non-finite values are refused as from a file.
     pub fn new(origin: &Path, tensors: HashMap<String, WeightTensor>) -> Result<Self> {
+        Self::with_quantized(origin, tensors, HashMap::new())
+    }
+
+    /// [`Weights::new`] with int8 dense weights: each `P.weight` needs its
+    /// `P.weight_scale` (`[out]`) and `P.input_scale` (`[1]`) among `tensors`, positive.
+    pub fn with_quantized(
+        origin: &Path,
+        tensors: HashMap<String, WeightTensor>,
+        quantized: HashMap<String, QuantizedTensor>,
+    ) -> Result<Self> {
+        for (name, q) in &quantized {
+            if q.shape.len() != 2 || q.shape.iter().product::<usize>() != q.values.len() {
+                return Err(tensor_error(
+                    origin,
+                    name,
+                    format!(
+                        "int8 weight of shape {:?} with {} values",
+                        q.shape,
+                        q.values.len()
+                    ),
+                ));
+            }
+            let prefix = name
+                .strip_suffix(&format!(".{}", names::WEIGHT))
+                .unwrap_or(name);
+            for (scale, len) in [
+                (names::quantized::WEIGHT_SCALE, q.shape[0]),
+                (names::quantized::INPUT_SCALE, 1),
+            ] {
+                let scale_name = names::join(prefix, scale);
+                let ok = tensors.get(&scale_name).is_some_and(|t| {
+                    t.values.len() == len && t.values.iter().all(|v| *v > 0.0 && v.is_finite())
+                });
+                if !ok {
+                    return Err(tensor_error(
+                        origin,
+                        &scale_name,
+                        format!("the int8 weight `{name}` needs {len} positive scale(s) here"),
+                    ));
+                }
+            }
+        }
         let mut names: Vec<&String> = tensors.keys().collect();
         names.sort();
         for name in names {
@@ -94,8 +166,14 @@ impl Weights {
         Ok(Self {
             path: origin.to_path_buf(),
             tensors,
+            quantized,
             used: RefCell::new(BTreeSet::new()),
         })
+    }
+
+    /// True when some dense weights are int8.
+    pub fn is_quantized(&self) -> bool {
+        !self.quantized.is_empty()
     }
 
     /// Tensor `name`, if present (not recorded as used).
@@ -113,9 +191,23 @@ impl Weights {
         &self.path
     }
 
-    /// Number of scalar values over all tensors.
+    /// Number of scalar values over all tensors (int8 weights included, their scales not).
     pub fn parameter_count(&self) -> usize {
-        self.tensors.values().map(|t| t.values.len()).sum()
+        let scales = self
+            .tensors
+            .iter()
+            .filter(|(n, _)| {
+                n.ends_with(names::quantized::WEIGHT_SCALE)
+                    || n.ends_with(names::quantized::INPUT_SCALE)
+            })
+            .map(|(_, t)| t.values.len())
+            .sum::<usize>();
+        self.tensors.values().map(|t| t.values.len()).sum::<usize>() - scales
+            + self
+                .quantized
+                .values()
+                .map(|t| t.values.len())
+                .sum::<usize>()
     }
 
     /// The root of the name tree.
@@ -141,7 +233,50 @@ impl Weights {
         }
     }
 
+    /// The int8 weight `name` (`[out, in]` = `shape`) with its scales, if stored as int8.
+    fn get_int8(&self, name: &str, shape: &[usize]) -> Result<Option<Int8Weight>> {
+        let Some(q) = self.quantized.get(name) else {
+            return Ok(None);
+        };
+        if q.shape != shape {
+            return Err(tensor_error(
+                &self.path,
+                name,
+                format!(
+                    "shape {:?} in the checkpoint, the config needs {shape:?}",
+                    q.shape
+                ),
+            ));
+        }
+        let prefix = name
+            .strip_suffix(&format!(".{}", names::WEIGHT))
+            .unwrap_or(name);
+        let scale = |s: &str| {
+            let n = names::join(prefix, s);
+            self.used.borrow_mut().insert(n.clone());
+            self.tensors[&n].values.clone()
+        };
+        let weight_scale = scale(names::quantized::WEIGHT_SCALE);
+        let input_scale = scale(names::quantized::INPUT_SCALE)[0];
+        self.used.borrow_mut().insert(name.to_string());
+        Ok(Some(Int8Weight {
+            values: q.values.clone(),
+            weight_scale,
+            input_scale,
+        }))
+    }
+
     fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        if let Some(q) = self.get_int8(name, shape)? {
+            // Dequantised for readers that compute in f32.
+            let cols = shape.get(1).copied().unwrap_or(1).max(1);
+            return Ok(q
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| f32::from(v) * q.weight_scale[i / cols])
+                .collect());
+        }
         let t = self
             .tensors
             .get(name)
@@ -188,6 +323,12 @@ impl<'a> Params<'a> {
     /// The values of tensor `name` here, which must have `shape`.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         self.weights.get(&names::join(&self.prefix, name), shape)
+    }
+
+    /// The int8 weight `name` here (`[out, in]` = `shape`), if stored as int8.
+    pub fn get_int8(&self, name: &str, shape: &[usize]) -> Result<Option<Int8Weight>> {
+        self.weights
+            .get_int8(&names::join(&self.prefix, name), shape)
     }
 
     /// This place's dotted path.

@@ -10,6 +10,9 @@
 //!    features on those windows (or on real ones, the upper bound), then recombined with
 //!    the original head.
 //!
+//! 4. [`quantize_model`]: int8 dense layers with calibrated input scales
+//!    ([`har_runtime::quantize`]), calibrated on synthetic windows or a few real ones.
+//!
 //! The result is a normal model directory: it evaluates, exports and runs in the dataflow
 //! like any other.
 
@@ -96,6 +99,12 @@ impl Source {
     fn read(dir: &Path) -> Result<Self> {
         let card = card::read_card(dir)?;
         let weights = model_dir::read_weights(dir, &card)?;
+        if weights.is_quantized() {
+            return Err(ModelError::Invalid(format!(
+                "{}: an int8 model; compress the f32 model it came from",
+                dir.display()
+            )));
+        }
         let normalizer = model_dir::read_normalizer(dir, &card)?;
         Ok(Self {
             card,
@@ -194,4 +203,104 @@ pub fn record_stats(dir: &Path, dataset: &Path) -> Result<ActivationStats> {
     let stats = ActivationStats::record(&source.frozen_model()?, &windows, 256)?;
     stats.save(dir)?;
     Ok(stats)
+}
+
+/// Where quantisation's calibration windows come from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CalibrationData {
+    /// Synthesised from the model (no data read).
+    DataFree(SynthesisConfig),
+    /// `windows` of a dataset's training windows (evenly spaced over them).
+    Real {
+        /// The dataset folder.
+        dataset: PathBuf,
+        /// How many.
+        windows: usize,
+    },
+}
+
+/// What `har compress quantize` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuantizeOutcome {
+    /// The source model's id.
+    pub source: String,
+    /// The new model's id.
+    pub model_id: String,
+    /// Dense layers converted to int8.
+    pub layers: usize,
+    /// Bytes of the weights file before and after.
+    pub weight_bytes: (u64, u64),
+    /// Calibration windows run.
+    pub calibration_windows: usize,
+}
+
+/// Quantises the model at `model` (int8 dense layers, see [`har_runtime::quantize`]) with
+/// input scales calibrated on `calibration`, and writes it to `out`.
+pub fn quantize_model(
+    model: &Path,
+    calibration: &CalibrationData,
+    out: &Path,
+) -> Result<QuantizeOutcome> {
+    let source = Source::read(model)?;
+    let windows = match calibration {
+        CalibrationData::DataFree(config) => {
+            let stats = ActivationStats::read(model)?;
+            synthesis::synthesise(&source.frozen_model()?, &source.normalizer, &stats, config)?.0
+        }
+        CalibrationData::Real { dataset, windows } => {
+            let all = source.training_windows(dataset)?;
+            let n = (*windows).clamp(1, all.len().max(1));
+            let picked: Vec<usize> = (0..n).map(|i| i * all.len() / n).collect();
+            all.subset(&picked)
+        }
+    };
+    if windows.is_empty() {
+        return Err(ModelError::Invalid("no calibration windows".into()));
+    }
+    let mut runtime = har_runtime::dmft::Dmft::load(&source.card.config, &source.weights)?;
+    let input_max = har_runtime::quantize::calibrate(&mut runtime, |model| {
+        for i in 0..windows.len() {
+            let inputs: Vec<&[f32]> = windows
+                .values
+                .iter()
+                .zip(&windows.shapes)
+                .map(|(v, &(t, c))| &v[i * t * c..(i + 1) * t * c])
+                .collect();
+            model.predict(&inputs)?;
+        }
+        Ok(())
+    })?;
+    let quantized =
+        har_runtime::quantize::quantize(&source.card.config, &source.weights, &input_max)?;
+    std::fs::create_dir_all(out).map_err(|e| ModelError::Artifact {
+        path: out.to_path_buf(),
+        problem: e.to_string(),
+    })?;
+    let weights_path = out.join(card::WEIGHTS_FILE);
+    quantized.write(&weights_path)?;
+    let mut card = source.card.clone();
+    card.role = format!("{}-int8", source.card.role);
+    card.weights_sha256 = har_core::hash::sha256_file(&weights_path)?;
+    card.provenance.compressed_from = Some((
+        source.card.model_id(),
+        serde_json::json!({
+            "quantize": "int8 weights per output channel, int8 inputs per tensor",
+            "calibration": calibration,
+            "calibration_windows": windows.len(),
+            "source_compression": source.card.provenance.compressed_from,
+        }),
+    ));
+    card.save(&out.join(card::CARD_FILE))?;
+    source.normalizer.save(&out.join(card::NORMALIZER_FILE))?;
+    // Read back through every check the nodes apply.
+    model_dir::load(out)?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    Ok(QuantizeOutcome {
+        source: source.card.model_id(),
+        model_id: card.model_id(),
+        layers: quantized.quantized.len(),
+        weight_bytes: (size(&model.join(card::WEIGHTS_FILE)), size(&weights_path)),
+        calibration_windows: windows.len(),
+    })
 }

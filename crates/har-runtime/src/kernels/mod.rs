@@ -1,8 +1,9 @@
 //! Numeric kernels of the runtime, kept apart from the layers that use them: the matrix
-//! product ([`matmul`]), layer norm over rows, fast `exp`/`tanh`, GELU, multi-head attention of
+//! product ([`matmul`]), the int8 dense product ([`int8`]), layer norm over rows, fast `exp`/`tanh`, GELU, multi-head attention of
 //! one sequence and attention pooling. The layers in [`crate::layers`] compile their
 //! element-wise loops a second time for AVX2 + FMA, so these are `#[inline(always)]`.
 
+pub(crate) mod int8;
 pub(crate) mod matmul;
 
 use matmul::{Operand, Rows};

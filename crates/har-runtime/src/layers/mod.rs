@@ -28,6 +28,7 @@ pub use recurrent::{Gru, Lstm};
 
 use crate::config::{DmftConfig, LayerWidths};
 use crate::error::Result;
+use crate::kernels::int8;
 use crate::kernels::matmul::{self, has_avx2_fma};
 use crate::kernels::{self, AttentionScratch};
 use crate::names::{self, transformer};
@@ -39,44 +40,96 @@ use crate::weights::Params;
 /// Epsilon added to the variance by every layer norm (both engines).
 pub const LAYER_NORM_EPS: f64 = 1e-5;
 
-/// A linear layer `y = x · Wᵀ + b` (weights `weight` `[out, in]`, `bias` `[out]`).
+/// A linear layer `y = x · Wᵀ + b` (weights `weight` `[out, in]`, `bias` `[out]`): f32, or
+/// int8 when its weight is stored quantised (see [`crate::names::quantized`]).
 #[derive(Debug, Clone)]
-pub struct Dense(matmul::Dense);
+pub struct Dense {
+    kernel: DenseKernel,
+    /// The weight prefix, for calibration (empty for fixed transforms).
+    name: String,
+}
+
+#[derive(Debug, Clone)]
+enum DenseKernel {
+    F32(matmul::Dense),
+    Int8(int8::QuantizedDense),
+}
 
 impl Dense {
     /// Loads `weight` `[out_dim, in_dim]` and `bias` `[out_dim]` from `p`.
     pub fn load(p: &Params, in_dim: usize, out_dim: usize) -> Result<Self> {
-        let weight = p.get(names::WEIGHT, &[out_dim, in_dim])?;
         let bias = p.get(names::BIAS, &[out_dim])?;
-        Ok(Self(matmul::Dense::new(&weight, bias, in_dim, out_dim)))
+        let kernel = match p.get_int8(names::WEIGHT, &[out_dim, in_dim])? {
+            Some(q) => DenseKernel::Int8(int8::QuantizedDense::new(
+                q.values,
+                q.weight_scale,
+                q.input_scale,
+                bias,
+                in_dim,
+                out_dim,
+            )),
+            None => {
+                let weight = p.get(names::WEIGHT, &[out_dim, in_dim])?;
+                DenseKernel::F32(matmul::Dense::new(&weight, bias, in_dim, out_dim))
+            }
+        };
+        Ok(Self {
+            kernel,
+            name: p.prefix().to_string(),
+        })
     }
 
     /// A layer from its weight `[out_dim, in_dim]` (row-major) and bias `[out_dim]` already
     /// read (a cell whose tensors are not named `weight` / `bias`).
     pub fn from_parts(weight: Vec<f32>, bias: Vec<f32>, in_dim: usize, out_dim: usize) -> Self {
-        Self(matmul::Dense::new(&weight, bias, in_dim, out_dim))
+        Self {
+            kernel: DenseKernel::F32(matmul::Dense::new(&weight, bias, in_dim, out_dim)),
+            name: String::new(),
+        }
     }
 
     /// Input width.
     pub fn in_dim(&self) -> usize {
-        self.0.in_dim()
+        match &self.kernel {
+            DenseKernel::F32(d) => d.in_dim(),
+            DenseKernel::Int8(d) => d.in_dim(),
+        }
     }
 
     /// A bias-free layer from a fixed matrix already laid out `[in, out]` (a transform such
     /// as the DFT, not a learned weight).
     pub fn fixed(weight_t: Vec<f32>, out_dim: usize) -> Self {
-        Self(matmul::Dense::from_transposed(weight_t, out_dim))
+        Self {
+            kernel: DenseKernel::F32(matmul::Dense::from_transposed(weight_t, out_dim)),
+            name: String::new(),
+        }
     }
 
     /// Output width.
     pub fn out_dim(&self) -> usize {
-        self.0.out_dim()
+        match &self.kernel {
+            DenseKernel::F32(d) => d.out_dim(),
+            DenseKernel::Int8(d) => d.out_dim(),
+        }
+    }
+
+    /// True when the layer runs the int8 kernel.
+    pub fn is_int8(&self) -> bool {
+        matches!(self.kernel, DenseKernel::Int8(_))
     }
 
     /// Applies to each of `rows` rows of `x`, writing `rows × out` into `y`.
     #[inline(always)]
     pub fn apply(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
-        self.0.apply(x, rows, y);
+        match &self.kernel {
+            DenseKernel::F32(d) => {
+                if !self.name.is_empty() {
+                    int8::observe(&self.name, &x[..rows * d.in_dim()]);
+                }
+                d.apply(x, rows, y)
+            }
+            DenseKernel::Int8(d) => d.apply(x, rows, y),
+        }
     }
 }
 
