@@ -43,6 +43,9 @@ pub struct QuantizeArgs {
     /// Calibration windows (synthesised, or taken evenly from the dataset).
     #[arg(long, default_value_t = 256)]
     pub calibration_windows: usize,
+    /// Optimisation steps per batch of synthetic windows.
+    #[arg(long, default_value_t = SynthesisConfig::default().steps)]
+    pub synthesis_steps: usize,
     /// Random seed of the synthesis.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -132,6 +135,7 @@ fn quantize_command(args: &QuantizeArgs) -> Result<()> {
         },
         (None, true) => CalibrationData::DataFree(SynthesisConfig {
             windows: args.calibration_windows,
+            steps: args.synthesis_steps,
             seed: args.seed,
             ..Default::default()
         }),

@@ -1,6 +1,6 @@
 //! `har compress` end to end on a tiny model of a generated (SYNTHETIC) dataset: statistics
-//! recorded where the data is, then pruning with data-free fine-tuning while the dataset is
-//! gone, and the result evaluated and exported like any model.
+//! recorded where the data is, then pruning with data-free fine-tuning and int8 quantisation
+//! while the dataset is gone, and the results evaluated and exported like any model.
 
 use std::path::Path;
 use std::process::Command;
@@ -119,7 +119,40 @@ fn prune_with_data_free_fine_tuning_needs_no_dataset() {
         printed.contains("synthesis") && printed.contains("fine-tuning"),
         "{printed}"
     );
+    // Int8 on top, calibrated on synthetic windows, still without the dataset.
+    let int8 = dir.path().join("int8");
+    let out = har_ok(&[
+        "compress",
+        "quantize",
+        "--model",
+        &path(&model),
+        "--data-free",
+        "--calibration-windows",
+        "12",
+        "--synthesis-steps",
+        "5",
+        "--out",
+        &path(&int8),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("int8"));
     std::fs::rename(&parked, &data).unwrap();
+    let weight_bytes = |dir: &Path| {
+        std::fs::metadata(dir.join("model.safetensors"))
+            .unwrap()
+            .len()
+    };
+    // (The tiny model's f32 embeddings and head weigh much; the student's file shrinks 2.5×.)
+    assert!(weight_bytes(&int8) < weight_bytes(&model) * 3 / 4);
+    assert_eq!(card(&int8)["role"], "teacher-int8");
+    assert!((accuracy(&int8, &data) - accuracy(&model, &data)).abs() < 0.1);
+    har_ok(&[
+        "export",
+        "onnx",
+        "--model",
+        &path(&int8),
+        "--out",
+        &path(&dir.path().join("int8.onnx")),
+    ]);
 
     let (before, after) = (card(&model), card(&pruned));
     assert!(after["parameters"].as_u64() < before["parameters"].as_u64());

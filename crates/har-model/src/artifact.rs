@@ -64,11 +64,13 @@ pub fn candle_model(config: &DmftConfig, weights: &Weights) -> Result<(Dmft, Var
     {
         let vars = varmap.data().lock().expect("varmap lock");
         for (name, var) in vars.iter() {
-            let tensor = weights.tensor(name).ok_or_else(|| ModelError::Checkpoint {
-                path: weights.path().to_path_buf(),
-                tensor: name.clone(),
-                problem: "missing from the checkpoint".into(),
-            })?;
+            let tensor = weights
+                .f32_tensor(name)
+                .ok_or_else(|| ModelError::Checkpoint {
+                    path: weights.path().to_path_buf(),
+                    tensor: name.clone(),
+                    problem: "missing from the checkpoint".into(),
+                })?;
             var.set(
                 &Tensor::from_slice(&tensor.values, tensor.shape.as_slice(), &Device::Cpu)?
                     .to_dtype(DType::F32)?,

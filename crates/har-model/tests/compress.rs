@@ -282,3 +282,73 @@ fn fine_tuning_lowers_the_feature_loss_and_keeps_the_head() {
     }
     assert_eq!(head, 4, "fuse.norm and fuse.head, weight and bias");
 }
+
+#[test]
+fn an_int8_model_round_trips_through_its_file_and_predicts_like_the_f32_one() {
+    let config = config();
+    let tensors = random_tensors(&config, 11);
+    let weights = Weights::new(Path::new("<test>"), tensors.clone()).unwrap();
+    let mut f32_model = runtime(&config, &tensors);
+    let mut rng = Rng::new(6);
+    let windows = random_windows(24, &mut rng);
+    let window = |data: &TensorData, i: usize| -> Vec<Vec<f32>> {
+        data.values
+            .iter()
+            .map(|v| v[i * 48..(i + 1) * 48].to_vec())
+            .collect()
+    };
+    let input_max = har_runtime::quantize::calibrate(&mut f32_model, |model| {
+        for i in 0..windows.len() {
+            let w = window(&windows, i);
+            let refs: Vec<&[f32]> = w.iter().map(Vec::as_slice).collect();
+            model.predict(&refs)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let layers = har_runtime::quantize::quantizable_layers(&config);
+    assert_eq!(layers.len(), 2 + 4 * config.transformer_layers().len());
+    let quantized = har_runtime::quantize::quantize(&config, &weights, &input_max).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    quantized.write(&path).unwrap();
+    // int8 weights take a quarter of the bytes the f32 ones took.
+    let f32_bytes: usize = layers
+        .iter()
+        .map(|l| 4 * tensors[&format!("{l}.weight")].values.len())
+        .sum();
+    let int8_bytes: usize = quantized.quantized.values().map(|q| q.values.len()).sum();
+    assert_eq!(4 * int8_bytes, f32_bytes);
+
+    let read = Weights::read(&path).unwrap();
+    assert!(read.is_quantized());
+    let mut int8_model = har_runtime::dmft::Dmft::load(&config, &read).unwrap();
+    // Read as f32 (training crate, ONNX), a weight comes back dequantised: within half a
+    // step of its channel's scale.
+    let qkv = "enc.acc.temporal0.attn.qkv.weight";
+    let original = &tensors[qkv];
+    let max = original.values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let dequantised = candle_model(&config, &read).unwrap().1;
+    let back = varmap_weights(&dequantised).unwrap();
+    for (a, b) in back.tensors()[qkv].values.iter().zip(&original.values) {
+        assert!((a - b).abs() <= max / 127.0, "{a} vs {b}");
+    }
+    // Predictions on fresh windows stay close to the f32 model's.
+    let fresh = random_windows(8, &mut rng);
+    let mut worst = 0f32;
+    let mut differs = false;
+    for i in 0..fresh.len() {
+        let w = window(&fresh, i);
+        let refs: Vec<&[f32]> = w.iter().map(Vec::as_slice).collect();
+        let (a, b) = (
+            f32_model.predict(&refs).unwrap(),
+            int8_model.predict(&refs).unwrap(),
+        );
+        for (x, y) in a.iter().zip(&b) {
+            worst = worst.max((x - y).abs());
+            differs |= x != y;
+        }
+    }
+    assert!(worst < 0.03, "probabilities differ by {worst}");
+    assert!(differs, "the int8 kernel ran");
+}

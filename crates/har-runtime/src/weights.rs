@@ -181,6 +181,30 @@ impl Weights {
         self.tensors.get(name)
     }
 
+    /// Tensor `name` in f32 — an int8 weight dequantised — if present (not recorded as
+    /// used): what an f32 engine (candle, the ONNX export) reads.
+    pub fn f32_tensor(&self, name: &str) -> Option<WeightTensor> {
+        if let Some(t) = self.tensors.get(name) {
+            return Some(t.clone());
+        }
+        let q = self.quantized.get(name)?;
+        let prefix = name.strip_suffix(&format!(".{}", names::WEIGHT))?;
+        let scales = &self
+            .tensors
+            .get(&names::join(prefix, names::quantized::WEIGHT_SCALE))?
+            .values;
+        let cols = q.shape.get(1).copied().unwrap_or(1).max(1);
+        Some(WeightTensor {
+            shape: q.shape.clone(),
+            values: q
+                .values
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| f32::from(v) * scales[i / cols])
+                .collect(),
+        })
+    }
+
     /// Every tensor by name (not recorded as used).
     pub fn tensors(&self) -> &HashMap<String, WeightTensor> {
         &self.tensors
@@ -267,15 +291,12 @@ impl Weights {
     }
 
     fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        if let Some(q) = self.get_int8(name, shape)? {
-            // Dequantised for readers that compute in f32.
-            let cols = shape.get(1).copied().unwrap_or(1).max(1);
-            return Ok(q
-                .values
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| f32::from(v) * q.weight_scale[i / cols])
-                .collect());
+        if self.get_int8(name, shape)?.is_some() {
+            // Dequantised for readers that compute in f32 (checked and recorded as used).
+            let t = self
+                .f32_tensor(name)
+                .expect("an int8 weight has its scales");
+            return Ok(t.values);
         }
         let t = self
             .tensors

@@ -149,3 +149,100 @@ pub(crate) fn calibrate(run: impl FnOnce()) -> HashMap<String, f32> {
     run();
     calibration.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::matmul;
+
+    /// A small deterministic generator of values in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_int8_product_stays_within_its_rounding_bound_of_f32() {
+        let (in_dim, out_dim, rows) = (37, 19, 5);
+        let weight: Vec<f32> = values(in_dim * out_dim, 1)
+            .iter()
+            .map(|v| v * 0.3)
+            .collect();
+        let bias = values(out_dim, 2);
+        let x: Vec<f32> = values(rows * in_dim, 3).iter().map(|v| v * 4.0).collect();
+        let x_max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let (q, scales) = quantize_rows(&weight, in_dim);
+        let input_scale = x_max / QMAX;
+        let quantized = QuantizedDense::new(
+            q,
+            scales.clone(),
+            input_scale,
+            bias.clone(),
+            in_dim,
+            out_dim,
+        );
+        let exact = matmul::Dense::new(&weight, bias, in_dim, out_dim);
+        let (mut yq, mut y) = (Vec::new(), Vec::new());
+        quantized.apply(&x, rows, &mut yq);
+        exact.apply(&x, rows, &mut y);
+        // Each product's error: |x|·s_w/2 + |w|·s_x/2 + s_w·s_x/4 (rounding both factors).
+        let mut worst = 0f32;
+        for r in 0..rows {
+            for o in 0..out_dim {
+                let bound: f32 = (0..in_dim)
+                    .map(|i| {
+                        let (xv, wv) = (x[r * in_dim + i].abs(), weight[o * in_dim + i].abs());
+                        xv * scales[o] / 2.0
+                            + wv * input_scale / 2.0
+                            + scales[o] * input_scale / 4.0
+                    })
+                    .sum();
+                let error = (yq[r * out_dim + o] - y[r * out_dim + o]).abs();
+                assert!(
+                    error <= bound * 1.001 + 1e-5,
+                    "row {r} out {o}: {error} > {bound}"
+                );
+                worst = worst.max(error);
+            }
+        }
+        // The tolerance the runtime states: every output within 3 % of the outputs' RMS.
+        let rms = (y.iter().map(|v| v * v).sum::<f32>() / y.len() as f32).sqrt();
+        assert!(worst < 0.03 * rms, "worst error {worst}, RMS {rms}");
+    }
+
+    #[test]
+    fn quantised_rows_use_the_full_range_and_zero_rows_stay_zero() {
+        let weight = [0.5, -1.0, 0.25, 0.0, 0.0, 0.0];
+        let (q, scales) = quantize_rows(&weight, 3);
+        assert_eq!(&q[..3], &[64, -127, 32]);
+        assert_eq!(&q[3..], &[0, 0, 0]);
+        assert_eq!(scales[1], 1.0);
+        assert!((scales[0] - 1.0 / 127.0).abs() < 1e-9);
+        // Inputs beyond the calibrated range clamp rather than wrap.
+        let layer = QuantizedDense::new(vec![127], vec![1.0 / 127.0], 1.0 / 127.0, vec![0.0], 1, 1);
+        let mut y = Vec::new();
+        layer.apply(&[5.0], 1, &mut y);
+        assert!((y[0] - 1.0).abs() < 1e-6, "{y:?}");
+    }
+
+    #[test]
+    fn calibration_records_only_while_alive() {
+        observe("a", &[1.0, -3.0]);
+        let seen = calibrate(|| {
+            observe("a", &[2.0]);
+            observe("b", &[-0.5]);
+            observe("a", &[-1.0]);
+        });
+        assert_eq!(seen.len(), 2);
+        assert_eq!((seen["a"], seen["b"]), (2.0, 0.5));
+        observe("a", &[10.0]);
+        assert!(calibrate(|| {}).is_empty());
+    }
+}
