@@ -178,6 +178,12 @@ pub fn prune_model(options: &PruneOptions) -> Result<PruneOutcome> {
     });
     card.provenance.compressed_from = Some((source.card.model_id(), settings));
     artifact::save(&options.out, &mut card, &varmap, &source.normalizer, &[])?;
+    // The source's feature statistics stay the target for synthesising windows (int8
+    // calibration, a further pruning): the pruned backbone keeps the residual width and is
+    // fine-tuned towards the same features.
+    if let Ok(stats) = ActivationStats::read(&options.model) {
+        stats.save(&options.out)?;
+    }
     Ok(PruneOutcome {
         source: source.card.model_id(),
         model_id: card.model_id(),

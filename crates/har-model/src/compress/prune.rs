@@ -5,7 +5,8 @@
 //! [`har_runtime::layer_widths`]) whose kept units compute exactly what they did before.
 //!
 //! A layer of `h` heads keeps `h − ⌊r·h⌋` of them and of `f` feed-forward units
-//! `f − ⌊r·f⌋`, never fewer than one; kept units stay in their order.
+//! `f − ⌊r·f⌋` rounded up to a multiple of 8 (the runtime's vector width; see
+//! [`kept_ffn_units`]), never fewer than one; kept units stay in their order.
 
 use std::collections::HashMap;
 
@@ -95,6 +96,22 @@ pub fn kept_units(n: usize, ratio: f64) -> usize {
     (n - (ratio * n as f64).floor() as usize).max(1)
 }
 
+/// The runtime's vector width in `f32`s: its kernels leave outputs beyond a multiple of it
+/// to scalar loops.
+pub const VECTOR_WIDTH: usize = 8;
+
+/// Feed-forward units kept of `n` at ratio `r`: [`kept_units`] rounded up to a multiple of
+/// [`VECTOR_WIDTH`] when `n` is one (so a layer removes at most the ratio, and a narrower
+/// layer is never slower than a slightly wider one).
+pub fn kept_ffn_units(n: usize, ratio: f64) -> usize {
+    let kept = kept_units(n, ratio);
+    if n % VECTOR_WIDTH == 0 {
+        kept.div_ceil(VECTOR_WIDTH) * VECTOR_WIDTH
+    } else {
+        kept
+    }
+}
+
 /// The weight rows of the kept heads in a `[3·h·hd, …]` qkv tensor: each of q, k, v in turn.
 fn qkv_rows(heads: &[usize], heads_before: usize, head_dim: usize) -> Vec<usize> {
     (0..3)
@@ -176,7 +193,7 @@ pub fn prune(
             })
             .collect();
         let heads = strongest(&head_scores, kept_units(before.heads, ratio));
-        let ffn = strongest(&ffn_scores, kept_units(before.ffn, ratio));
+        let ffn = strongest(&ffn_scores, kept_ffn_units(before.ffn, ratio));
         let rows = qkv_rows(&heads, before.heads, hd);
         let columns: Vec<usize> = heads.iter().flat_map(|&h| h * hd..(h + 1) * hd).collect();
         out.insert(qkv_w.clone(), keep_rows(qkv, &rows));
