@@ -11,7 +11,9 @@
 # Then: python3 scripts/compress_table.py OUT_DIR
 # HAR (environment) is the har binary [target/release/har]; MODEL the source model
 # [models/hapt-student, which carries its activation_stats.json]; DATASET [data/hapt];
-# SYNTH_WINDOWS / SYNTH_STEPS the data-free synthesis [1024 / 100].
+# SYNTH_WINDOWS / SYNTH_STEPS the data-free synthesis [1024 / 100]; REAL_EPOCHS the
+# fine-tuning epochs on the real windows [10: 1,120 steps over 7,143 windows, more steps
+# than the data-free runs' 30 epochs of 1,024 windows (480)].
 set -euo pipefail
 out=${1:?usage: compress_compare.sh OUT_DIR JOB...}
 shift
@@ -26,7 +28,8 @@ for job in "$@"; do
     none) name="r$ratio-none"; extra=() ;;
     data-free) name="r$ratio-data-free-s$seed"
       extra=(--data-free --synthetic-windows "${SYNTH_WINDOWS:-1024}" --synthesis-steps "${SYNTH_STEPS:-100}" --seed "$seed") ;;
-    real) name="r$ratio-real-s$seed"; extra=(--dataset "$dataset" --seed "$seed") ;;
+    real) name="r$ratio-real-s$seed"
+      extra=(--dataset "$dataset" --seed "$seed" --epochs "${REAL_EPOCHS:-10}") ;;
     int8) name="unpruned" ;;
     *) echo "unknown job $job" >&2; exit 2 ;;
   esac
