@@ -17,7 +17,7 @@ pub(crate) const QMAX: f32 = 127.0;
 /// A dense layer with int8 weights, kept as 16-bit pairs of consecutive inputs per output
 /// (`packed[(k · out_pad + o) · 2 + j] = w[o, 2k + j]`, zero-padded to `out_pad`, a multiple
 /// of 8, and an even input count): with AVX2 one `vpmaddwd` multiplies two inputs into eight
-/// outputs' `i32` sums.
+/// outputs' `i32` sums, and each weight load serves four rows.
 #[derive(Debug, Clone)]
 pub(crate) struct QuantizedDense {
     packed: Vec<i16>,
@@ -29,9 +29,9 @@ pub(crate) struct QuantizedDense {
     in_dim: usize,
     out_dim: usize,
     out_pad: usize,
-    /// Reused buffer of one quantised input row as pairs.
+    /// Reused buffer of the quantised input rows as pairs.
     pairs: RefCell<Vec<i32>>,
-    /// Reused buffer of one padded output row.
+    /// Reused buffer of the padded output rows.
     padded: RefCell<Vec<f32>>,
 }
 
@@ -88,7 +88,7 @@ impl QuantizedDense {
             unsafe { self.apply_avx2(x, rows, y) };
             return;
         }
-        self.apply_with(x, rows, y, Self::row_portable);
+        self.apply_with(x, rows, y, Self::rows_portable);
     }
 
     /// [`Self::apply`] compiled for AVX2 (the input rounding vectorises too).
@@ -98,97 +98,147 @@ impl QuantizedDense {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn apply_avx2(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
-        self.apply_with(x, rows, y, |s, p, out| s.row_avx2(p, out));
+        self.apply_with(x, rows, y, |s, p, n, out| s.rows_avx2(p, n, out));
     }
 
+    /// Quantises every row of `x` into pairs, runs `kernel` over all rows into the padded
+    /// output buffer, copies the real outputs into `y`.
     #[inline(always)]
     fn apply_with(
         &self,
         x: &[f32],
         rows: usize,
         y: &mut Vec<f32>,
-        row: impl Fn(&Self, &[i32], &mut [f32]),
+        kernel: impl Fn(&Self, &[i32], usize, &mut [f32]),
     ) {
         y.resize(rows * self.out_dim, 0.0);
         let (mut pairs, mut padded) = (self.pairs.borrow_mut(), self.padded.borrow_mut());
+        let k_pairs = self.in_dim.div_ceil(2);
+        pairs.resize(rows * k_pairs, 0);
+        padded.resize(rows * self.out_pad, 0.0);
         let inv = 1.0 / self.input_scale;
         // Ties to even: one instruction (`vroundps`), where `round` calls the C library.
         let q = |v: f32| (v * inv).round_ties_even().clamp(-QMAX, QMAX) as i16 as u16 as u32;
-        for (xr, yr) in x
+        for (xr, row_pairs) in x
             .chunks_exact(self.in_dim)
             .take(rows)
-            .zip(y.chunks_exact_mut(self.out_dim))
+            .zip(pairs.chunks_exact_mut(k_pairs))
         {
             let two = xr.chunks_exact(2);
             let odd = two.remainder().first().map(|&v| q(v) as i32);
-            for (pair, v) in pairs.iter_mut().zip(two) {
+            for (pair, v) in row_pairs.iter_mut().zip(two) {
                 *pair = (q(v[0]) | (q(v[1]) << 16)) as i32;
             }
             if let Some(last) = odd {
-                pairs[self.in_dim / 2] = last;
+                row_pairs[self.in_dim / 2] = last;
             }
-            row(self, &pairs, &mut padded);
-            yr.copy_from_slice(&padded[..self.out_dim]);
+        }
+        kernel(self, &pairs, rows, &mut padded);
+        for (yr, pr) in y
+            .chunks_exact_mut(self.out_dim)
+            .zip(padded.chunks_exact(self.out_pad))
+        {
+            yr.copy_from_slice(&pr[..self.out_dim]);
         }
     }
 
-    /// One row: `out[o] = scale[o] · Σ_k pair_k · packed_k,o + bias[o]` in portable loops.
-    fn row_portable(&self, pairs: &[i32], out: &mut [f32]) {
+    /// Every row: `out[o] = scale[o] · Σ_k pair_k · packed_k,o + bias[o]` in portable loops.
+    fn rows_portable(&self, pairs: &[i32], rows: usize, out: &mut [f32]) {
+        let k_pairs = self.in_dim.div_ceil(2);
         let mut acc = vec![0i32; self.out_pad];
-        for (k, &pair) in pairs.iter().enumerate() {
-            let (lo, hi) = (i32::from(pair as i16), i32::from((pair >> 16) as i16));
-            let w = &self.packed[k * self.out_pad * 2..(k + 1) * self.out_pad * 2];
-            for (a, w) in acc.iter_mut().zip(w.chunks_exact(2)) {
-                *a += lo * i32::from(w[0]) + hi * i32::from(w[1]);
+        for r in 0..rows {
+            acc.fill(0);
+            for (k, &pair) in pairs[r * k_pairs..(r + 1) * k_pairs].iter().enumerate() {
+                let (lo, hi) = (i32::from(pair as i16), i32::from((pair >> 16) as i16));
+                let w = &self.packed[k * self.out_pad * 2..(k + 1) * self.out_pad * 2];
+                for (a, w) in acc.iter_mut().zip(w.chunks_exact(2)) {
+                    *a += lo * i32::from(w[0]) + hi * i32::from(w[1]);
+                }
             }
-        }
-        for (((o, a), s), b) in out.iter_mut().zip(&acc).zip(&self.scale).zip(&self.bias) {
-            *o = *a as f32 * s + b;
+            let row = &mut out[r * self.out_pad..(r + 1) * self.out_pad];
+            for (((o, a), s), b) in row.iter_mut().zip(&acc).zip(&self.scale).zip(&self.bias) {
+                *o = *a as f32 * s + b;
+            }
         }
     }
 
-    /// [`Self::row_portable`] with AVX2: blocks of 32 outputs in four accumulators, then 8.
+    /// [`Self::rows_portable`] with AVX2: blocks of four rows share each weight load, outputs
+    /// in blocks of 16 then 8.
     ///
     /// # Safety
     /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn row_avx2(&self, pairs: &[i32], out: &mut [f32]) {
-        let mut o = 0;
-        while o + 32 <= self.out_pad {
-            self.block_avx2::<4>(pairs, out, o);
-            o += 32;
+    unsafe fn rows_avx2(&self, pairs: &[i32], rows: usize, out: &mut [f32]) {
+        let mut r = 0;
+        while r + 4 <= rows {
+            self.row_block_avx2::<4>(pairs, out, r);
+            r += 4;
         }
-        while o < self.out_pad {
-            self.block_avx2::<1>(pairs, out, o);
-            o += 8;
+        match rows - r {
+            3 => self.row_block_avx2::<3>(pairs, out, r),
+            2 => self.row_block_avx2::<2>(pairs, out, r),
+            1 => self.row_block_avx2::<1>(pairs, out, r),
+            _ => {}
         }
     }
 
-    /// Outputs `o..o + 8·V` of one row.
+    /// Rows `r..r + R`, every output.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn block_avx2<const V: usize>(&self, pairs: &[i32], out: &mut [f32], o: usize) {
+    unsafe fn row_block_avx2<const R: usize>(&self, pairs: &[i32], out: &mut [f32], r: usize) {
+        let mut o = 0;
+        while o + 16 <= self.out_pad {
+            self.block_avx2::<R, 2>(pairs, out, r, o);
+            o += 16;
+        }
+        if o < self.out_pad {
+            self.block_avx2::<R, 1>(pairs, out, r, o);
+        }
+    }
+
+    /// Outputs `o..o + 8·V` of rows `r..r + R`, in `R × V` accumulators.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn block_avx2<const R: usize, const V: usize>(
+        &self,
+        pairs: &[i32],
+        out: &mut [f32],
+        r: usize,
+        o: usize,
+    ) {
         use std::arch::x86_64::*;
-        let mut acc = [_mm256_setzero_si256(); V];
-        let base = self.packed.as_ptr();
-        for (k, &pair) in pairs.iter().enumerate() {
-            let a = _mm256_set1_epi32(pair);
+        let k_pairs = self.in_dim.div_ceil(2);
+        let mut acc = [[_mm256_setzero_si256(); V]; R];
+        let (base, xp) = (self.packed.as_ptr(), pairs.as_ptr().add(r * k_pairs));
+        for k in 0..k_pairs {
             let row = base.add((k * self.out_pad + o) * 2);
-            for (v, slot) in acc.iter_mut().enumerate() {
-                let w = _mm256_loadu_si256(row.add(16 * v) as *const __m256i);
-                *slot = _mm256_add_epi32(*slot, _mm256_madd_epi16(a, w));
+            let mut w = [_mm256_setzero_si256(); V];
+            for (v, slot) in w.iter_mut().enumerate() {
+                *slot = _mm256_loadu_si256(row.add(16 * v) as *const __m256i);
+            }
+            for (rr, slots) in acc.iter_mut().enumerate() {
+                let a = _mm256_set1_epi32(*xp.add(rr * k_pairs + k));
+                for (slot, &wv) in slots.iter_mut().zip(&w) {
+                    *slot = _mm256_add_epi32(*slot, _mm256_madd_epi16(a, wv));
+                }
             }
         }
-        for (v, slot) in acc.iter().enumerate() {
-            let at = o + 8 * v;
-            let scaled = _mm256_mul_ps(
-                _mm256_cvtepi32_ps(*slot),
-                _mm256_loadu_ps(self.scale.as_ptr().add(at)),
-            );
-            let with_bias = _mm256_add_ps(scaled, _mm256_loadu_ps(self.bias.as_ptr().add(at)));
-            _mm256_storeu_ps(out.as_mut_ptr().add(at), with_bias);
+        for (rr, slots) in acc.iter().enumerate() {
+            for (v, slot) in slots.iter().enumerate() {
+                let at = o + 8 * v;
+                let scaled = _mm256_mul_ps(
+                    _mm256_cvtepi32_ps(*slot),
+                    _mm256_loadu_ps(self.scale.as_ptr().add(at)),
+                );
+                let with_bias = _mm256_add_ps(scaled, _mm256_loadu_ps(self.bias.as_ptr().add(at)));
+                _mm256_storeu_ps(
+                    out.as_mut_ptr().add((r + rr) * self.out_pad + at),
+                    with_bias,
+                );
+            }
         }
     }
 }
@@ -330,11 +380,12 @@ mod tests {
             let weight = values(in_dim * out_dim, in_dim as u64);
             let (q, scales) = quantize_rows(&weight, in_dim);
             let layer = QuantizedDense::new(q, scales, 0.05, values(out_dim, 5), in_dim, out_dim);
-            let x: Vec<f32> = values(3 * in_dim, 8).iter().map(|v| v * 9.0).collect();
+            // 7 rows: a block of four and a leftover block of three.
+            let x: Vec<f32> = values(7 * in_dim, 8).iter().map(|v| v * 9.0).collect();
             let mut fast = Vec::new();
-            layer.apply(&x, 3, &mut fast);
+            layer.apply(&x, 7, &mut fast);
             let mut portable = Vec::new();
-            layer.apply_with(&x, 3, &mut portable, QuantizedDense::row_portable);
+            layer.apply_with(&x, 7, &mut portable, QuantizedDense::rows_portable);
             assert_eq!(fast, portable, "{in_dim} × {out_dim}");
         }
     }
