@@ -178,12 +178,17 @@ fn har_ok(args: &[&str]) -> Output {
 
 /// The offline (candle, monolithic) model's probabilities on every window of the shipped
 /// recording, laid at the model's stride from the start; `present` as in `har eval --drop`.
+/// An int8 model's reference is the runtime's offline forward (candle computes in f32).
 fn offline_probabilities(
     model_dir: &Path,
     present: Option<&[bool]>,
 ) -> (Vec<Vec<f32>>, Vec<i64>, Vec<i32>) {
     let repo = repo();
     let model = artifact::load_candle(model_dir).unwrap();
+    let card = har_runtime::card::read_card(model_dir).unwrap();
+    let int8 = har_runtime::model_dir::read_weights(model_dir, &card)
+        .unwrap()
+        .is_quantized();
     let dataset = Dataset::open(&repo.join("samples/hapt-user02")).unwrap();
     let recording = dataset.read(&dataset.manifest.recordings[0]).unwrap();
     let aligned = align(&recording, &model.card.preprocess.align).unwrap();
@@ -214,7 +219,27 @@ fn offline_probabilities(
         starts.push(aligned.timestamps_ns[start]);
         start += stride;
     }
-    let probabilities = predict_with(&model.model, &data, 64, present).unwrap();
+    let probabilities = if int8 {
+        let mut runtime = har_runtime::model_dir::load(model_dir).unwrap().model;
+        (0..data.len())
+            .map(|i| {
+                let inputs: Vec<Option<&[f32]>> = data
+                    .values
+                    .iter()
+                    .zip(&data.shapes)
+                    .enumerate()
+                    .map(|(m, (v, &(t, c)))| {
+                        present
+                            .is_none_or(|p| p[m])
+                            .then(|| &v[i * t * c..(i + 1) * t * c])
+                    })
+                    .collect();
+                runtime.predict_available(&inputs).unwrap()
+            })
+            .collect()
+    } else {
+        predict_with(&model.model, &data, 64, present).unwrap()
+    };
     let class_ids = model.card.classes.iter().map(|c| c.id).collect();
     (probabilities, starts, class_ids)
 }
@@ -408,6 +433,18 @@ fn other_architectures_and_compressed_models_run_in_the_dataflow_with_no_special
     })
     .unwrap();
     models.push((pruned, "dmft-student-pruned@".to_string()));
+    // And in int8, calibrated on a few windows synthesised from the model.
+    let int8 = dir.path().join("int8");
+    let calibration = har_model::compress::CalibrationData::DataFree(
+        har_model::compress::synthesis::SynthesisConfig {
+            windows: 16,
+            steps: 20,
+            ..Default::default()
+        },
+    );
+    har_model::compress::quantize_model(&repo().join("models/hapt-student"), &calibration, &int8)
+        .unwrap();
+    models.push((int8, "dmft-student-int8@".to_string()));
     for (model_dir, id_prefix) in models {
         let flow = Flow::new(&[("HAR_MODEL", model_dir.to_str().unwrap())]);
         flow.run();
