@@ -58,18 +58,19 @@ enum DenseKernel {
 impl Dense {
     /// Loads `weight` `[out_dim, in_dim]` and `bias` `[out_dim]` from `p`.
     pub fn load(p: &Params, in_dim: usize, out_dim: usize) -> Result<Self> {
-        let bias = p.get(names::BIAS, &[out_dim])?;
+        // The weight before the bias: a wrong shape is named by its weight.
         let kernel = match p.get_int8(names::WEIGHT, &[out_dim, in_dim])? {
             Some(q) => DenseKernel::Int8(int8::QuantizedDense::new(
                 q.values,
                 q.weight_scale,
                 q.input_scale,
-                bias,
+                p.get(names::BIAS, &[out_dim])?,
                 in_dim,
                 out_dim,
             )),
             None => {
                 let weight = p.get(names::WEIGHT, &[out_dim, in_dim])?;
+                let bias = p.get(names::BIAS, &[out_dim])?;
                 DenseKernel::F32(matmul::Dense::new(&weight, bias, in_dim, out_dim))
             }
         };
