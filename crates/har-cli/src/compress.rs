@@ -121,13 +121,19 @@ pub fn run(command: CompressCommand) -> Result<()> {
     }
 }
 
-fn quantize_command(args: &QuantizeArgs) -> Result<()> {
-    if args.out.join(har_runtime::card::CARD_FILE).exists() {
+/// A compression step writes a new model directory, never over an existing model.
+fn refuse_existing_model(out: &std::path::Path) -> Result<()> {
+    if out.join(har_runtime::card::CARD_FILE).exists() {
         bail!(
             "{} already holds a model; choose a new --out",
-            args.out.display()
+            out.display()
         );
     }
+    Ok(())
+}
+
+fn quantize_command(args: &QuantizeArgs) -> Result<()> {
+    refuse_existing_model(&args.out)?;
     let calibration = match (&args.dataset, args.data_free) {
         (Some(dataset), _) => CalibrationData::Real {
             dataset: dataset.clone(),
@@ -157,12 +163,7 @@ fn quantize_command(args: &QuantizeArgs) -> Result<()> {
 }
 
 fn prune_command(args: &PruneArgs) -> Result<()> {
-    if args.out.join(har_runtime::card::CARD_FILE).exists() {
-        bail!(
-            "{} already holds a model; choose a new --out",
-            args.out.display()
-        );
-    }
+    refuse_existing_model(&args.out)?;
     let fine_tune = match (&args.dataset, args.data_free) {
         (Some(dataset), _) => FineTune::Real {
             dataset: dataset.clone(),

@@ -1,26 +1,9 @@
 //! The `har` binary end to end on a generated dataset.
 
 use std::path::Path;
-use std::process::Command;
 
-fn har(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_har"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap()
-}
-
-/// Runs `har` and asserts it succeeded, showing its stderr otherwise.
-fn har_ok(args: &[&str]) -> std::process::Output {
-    let out = har(args);
-    assert!(
-        out.status.success(),
-        "har {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::{har, har_ok};
 
 #[test]
 fn every_subcommand_has_help() {

@@ -3,25 +3,9 @@
 //! while the dataset is gone, and the results evaluated and exported like any model.
 
 use std::path::Path;
-use std::process::Command;
 
-fn har(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_har"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap()
-}
-
-fn har_ok(args: &[&str]) -> std::process::Output {
-    let out = har(args);
-    assert!(
-        out.status.success(),
-        "har {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::{har, har_ok};
 
 fn card(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap()
