@@ -4,6 +4,7 @@
 mod compress;
 mod data;
 mod export;
+mod fewshot;
 mod fuzz;
 mod model;
 mod plot;
@@ -48,6 +49,13 @@ enum Command {
         #[command(subcommand)]
         command: compress::CompressCommand,
     },
+    /// Add a new activity class to a model from a few examples, no retraining (S7, S8).
+    Enroll(fewshot::EnrollArgs),
+    /// Few-shot enrolment: fit the transfer on the base classes, evaluate by episodes.
+    Fewshot {
+        #[command(subcommand)]
+        command: fewshot::FewShotCommand,
+    },
     /// Export a model for other runtimes.
     Export {
         #[command(subcommand)]
@@ -84,6 +92,8 @@ fn main() -> Result<()> {
         Command::Sql(args) => sql::sql_command(&args),
         Command::Fuzz(args) => fuzz::fuzz_command(&args),
         Command::Compress { command } => compress::run(command),
+        Command::Enroll(args) => fewshot::enroll_command(&args),
+        Command::Fewshot { command } => fewshot::run(command),
         Command::Plot {
             command: PlotCommand::Timeline(args),
         } => timeline::timeline_command(&args),

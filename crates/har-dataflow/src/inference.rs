@@ -4,19 +4,23 @@
 //! forward (tested in har-model: split == monolithic). The preprocess node needs only the card
 //! and the normaliser: [`read_streaming_spec`] reads no weights.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
+use har_core::dataset::ClassInfo;
 use har_core::preprocess::Normalizer;
 use har_core::streams::{PredictionMessage, TokenMessage, WindowMessage};
 use har_runtime::card::{read_card, ModelCard};
 use har_runtime::dmft::Dmft;
+use har_runtime::fewshot::{softmax, Enrollment, ENROLLED_FILE};
 use har_runtime::model_dir;
 
 use crate::aligner::ReadyWindow;
 use crate::error::{DataflowError, Result};
 use crate::windower::{ModalitySetup, StreamingSpec};
 
-/// A loaded model with its card and normaliser.
+/// A loaded model with its card and normaliser, and the classes enrolled into it
+/// (`enrolled.json`, re-read by [`StreamModel::refresh_enrollment`] when it changes).
 #[derive(Debug)]
 pub struct StreamModel {
     /// The model card (config, classes, preprocessing).
@@ -24,7 +28,17 @@ pub struct StreamModel {
     /// Input standardisation.
     pub normalizer: Normalizer,
     model: Dmft,
+    /// The backbone's id.
+    base_id: String,
+    /// The id predictions carry: the backbone's, plus the enrolment's checksum when classes
+    /// are enrolled.
     model_id: String,
+    dir: PathBuf,
+    enrollment: Option<Enrollment>,
+    /// Base classes then enrolled ones.
+    classes: Vec<ClassInfo>,
+    /// (modified time, length) of the enrolment file last read.
+    enrollment_stamp: Option<(SystemTime, u64)>,
 }
 
 /// Streaming preprocessing matching a model's training (its card and normaliser), with an
@@ -68,12 +82,62 @@ impl StreamModel {
     /// Loads a model directory (`model.json`, `model.safetensors`, `normalizer.json`).
     pub fn load(dir: &Path) -> Result<Self> {
         let loaded = model_dir::load(dir)?;
-        Ok(Self {
+        let mut model = Self {
+            base_id: loaded.card.model_id(),
             model_id: loaded.card.model_id(),
+            classes: loaded.card.classes.clone(),
             card: loaded.card,
             normalizer: loaded.normalizer,
             model: loaded.model,
-        })
+            dir: dir.to_path_buf(),
+            enrollment: None,
+            enrollment_stamp: None,
+        };
+        model.refresh_enrollment()?;
+        Ok(model)
+    }
+
+    /// Re-reads the model directory's `enrolled.json` when its time or size changed since
+    /// the last read; returns whether the classes changed. A file that does not fit the
+    /// model is an error naming it, and the classes stay as they were.
+    pub fn refresh_enrollment(&mut self) -> Result<bool> {
+        let path = self.dir.join(ENROLLED_FILE);
+        let stamp = std::fs::metadata(&path)
+            .ok()
+            .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()));
+        if stamp == self.enrollment_stamp {
+            return Ok(false);
+        }
+        self.enrollment_stamp = stamp;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(har_runtime::RuntimeError::file(&path, e).into()),
+        };
+        let enrollment = bytes
+            .as_deref()
+            .map(|b| Enrollment::parse(&path, b, &self.card))
+            .transpose()?;
+        let bytes = bytes.unwrap_or_default();
+        self.classes = self.card.classes.clone();
+        self.model_id = self.base_id.clone();
+        if let Some(e) = &enrollment {
+            self.classes.extend(e.classes.iter().map(|c| ClassInfo {
+                id: c.id,
+                name: c.name.clone(),
+            }));
+            if !e.classes.is_empty() {
+                let sha = har_core::hash::sha256_hex(&bytes);
+                self.model_id = format!("{}+enrolled@{}", self.base_id, &sha[..12]);
+            }
+        }
+        self.enrollment = enrollment;
+        Ok(true)
+    }
+
+    /// Every class the model predicts: the card's, then the enrolled ones.
+    pub fn classes(&self) -> &[ClassInfo] {
+        &self.classes
     }
 
     /// `dmft-<role>@<weights checksum prefix>`.
@@ -173,14 +237,23 @@ impl StreamModel {
             .iter()
             .map(|t| t.as_ref().map(|t| t.values.as_slice()))
             .collect();
-        let probabilities = self.model.fuse(&refs)?;
+        let probabilities = match &self.enrollment {
+            Some(e) if !e.classes.is_empty() => {
+                let out = self.model.fuse_embedded(&refs)?;
+                let mut logits = out.logits;
+                e.extend_logits(&out.embedding, &mut logits);
+                softmax(&mut logits);
+                logits
+            }
+            _ => self.model.fuse(&refs)?,
+        };
         let best = probabilities
             .iter()
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map(|(i, _)| i)
             .unwrap_or(0);
-        let class = &self.card.classes[best];
+        let class = &self.classes[best];
         let key = &first.key;
         let present = window.tokens.iter().flatten();
         Ok(PredictionMessage {

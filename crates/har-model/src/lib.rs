@@ -20,6 +20,7 @@ pub mod distill;
 pub mod dmft;
 pub mod encoders;
 pub mod error;
+pub mod fewshot;
 pub mod fusion;
 pub mod init;
 pub mod layers;

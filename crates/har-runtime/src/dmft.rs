@@ -31,6 +31,15 @@ pub struct FusionOutput {
     pub fused: Vec<f32>,
 }
 
+/// The fusion part's result with the window's embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    /// Class logits (before the softmax).
+    pub logits: Vec<f32>,
+    /// The head's input `[D]`: the normalised pooled feature.
+    pub embedding: Vec<f32>,
+}
+
 /// A DMFT ready to run one window at a time.
 #[derive(Debug, Clone)]
 pub struct Dmft {
@@ -95,7 +104,7 @@ impl Dmft {
     /// Fusion part for one window: each modality's tokens (`None` when missing); returns the
     /// class probabilities.
     pub fn fuse(&mut self, tokens: &[Option<&[f32]>]) -> Result<Vec<f32>> {
-        let mut logits = self.fuse_logits(tokens, None)?;
+        let mut logits = self.fuse_logits(tokens, None, None)?;
         softmax_in_place(&mut logits);
         Ok(logits)
     }
@@ -104,16 +113,40 @@ impl Dmft {
     /// (what distillation needs from a teacher).
     pub fn fuse_with_features(&mut self, tokens: &[Option<&[f32]>]) -> Result<FusionOutput> {
         let mut fused = Vec::new();
-        let logits = self.fuse_logits(tokens, Some(&mut fused))?;
+        let logits = self.fuse_logits(tokens, Some(&mut fused), None)?;
         Ok(FusionOutput { logits, fused })
     }
 
-    /// The class logits of one window; copies the mid-fusion features into `features` when
-    /// asked (inference does not pay for the copy).
+    /// Fusion part for one window, returning the class logits and the window's embedding:
+    /// the head's input (what few-shot enrolment compares windows by). An error for late
+    /// skeleton-guided fusion, whose two branches have a head each.
+    pub fn fuse_embedded(&mut self, tokens: &[Option<&[f32]>]) -> Result<Embedded> {
+        let mut embedding = Vec::new();
+        let logits = self.fuse_logits(tokens, None, Some(&mut embedding))?;
+        if embedding.is_empty() {
+            return Err(RuntimeError::Invalid(format!(
+                "{}: late fusion has a head per branch, so no single embedding per window",
+                self.config.arch_name()
+            )));
+        }
+        Ok(Embedded { logits, embedding })
+    }
+
+    /// [`Dmft::fuse_embedded`] from the inputs of the present modalities (`inputs[m]` is
+    /// `T × C_m` or `None`).
+    pub fn embed_available(&mut self, inputs: &[Option<&[f32]>]) -> Result<Embedded> {
+        let tokens = self.encode_available(inputs)?;
+        let refs: Vec<Option<&[f32]>> = tokens.iter().map(|t| t.as_deref()).collect();
+        self.fuse_embedded(&refs)
+    }
+
+    /// The class logits of one window; copies the mid-fusion features into `features` and
+    /// the head's input into `embedding` when asked (inference does not pay for the copies).
     fn fuse_logits(
         &mut self,
         tokens: &[Option<&[f32]>],
         features: Option<&mut Vec<f32>>,
+        embedding: Option<&mut Vec<f32>>,
     ) -> Result<Vec<f32>> {
         let _span = trace_span!("dmft.fuse").entered();
         if tokens.len() != self.encoders.len() || tokens.iter().all(|t| t.is_none()) {
@@ -137,9 +170,13 @@ impl Dmft {
             tokens,
             groups: &self.groups,
         };
-        Ok(self
-            .fusion
-            .logits(&self.config, &present, features, &mut self.scratch))
+        Ok(self.fusion.logits(
+            &self.config,
+            &present,
+            features,
+            embedding,
+            &mut self.scratch,
+        ))
     }
 
     /// Class probabilities of one window with every modality (`inputs[m]` is `T × C_m`).
@@ -155,12 +192,17 @@ impl Dmft {
 
     /// Class probabilities of one window with only the modalities whose input is `Some`.
     pub fn predict_available(&mut self, inputs: &[Option<&[f32]>]) -> Result<Vec<f32>> {
-        let tokens = inputs
+        let tokens = self.encode_available(inputs)?;
+        let refs: Vec<Option<&[f32]>> = tokens.iter().map(|t| t.as_deref()).collect();
+        self.fuse(&refs)
+    }
+
+    /// The tokens of every present modality.
+    fn encode_available(&mut self, inputs: &[Option<&[f32]>]) -> Result<Vec<Option<Vec<f32>>>> {
+        inputs
             .iter()
             .enumerate()
             .map(|(m, x)| x.map(|x| self.encode(m, x)).transpose())
-            .collect::<Result<Vec<_>>>()?;
-        let refs: Vec<Option<&[f32]>> = tokens.iter().map(|t| t.as_deref()).collect();
-        self.fuse(&refs)
+            .collect()
     }
 }

@@ -25,6 +25,7 @@ pub mod config;
 pub mod dmft;
 pub mod encoders;
 pub mod error;
+pub mod fewshot;
 pub mod fusion;
 mod kernels;
 pub mod layer_widths;

@@ -5,9 +5,15 @@
 //! arrived and flagged `degraded`; a modality whose input closed is no longer waited for. At
 //! the end of the stream every window still waiting is predicted and sent.
 //!
+//! Classes enrolled with `har enroll` (the model directory's `enrolled.json`) are picked up
+//! while running: the file is checked every `HAR_ENROLL_POLL_MS` and re-read when it changed;
+//! predictions then carry the enrolled classes and a model id naming the enrolment. A file
+//! that does not fit the model is logged (naming it) and the classes stay as they were.
+//!
 //! Settings (env): `HAR_MODEL` (model directory; the shipped student by default in the yml,
 //! the teacher is selectable), `HAR_DEADLINE_MS` (default 200), `HAR_MAX_PENDING` (windows
-//! waiting at most, default 100000; beyond it the oldest are dropped and counted).
+//! waiting at most, default 100000; beyond it the oldest are dropped and counted),
+//! `HAR_ENROLL_POLL_MS` (default 1000; 0: never re-read).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,6 +36,8 @@ pub struct Settings {
     pub deadline: Duration,
     /// Windows waiting at most.
     pub max_pending: usize,
+    /// How often the enrolment file is checked (`None`: never).
+    pub enroll_poll: Option<Duration>,
 }
 
 impl Settings {
@@ -39,6 +47,8 @@ impl Settings {
             model: settings::path("HAR_MODEL")?,
             deadline: settings::millis("HAR_DEADLINE_MS", 200.0)?,
             max_pending: settings::parse_or("HAR_MAX_PENDING", 100_000)?,
+            enroll_poll: Some(settings::millis("HAR_ENROLL_POLL_MS", 1000.0)?)
+                .filter(|d| !d.is_zero()),
         })
     }
 }
@@ -49,6 +59,9 @@ pub struct Fuse {
     aligner: Aligner,
     ready: Vec<ReadyWindow>,
     rejected: Rejections,
+    enroll_poll: Option<Duration>,
+    /// When the enrolment file was last checked.
+    enroll_checked: std::time::Instant,
 }
 
 impl Fuse {
@@ -63,11 +76,36 @@ impl Fuse {
             aligner,
             ready: Vec::new(),
             rejected: Rejections::new("window"),
+            enroll_poll: settings.enroll_poll,
+            enroll_checked: std::time::Instant::now(),
         })
+    }
+
+    /// Re-reads the enrolled classes when the poll interval has passed and the file changed.
+    fn poll_enrollment(&mut self) {
+        let Some(poll) = self.enroll_poll else { return };
+        if self.enroll_checked.elapsed() < poll {
+            return;
+        }
+        self.enroll_checked = std::time::Instant::now();
+        match self.model.refresh_enrollment() {
+            Ok(true) => {
+                let names: Vec<&str> = self
+                    .model
+                    .classes()
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                tracing::info!(model = self.model.model_id(), classes = ?names, "enrolled classes changed");
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "enrolled classes left as they were"),
+        }
     }
 
     /// Predicts the released windows and sends them as one batch.
     fn predict_ready(&mut self, out: &mut Outputs<'_>) -> Result<()> {
+        self.poll_enrollment();
         let ready = std::mem::take(&mut self.ready);
         let mut predictions: Vec<PredictionMessage> = Vec::with_capacity(ready.len());
         for window in &ready {

@@ -48,6 +48,7 @@ fn held_windows_are_predicted_at_the_end_and_bad_tokens_rejected_alone() {
         // Longer than the script: only the end of the stream releases incomplete windows.
         deadline: Duration::from_secs(60),
         max_pending: 1000,
+        enroll_poll: None,
     };
     let [acc, mut gyro] = tokens(&settings.model);
     let n = acc.len();

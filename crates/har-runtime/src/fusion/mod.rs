@@ -53,11 +53,16 @@ impl Head {
         })
     }
 
-    fn logits(&self, pooled: &[f32]) -> Vec<f32> {
+    /// Class logits of a pooled feature; copies the head's input (the normalised pooled
+    /// feature: the window's embedding for few-shot enrolment) into `embedding` when asked.
+    fn logits(&self, pooled: &[f32], embedding: Option<&mut Vec<f32>>) -> Vec<f32> {
         let mut normed = Vec::with_capacity(pooled.len());
         self.norm.apply(pooled, &mut normed);
         let mut logits = Vec::new();
         self.head.apply(&normed, 1, &mut logits);
+        if let Some(embedding) = embedding {
+            *embedding = normed;
+        }
         logits
     }
 }
@@ -127,22 +132,25 @@ impl FusionPart {
     }
 
     /// Class logits of one window (token sets already checked against the config); copies
-    /// the mid-fusion features `[S, D]` into `features` when asked.
+    /// the mid-fusion features `[S, D]` into `features` and the head's input `[D]` into
+    /// `embedding` when asked (late skeleton-guided fusion has two heads and leaves
+    /// `embedding` empty).
     pub fn logits(
         &self,
         config: &DmftConfig,
         present: &Present,
         features: Option<&mut Vec<f32>>,
+        embedding: Option<&mut Vec<f32>>,
         scratch: &mut Scratch,
     ) -> Vec<f32> {
         let pooled = match &self.scheme {
             Scheme::Mid(mid) => mid.apply(config, present, features, scratch),
             Scheme::CrossModal(cross) => cross.apply(config, present, features, scratch),
             Scheme::SkeletonGuided(sga) => {
-                return sga.logits(config, &self.head, present, features, scratch)
+                return sga.logits(config, &self.head, present, features, embedding, scratch)
             }
         };
-        self.head.logits(&pooled)
+        self.head.logits(&pooled, embedding)
     }
 }
 

@@ -128,6 +128,7 @@ impl SkeletonGuided {
         head: &Head,
         present: &Present,
         features: Option<&mut Vec<f32>>,
+        embedding: Option<&mut Vec<f32>>,
         scratch: &mut Scratch,
     ) -> Vec<f32> {
         let (s_len, d) = (config.steps(), config.dim);
@@ -147,15 +148,17 @@ impl SkeletonGuided {
             features.clone_from(&sum);
         }
         let Some(late) = &self.late else {
-            return head.logits(&self.branch.apply(sum, s_len, scratch));
+            return head.logits(&self.branch.apply(sum, s_len, scratch), embedding);
         };
         let mut branches = Vec::with_capacity(2);
         if !skeleton.is_empty() {
-            let logits = head.logits(&self.branch.apply(skeleton, s_len, scratch));
+            let logits = head.logits(&self.branch.apply(skeleton, s_len, scratch), None);
             branches.push((late.mix[0], logits));
         }
         if !motion.is_empty() {
-            let logits = late.head.logits(&late.motion.apply(motion, s_len, scratch));
+            let logits = late
+                .head
+                .logits(&late.motion.apply(motion, s_len, scratch), None);
             branches.push((late.mix[1], logits));
         }
         let mut weights: Vec<f32> = branches.iter().map(|(w, _)| *w).collect();
