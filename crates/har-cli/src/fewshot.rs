@@ -87,7 +87,7 @@ pub struct EnrollArgs {
     /// Name of the new class (the graph methods need it in activity_graph.json).
     #[arg(long)]
     pub name: String,
-    /// Label id of the new class [default: one above every id taken].
+    /// Label id of the new class [default: the examples' label, or one above every id taken].
     #[arg(long)]
     pub id: Option<i32>,
     /// How the class's weights are made: mean, query-aware (S7), graph (S8),
@@ -106,6 +106,9 @@ pub struct EnrollArgs {
     /// K: example windows drawn.
     #[arg(long, default_value_t = 5)]
     pub shots: usize,
+    /// Window stride for cutting the examples [default: the card's].
+    #[arg(long)]
+    pub stride: Option<usize>,
     /// Seed of the draw.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -207,8 +210,15 @@ pub fn enroll_command(args: &EnrollArgs) -> Result<()> {
         shots: args.shots,
         seed: args.seed,
     };
-    let class = enroll_model(&args.model, &args.name, args.id, args.method, &examples)
-        .with_context(|| format!("enrolling `{}` into {}", args.name, args.model.display()))?;
+    let class = enroll_model(
+        &args.model,
+        &args.name,
+        args.id,
+        args.method,
+        &examples,
+        args.stride,
+    )
+    .with_context(|| format!("enrolling `{}` into {}", args.name, args.model.display()))?;
     let path = args.model.join(har_runtime::fewshot::ENROLLED_FILE);
     println!(
         "enrolled `{}` as class {} ({}, {} examples) into {}",

@@ -6,9 +6,8 @@
 //! built next to `har` (`cargo build --workspace`); `scripts/test.sh` does both before
 //! `cargo test`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::Mutex;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use candle_nn::VarMap;
@@ -19,162 +18,10 @@ use har_model::data::TensorData;
 use har_model::dmft::Dmft;
 use har_model::init::seeded_var_builder;
 use har_model::train::predict_with;
-use serde_json::Value;
 
-/// dora runs one at a time: parallel runs would compete for the two cores and timings.
-static DORA: Mutex<()> = Mutex::new(());
-
-const NODES: [&str; 5] = [
-    "har-sensor-ingest",
-    "har-preprocess",
-    "har-encode",
-    "har-fuse",
-    "har-log",
-];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_har"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The repository's dataflow in a temporary folder: prebuilt binaries, absolute data and
-/// model paths, logs in the folder, and `settings` (env name, value) replaced.
-struct Flow {
-    dir: tempfile::TempDir,
-}
-
-impl Flow {
-    fn new(settings: &[(&str, &str)]) -> Self {
-        for node in NODES {
-            assert!(
-                bin_dir().join(node).exists(),
-                "{} missing: build the nodes first (`cargo build --workspace`, as scripts/test.sh does)",
-                bin_dir().join(node).display()
-            );
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let repo = repo();
-        let mut yml = String::new();
-        for line in std::fs::read_to_string(repo.join("dataflow.yml"))
-            .unwrap()
-            .lines()
-        {
-            let trimmed = line.trim_start();
-            if trimmed.starts_with("build:") {
-                continue;
-            }
-            let indent = &line[..line.len() - trimmed.len()];
-            let mut line = line
-                .replace(
-                    "path: target/debug/",
-                    &format!("path: {}/", bin_dir().display()),
-                )
-                .replace(": samples/", &format!(": {}/samples/", repo.display()))
-                .replace(": models/", &format!(": {}/models/", repo.display()))
-                .replace(
-                    "HAR_LOG_DIR: logs",
-                    &format!("HAR_LOG_DIR: {}/logs", dir.path().display()),
-                );
-            for (name, value) in settings {
-                if trimmed.starts_with(&format!("{name}:")) {
-                    line = format!("{indent}{name}: \"{value}\"");
-                }
-            }
-            yml.push_str(&line);
-            yml.push('\n');
-        }
-        for (name, _) in settings {
-            assert!(
-                yml.contains(&format!("{name}: ")),
-                "dataflow.yml has no setting {name}"
-            );
-        }
-        std::fs::write(dir.path().join("dataflow.yml"), yml).unwrap();
-        Self { dir }
-    }
-
-    fn yml(&self) -> PathBuf {
-        self.dir.path().join("dataflow.yml")
-    }
-
-    fn logs(&self) -> PathBuf {
-        self.dir.path().join("logs")
-    }
-
-    fn dora(&self, extra: &[&str]) -> Command {
-        let mut command = Command::new("dora");
-        command
-            .arg("run")
-            .arg(self.yml())
-            .args(extra)
-            .current_dir(self.dir.path())
-            .env("RUST_BACKTRACE", "0");
-        command
-    }
-
-    /// Starts the dataflow in the background, stopping it after `stop_after`.
-    fn spawn(&self, stop_after: &str) -> std::process::Child {
-        self.dora(&["--stop-after", stop_after])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the dora CLI is not on PATH: pip install dora-rs-cli==1.1.0")
-    }
-
-    /// Runs the dataflow to its end and asserts it succeeded.
-    fn run(&self) {
-        let out = self
-            .dora(&[])
-            .output()
-            .expect("the dora CLI is not on PATH: pip install dora-rs-cli==1.1.0");
-        assert!(
-            out.status.success(),
-            "dora run failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// `har sql` over the logs, as JSON rows.
-    fn sql(&self, query: &str) -> Vec<Value> {
-        let out = har_ok(&[
-            "sql",
-            query,
-            "--log-dir",
-            self.logs().to_str().unwrap(),
-            "--format",
-            "json",
-        ]);
-        let text = String::from_utf8(out.stdout).unwrap();
-        match serde_json::from_str(text.trim()).unwrap() {
-            Value::Array(rows) => rows,
-            other => panic!("not a JSON array: {other}"),
-        }
-    }
-}
-
-fn har_ok(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_har"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "har {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+mod common;
+use common::flow::{node_pids, parquet_files, repo, wait_for_predictions, Flow, DORA};
+use common::har_ok;
 
 /// The offline (candle, monolithic) model's probabilities on every window of the shipped
 /// recording, laid at the model's stride from the start; `present` as in `har eval --drop`.
@@ -482,32 +329,6 @@ fn a_dead_sensor_gives_flagged_degraded_predictions() {
 }
 
 /// Process ids of this flow's log node (found by its log folder in its environment).
-/// Processes of node binary `binary` (e.g. `har-log`) running for this flow (dora starts
-/// them in the folder of the yml).
-fn node_pids(flow: &Flow, binary: &str) -> Vec<u32> {
-    let dir = flow.dir.path().canonicalize().unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
-            String::from_utf8_lossy(&cmdline).contains(binary) && cwd.as_deref() == Some(&dir)
-        })
-        .collect()
-}
-
-fn parquet_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            parquet_files(&path, out);
-        } else if path.extension().is_some_and(|x| x == "parquet") {
-            out.push(path);
-        }
-    }
-}
 
 #[test]
 fn files_written_before_the_log_node_is_killed_still_read() {
@@ -552,23 +373,6 @@ fn files_written_before_the_log_node_is_killed_still_read() {
     assert!(prediction_rows > 0);
     let counted = flow.sql("SELECT count(*) AS n FROM predictions");
     assert_eq!(counted[0]["n"].as_u64(), Some(prediction_rows as u64));
-}
-
-/// Waits until the flow has sealed prediction files (it is running).
-fn wait_for_predictions(flow: &Flow) {
-    let started = Instant::now();
-    loop {
-        let mut files = Vec::new();
-        parquet_files(&flow.logs().join("predictions"), &mut files);
-        if !files.is_empty() {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no log files appeared"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ use har_core::dataset::{Dataset, Split};
 use har_core::preprocess::{LabelPolicy, Normalizer, PreprocessConfig, WindowConfig, WindowSet};
 use har_runtime::card::{ModelCard, Provenance, ValidationScore};
 use har_runtime::config::{DmftConfig, ModalitySpec};
+use har_runtime::fewshot::Enrollment;
 use har_runtime::{batch, model_dir};
 
 use crate::artifact;
@@ -282,10 +283,21 @@ pub fn evaluate_on(
     if !present.iter().any(|p| *p) {
         return Err(ModelError::Invalid("--drop removes every modality".into()));
     }
+    // Classes enrolled with `har enroll` are predicted beside the card's, as in the dataflow.
+    let enrollment = Enrollment::load(model, &card)?.filter(|e| !e.classes.is_empty());
+    let mut with_enrolled = card.clone();
+    if let Some(e) = &enrollment {
+        with_enrolled
+            .classes
+            .extend(e.classes.iter().map(|c| har_core::dataset::ClassInfo {
+                id: c.id,
+                name: c.name.clone(),
+            }));
+    }
     let classes = ClassMap {
-        classes: card.classes.clone(),
+        classes: with_enrolled.classes.clone(),
     };
-    let windows = model_windows(dataset, &card, part)?;
+    let windows = model_windows(dataset, &with_enrolled, part)?;
     let data = TensorData::new(&windows, &loaded.normalizer, &classes)?;
     let started = Instant::now();
     let mut workers = batch::workers(&loaded.model, batch::available_threads(8));
@@ -297,7 +309,16 @@ pub fn evaluate_on(
             .zip(&present)
             .map(|((values, &(t, c)), &on)| on.then(|| &values[i * t * c..(i + 1) * t * c]))
             .collect();
-        model.predict_available(&inputs)
+        match &enrollment {
+            Some(e) => {
+                let out = model.embed_available(&inputs)?;
+                let mut logits = out.logits;
+                e.extend_logits(&out.embedding, &mut logits);
+                har_runtime::fewshot::softmax(&mut logits);
+                Ok(logits)
+            }
+            None => model.predict_available(&inputs),
+        }
     })?;
     let seconds = started.elapsed().as_secs_f64();
     let metrics = Metrics::compute(

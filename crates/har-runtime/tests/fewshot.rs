@@ -21,16 +21,18 @@ fn setup() -> (Vec<Vec<f32>>, Vec<f32>, Transfer) {
         model_id: "test".into(),
         base_classes: vec!["A".into(), "B".into(), "C".into()],
         base_prototypes: (0..3).map(|c| unit(c, 1.0)).collect(),
+        base_exemplars: (0..3).map(|c| unit(c, 1.0)).collect(),
+        claim_budget: 0.0,
         imprint: Imprint {
             scale: 4.0,
             offset: vec![0.0; D],
-            bias: 0.0,
         },
+        margin: 1.0,
         query_temperature: 5.0,
         graph: GraphTransfer {
             edge_weight: 3.0,
             similarity_weight: 0.0,
-            keep: vec![0.75; D + 1],
+            keep: vec![0.75; D],
         },
         provenance: serde_json::Value::Null,
     };

@@ -1,6 +1,8 @@
 //! What the `har` binary's end-to-end tests share: running it.
 #![allow(dead_code)] // each test binary uses part of these helpers
 
+pub mod flow;
+
 use std::process::{Command, Output};
 
 /// Runs `har` with `args` (no backtraces in its errors).

@@ -57,11 +57,17 @@ pub struct BaseClasses<'a> {
 }
 
 impl BaseClasses<'_> {
-    /// `[W_c ; b_c]`.
-    fn row(&self, c: usize) -> Vec<f32> {
-        let mut r = self.weights[c].clone();
-        r.push(self.biases[c]);
-        r
+    /// The head's logit of class `c` for embedding `q`.
+    fn logit(&self, c: usize, q: &[f32]) -> f32 {
+        dot(&self.weights[c], q) + self.biases[c]
+    }
+
+    /// The best logit at `q` over the base classes but `except`.
+    fn best_other(&self, except: usize, q: &[f32]) -> f32 {
+        (0..self.names.len())
+            .filter(|&j| j != except)
+            .map(|j| self.logit(j, q))
+            .fold(f32::NEG_INFINITY, f32::max)
     }
 
     fn pools(&self) -> Result<Vec<Vec<usize>>> {
@@ -82,15 +88,8 @@ impl BaseClasses<'_> {
     }
 }
 
-/// `[q ; 1]`.
-fn lifted(q: &[f32]) -> Vec<f32> {
-    let mut v = q.to_vec();
-    v.push(1.0);
-    v
-}
-
-/// Least squares `W_c ≈ a·p_c + u`, `β = mean b_c` over the base classes.
-pub fn fit_imprint(prototypes: &[Vec<f32>], weights: &[Vec<f32>], biases: &[f32]) -> Imprint {
+/// Least squares `W_c ≈ a·p_c + u` over the base classes.
+pub fn fit_imprint(prototypes: &[Vec<f32>], weights: &[Vec<f32>]) -> Imprint {
     let (p_mean, w_mean) = (mean(prototypes), mean(weights));
     let (mut num, mut den) = (0f32, 0f32);
     for (p, w) in prototypes.iter().zip(weights) {
@@ -108,7 +107,6 @@ pub fn fit_imprint(prototypes: &[Vec<f32>], weights: &[Vec<f32>], biases: &[f32]
             .map(|(w, p)| w - scale * p)
             .collect(),
         scale,
-        bias: biases.iter().sum::<f32>() / biases.len().max(1) as f32,
     }
 }
 
@@ -116,8 +114,24 @@ pub fn fit_imprint(prototypes: &[Vec<f32>], weights: &[Vec<f32>], biases: &[f32]
 struct Episode {
     class: usize,
     support: Vec<Vec<f32>>,
+    /// Mean of the support.
+    centre: Vec<f32>,
+    /// Mean over the support of the best other base class's logit.
+    anchor: f32,
     /// (query embedding, head class index).
     queries: Vec<(Vec<f32>, usize)>,
+}
+
+impl Episode {
+    /// The pseudo-novel class's logit for `q` with row `h` (anchored bias, margin `delta`).
+    fn logit(&self, h: &[f32], q: &[f32], delta: f32) -> f32 {
+        h.iter()
+            .zip(q.iter().zip(&self.centre))
+            .map(|(h, (q, c))| h * (q - c))
+            .sum::<f32>()
+            + self.anchor
+            + delta
+    }
 }
 
 fn draw_episode(
@@ -140,9 +154,17 @@ fn draw_episode(
             queries.push((base.windows.embeddings[i].clone(), k));
         }
     }
+    let support = base.windows.rows(&support_idx);
+    let anchor = support
+        .iter()
+        .map(|s| base.best_other(class, s))
+        .sum::<f32>()
+        / support.len().max(1) as f32;
     Episode {
         class,
-        support: base.windows.rows(&support_idx),
+        centre: mean(&support),
+        support,
+        anchor,
         queries,
     }
 }
@@ -150,13 +172,12 @@ fn draw_episode(
 /// Cross-entropy of `query` (true class `y`) when class `c` scores `logit_c`; returns
 /// (loss, ∂loss/∂logit_c).
 fn episode_loss(base: &BaseClasses, c: usize, logit_c: f32, query: &[f32], y: usize) -> (f32, f32) {
-    let q = lifted(query);
     let mut logits: Vec<f32> = (0..base.names.len())
         .map(|j| {
             if j == c {
                 logit_c
             } else {
-                dot(&base.row(j), &q)
+                base.logit(j, query)
             }
         })
         .collect();
@@ -165,18 +186,44 @@ fn episode_loss(base: &BaseClasses, c: usize, logit_c: f32, query: &[f32], y: us
     (loss, logits[c] - f32::from(u8::from(y == c)))
 }
 
-/// Mean episode loss of S7's aggregation at temperature `tau` (no graph).
-fn temperature_loss(base: &BaseClasses, imprint: &Transfer, episodes: &[Episode], tau: f32) -> f32 {
+/// Mean episode loss of the imprinted row with margin `delta` and S7's aggregation at
+/// temperature `tau` (no graph).
+fn imprint_loss(
+    base: &BaseClasses,
+    transfer: &Transfer,
+    episodes: &[Episode],
+    delta: f32,
+    tau: f32,
+) -> f32 {
     let mut total = (0f32, 0usize);
     for e in episodes {
+        let h = transfer.imprint_row(&e.centre);
         for (q, y) in &e.queries {
-            let r = aggregate(q, &e.support, tau);
-            let logit = dot(&imprint.imprint_row(&r), &lifted(q));
+            let mut logit = e.logit(&h, q, delta);
+            if tau > 0.0 && e.support.len() > 1 {
+                let r = aggregate(q, &e.support, tau);
+                logit += transfer.imprint.scale
+                    * r.iter()
+                        .zip(&e.centre)
+                        .zip(q)
+                        .map(|((r, p), q)| (r - p) * q)
+                        .sum::<f32>();
+            }
             total.0 += episode_loss(base, e.class, logit, q, *y).0;
             total.1 += 1;
         }
     }
     total.0 / total.1.max(1) as f32
+}
+
+/// The grid value with the lowest loss, and every value's loss.
+fn best_on_grid(grid: &[f32], loss: impl Fn(f32) -> f32) -> (f32, Vec<(f32, f32)>) {
+    let scores: Vec<(f32, f32)> = grid.iter().map(|&v| (v, loss(v))).collect();
+    let best = scores
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(0.0, |s| s.0);
+    (best, scores)
 }
 
 /// The base classes' relations (edge, similarity) to every other base class, from the graph;
@@ -215,10 +262,10 @@ impl Adam {
 }
 
 /// The graph transfer's loss over `episodes` and its gradient with respect to
-/// `params = [g (D+1) ; θ_e ; θ_s]` (`κ = σ(g)`).
+/// `params = [g (D) ; θ_e ; θ_s]` (`κ = σ(g)`).
 fn graph_loss(
     base: &BaseClasses,
-    imprint: &Transfer,
+    transfer: &Transfer,
     relations: &[Vec<[f32; 2]>],
     episodes: &[Episode],
     params: &[f32],
@@ -238,25 +285,25 @@ fn graph_loss(
         let mut att: Vec<f32> = rel.iter().map(|r| te * r[0] + ts * r[1]).collect();
         softmax(&mut att);
         let rows: Vec<Vec<f32>> = senders.iter().map(|&j| base.weights[j].clone()).collect();
-        let biases: Vec<f32> = senders.iter().map(|&j| base.biases[j]).collect();
-        let m = message(&att, (&rows, &biases));
-        let h0 = imprint.imprint_row(&mean(&e.support));
+        let m = message(&att, &rows);
+        let h0 = transfer.imprint_row(&e.centre);
         let h: Vec<f32> = (0..n)
             .map(|d| keep[d] * h0[d] + (1.0 - keep[d]) * m[d])
             .collect();
         for (q, y) in &e.queries {
-            let ql = lifted(q);
-            let (loss, delta) = episode_loss(base, e.class, dot(&h, &ql), q, *y);
+            // The logit is h·(q − centre) + anchor + δ.
+            let x: Vec<f32> = q.iter().zip(&e.centre).map(|(q, c)| q - c).collect();
+            let logit = e.logit(&h, q, transfer.margin);
+            let (loss, delta) = episode_loss(base, e.class, logit, q, *y);
             total.0 += loss;
             total.1 += 1;
             // ∂/∂g_d and ∂/∂m.
             let mut dm = vec![0f32; n];
             for d in 0..n {
-                grad[d] += delta * (h0[d] - m[d]) * ql[d] * keep[d] * (1.0 - keep[d]);
-                dm[d] = delta * (1.0 - keep[d]) * ql[d];
+                grad[d] += delta * (h0[d] - m[d]) * x[d] * keep[d] * (1.0 - keep[d]);
+                dm[d] = delta * (1.0 - keep[d]) * x[d];
             }
-            for (k, &j) in senders.iter().enumerate() {
-                let row = base.row(j);
+            for (k, row) in rows.iter().enumerate() {
                 let dz: f32 = att[k] * (0..n).map(|d| (row[d] - m[d]) * dm[d]).sum::<f32>();
                 grad[n] += dz * rel[k][0];
                 grad[n + 1] += dz * rel[k][1];
@@ -266,6 +313,21 @@ fn graph_loss(
     let count = total.1.max(1) as f32;
     grad.iter_mut().for_each(|g| *g /= count);
     (total.0 / count, grad)
+}
+
+/// The share of base exemplars one new class may take ([`Transfer::claim_budget`]): 0.1 %,
+/// so that five enrolled classes stay within half a point of the base classes' windows.
+pub const CLAIM_BUDGET: f32 = 0.001;
+
+/// Exemplars kept per base class for the bias guard.
+pub const EXEMPLARS_PER_CLASS: usize = 100;
+
+/// Up to [`EXEMPLARS_PER_CLASS`] embeddings of each base class, drawn from its fit windows.
+fn exemplars(rng: &mut Rng, base: &BaseClasses, pools: &[Vec<usize>]) -> Vec<Vec<f32>> {
+    pools
+        .iter()
+        .flat_map(|pool| base.windows.rows(&sample(rng, pool, EXEMPLARS_PER_CLASS)))
+        .collect()
 }
 
 /// Fits every transfer parameter for the base classes; `model_id` names the backbone.
@@ -282,24 +344,35 @@ pub fn fit(
     }
     let pools = base.pools()?;
     let prototypes: Vec<Vec<f32>> = pools.iter().map(|p| mean(&base.windows.rows(p))).collect();
-    let imprint = fit_imprint(&prototypes, base.weights, base.biases);
+    let imprint = fit_imprint(&prototypes, base.weights);
     let d = imprint.offset.len();
     let mut transfer = Transfer {
         model_id: model_id.to_string(),
         base_classes: base.names.clone(),
         base_prototypes: prototypes,
+        base_exemplars: exemplars(&mut Rng::new(settings.seed ^ 0xE7), base, &pools),
+        claim_budget: CLAIM_BUDGET,
         imprint,
+        margin: 0.0,
         query_temperature: 0.0,
         graph: GraphTransfer {
             edge_weight: 0.0,
             similarity_weight: 0.0,
-            keep: vec![1.0; d + 1],
+            keep: vec![1.0; d],
         },
         provenance: serde_json::Value::Null,
     };
     let mut rng = Rng::new(settings.seed);
 
-    // S7: τ on a grid, scored on the same episodes (support of ≥ 2 for the aggregation).
+    // The margin δ, then S7's τ (support of ≥ 2 for the aggregation), each on a grid.
+    let episodes: Vec<Episode> = (0..settings.episodes * 8)
+        .map(|_| draw_episode(&mut rng, base, &pools, settings))
+        .collect();
+    let margins = [-4.0f32, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0];
+    let (margin, margin_scores) = best_on_grid(&margins, |m| {
+        imprint_loss(base, &transfer, &episodes, m, 0.0)
+    });
+    transfer.margin = margin;
     let s7 = FitSettings {
         shots: settings.shots.iter().map(|&k| k.max(2)).collect(),
         ..settings.clone()
@@ -307,21 +380,22 @@ pub fn fit(
     let episodes: Vec<Episode> = (0..settings.episodes * 8)
         .map(|_| draw_episode(&mut rng, base, &pools, &s7))
         .collect();
-    let grid = [0.0f32, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0];
-    let scores: Vec<(f32, f32)> = grid
-        .iter()
-        .map(|&tau| (tau, temperature_loss(base, &transfer, &episodes, tau)))
-        .collect();
-    let best = scores
-        .iter()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map_or(0.0, |s| s.0);
-    transfer.query_temperature = best;
-    tracing::info!(?scores, tau = best, "S7 temperature");
+    let taus = [0.0f32, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0];
+    let (tau, tau_scores) = best_on_grid(&taus, |t| {
+        imprint_loss(base, &transfer, &episodes, margin, t)
+    });
+    transfer.query_temperature = tau;
+    tracing::info!(
+        margin,
+        ?margin_scores,
+        tau,
+        ?tau_scores,
+        "margin and S7 temperature"
+    );
 
     // S8: Adam over [g ; θ_e ; θ_s], κ = σ(g) starting at 0.88 (mostly the prototype).
     let relations = base_relations(graph, &base.names);
-    let mut params = vec![2.0f32; d + 1];
+    let mut params = vec![2.0f32; d];
     params.extend([1.0, 1.0]);
     let mut adam = Adam::new(params.len());
     let (mut first, mut last) = (f32::NAN, f32::NAN);
@@ -338,16 +412,17 @@ pub fn fit(
     }
     tracing::info!(first, last, "S8 graph transfer fitted");
     transfer.graph = GraphTransfer {
-        keep: params[..=d]
+        keep: params[..d]
             .iter()
             .map(|g| 1.0 / (1.0 + (-g).exp()))
             .collect(),
-        edge_weight: params[d + 1],
-        similarity_weight: params[d + 2],
+        edge_weight: params[d],
+        similarity_weight: params[d + 1],
     };
     transfer.provenance = serde_json::json!({
         "settings": settings,
-        "temperature_grid": scores,
+        "margin_grid": margin_scores,
+        "temperature_grid": tau_scores,
         "graph_loss": { "first_step": first, "last_step": last },
         "base_windows": base.windows.labels.len(),
     });
@@ -404,7 +479,10 @@ mod tests {
             model_id: "t".into(),
             base_classes: base.names.clone(),
             base_prototypes: prototypes.clone(),
-            imprint: fit_imprint(&prototypes, &w, &b),
+            base_exemplars: Vec::new(),
+            claim_budget: CLAIM_BUDGET,
+            imprint: fit_imprint(&prototypes, &w),
+            margin: 0.5,
             query_temperature: 0.0,
             graph: GraphTransfer {
                 edge_weight: 0.0,
@@ -419,7 +497,7 @@ mod tests {
             .map(|_| draw_episode(&mut rng, &base, &pools, &settings))
             .collect();
         let relations = base_relations(&graph(), &base.names);
-        let params = vec![0.3, -0.2, 0.5, 0.1, 0.7, 0.4];
+        let params = vec![0.3, -0.2, 0.5, 0.7, 0.4];
         let (_, grad) = graph_loss(&base, &transfer, &relations, &episodes, &params);
         for i in 0..params.len() {
             let h = 1e-2;
@@ -446,9 +524,8 @@ mod tests {
             .iter()
             .map(|p| p.iter().zip(&u).map(|(p, u)| 3.0 * p + u).collect())
             .collect();
-        let imprint = fit_imprint(&p, &w, &[1.0, 2.0, 3.0]);
+        let imprint = fit_imprint(&p, &w);
         assert!((imprint.scale - 3.0).abs() < 1e-5);
         assert!((imprint.offset[0] - 0.5).abs() < 1e-5 && (imprint.offset[1] + 1.0).abs() < 1e-5);
-        assert!((imprint.bias - 2.0).abs() < 1e-6);
     }
 }

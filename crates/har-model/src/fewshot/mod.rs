@@ -235,21 +235,64 @@ pub struct Examples {
 }
 
 /// `har enroll`: adds class `name` to the model directory's `enrolled.json` from K example
-/// windows, by `method`; returns the enrolled class.
+/// windows, by `method`; returns the enrolled class. `stride` overrides the card's window
+/// stride when cutting the examples (short recordings give more windows).
 pub fn enroll_model(
     dir: &Path,
     name: &str,
     id: Option<i32>,
     method: Method,
     examples: &Examples,
+    stride: Option<usize>,
 ) -> Result<EnrolledClass> {
     let model = FewShotModel::load(dir)?;
     let card = &model.loaded.card;
     let transfer = Transfer::load(dir, card)?;
+    let mut enrollment = Enrollment::load(dir, card)?.unwrap_or(Enrollment {
+        model_id: card.model_id(),
+        classes: Vec::new(),
+    });
+    let taken: Vec<i32> = card
+        .classes
+        .iter()
+        .map(|c| c.id)
+        .chain(enrollment.classes.iter().map(|c| c.id))
+        .collect();
+    // By default the class keeps the examples' label id (so the dataset's test windows of it
+    // are scored as this class by `har eval`), or one above every id taken.
+    let asked = id;
+    let id = id.unwrap_or_else(|| {
+        if taken.contains(&examples.label) {
+            taken.iter().copied().max().unwrap_or(0) + 1
+        } else {
+            examples.label
+        }
+    });
+    let names = card
+        .classes
+        .iter()
+        .map(|c| c.name.as_str())
+        .chain(enrollment.classes.iter().map(|c| c.name.as_str()));
+    if names.clone().any(|n| n == name) || asked.is_some_and(|id| taken.contains(&id)) {
+        return Err(ModelError::Invalid(format!(
+            "class `{name}` (id {id}) is already taken: the model has {:?}",
+            names.collect::<Vec<_>>()
+        )));
+    }
+    if method.graph() && !model.graph.contains(name) {
+        return Err(ModelError::Invalid(format!(
+            "`{name}` is not an activity of {GRAPH_FILE}: add it (attributes and edges) or \
+             enrol with --method mean / query-aware"
+        )));
+    }
     let dataset = open_dataset(&examples.dataset)?;
+    let mut preprocess = card.preprocess.clone();
+    if let Some(stride) = stride {
+        preprocess.window.stride = stride;
+    }
     let mut windows = WindowSet::default();
     for split in [Split::Train, Split::Test] {
-        windows.append(dataset_windows(&dataset, split, &card.preprocess)?.0)?;
+        windows.append(dataset_windows(&dataset, split, &preprocess)?.0)?;
     }
     let (labels, subjects) = (windows.labels.clone(), windows.subjects.clone());
     windows.retain(|i| {
@@ -283,17 +326,6 @@ pub fn enroll_model(
             )
         })
         .collect();
-    let mut enrollment = Enrollment::load(dir, card)?.unwrap_or(Enrollment {
-        model_id: card.model_id(),
-        classes: Vec::new(),
-    });
-    let taken: Vec<i32> = card
-        .classes
-        .iter()
-        .map(|c| c.id)
-        .chain(enrollment.classes.iter().map(|c| c.id))
-        .collect();
-    let id = id.unwrap_or_else(|| taken.iter().copied().max().unwrap_or(0) + 1);
     let class = transfer.enroll(
         id,
         name,

@@ -5,20 +5,26 @@
 //! base head scores class `c` as `W_c·e + b_c`; an enrolled class gets a weight row in the same
 //! space, so base and enrolled classes compete in one softmax:
 //!
-//! - **mean prototype (imprinting)**: `h⁰ = [a·p + u ; β]` from the mean `p` of the K support
-//!   embeddings, with `a`, `u`, `β` fitted by least squares so that the base classes'
-//!   prototypes map onto their own head rows ([`Imprint`]).
+//! - **mean prototype (imprinting)**: `h⁰ = a·p + u` from the mean `p` of the K support
+//!   embeddings, with `a`, `u` fitted by least squares so that the base classes' prototypes
+//!   map onto their own head rows ([`Imprint`]).
+//! - **anchored bias** (every method): a new class's bias puts its support windows a fitted
+//!   margin `δ` above the best base class there, `b = mean_k(max_j z_j(s_k) − h·s_k) + δ` —
+//!   a new activity lives among the base classes' embeddings, where a row from the prototype
+//!   alone scores too low to ever win. The bias is then capped so that at most a budget
+//!   (0.5 %) of stored base-class exemplar windows would be taken by the new class: the base
+//!   classes keep their windows ([`Transfer::guarded_bias`]).
 //! - **query-aware aggregation (S7)**: at prediction time the support is aggregated for each
 //!   query `q`, `r(q) = Σ_k softmax_k(τ·cos(q, s_k))·s_k`, in place of `p`; `τ` fitted on
 //!   base-class episodes (`τ = 0` is the mean).
 //! - **knowledge-graph transfer (S8)**: the new node of the activity graph ([`graph`]) receives
-//!   a message from the base classes' head rows, `m = Σ_j A_j·[W_j ; b_j]` with
+//!   a message from the base classes' head rows, `m = Σ_j A_j·W_j` with
 //!   `A = softmax_j(θ_e·edge(n, j) + θ_s·similarity(n, j))`, and a gate per dimension mixes
 //!   it with the prototype's row: `h = κ ⊙ h⁰ + (1 − κ) ⊙ m`. `θ` and `κ` are fitted on base
 //!   classes held out one at a time (`har fewshot fit`). Base rows never change, so the base
 //!   classes keep their head.
 //!
-//! With both, an enrolled class scores `h·[q ; 1] + Σ_d κ_d·a·(r(q) − p)_d·q_d`.
+//! With both, an enrolled class scores `h·q + b + Σ_d κ_d·a·(r(q) − p)_d·q_d`.
 //!
 //! Files in the model directory: [`GRAPH_FILE`] (written by hand, documented in
 //! `docs/fewshot.md`), [`TRANSFER_FILE`] (fitted), [`ENROLLED_FILE`] (what `har enroll`
@@ -93,15 +99,13 @@ impl Method {
     }
 }
 
-/// Least-squares map from a class prototype to a head row: `w = a·p + u`, bias `β`.
+/// Least-squares map from a class prototype to a head row: `w = a·p + u`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Imprint {
     /// `a`.
     pub scale: f32,
     /// `u` `[D]`.
     pub offset: Vec<f32>,
-    /// `β`.
-    pub bias: f32,
 }
 
 /// The graph transfer's fitted parameters.
@@ -111,7 +115,7 @@ pub struct GraphTransfer {
     pub edge_weight: f32,
     /// `θ_s`: weight of the attribute similarity.
     pub similarity_weight: f32,
-    /// `κ` `[D + 1]` in (0, 1): the share of the prototype's row kept, per dimension.
+    /// `κ` `[D]` in (0, 1): the share of the prototype's row kept, per dimension.
     pub keep: Vec<f32>,
 }
 
@@ -122,10 +126,17 @@ pub struct Transfer {
     pub model_id: String,
     /// Base class names in head order.
     pub base_classes: Vec<String>,
-    /// Mean embedding of each base class over its training windows `[C][D]`.
+    /// Mean embedding of each base class over its fit windows `[C][D]`.
     pub base_prototypes: Vec<Vec<f32>>,
+    /// Exemplar embeddings of the base classes (a sample of the fit windows, all classes
+    /// together): the windows the bias guard keeps with their base class.
+    pub base_exemplars: Vec<Vec<f32>>,
+    /// Share of the exemplars a new class may take (the guard's budget).
+    pub claim_budget: f32,
     /// Prototype → row.
     pub imprint: Imprint,
+    /// `δ`: how far above the best base class a new class puts its own support windows.
+    pub margin: f32,
     /// S7's `τ`.
     pub query_temperature: f32,
     /// S8's parameters.
@@ -232,16 +243,49 @@ impl Transfer {
         a
     }
 
-    /// The imprinted row `[a·p + u ; β]` of a prototype (`D + 1` values).
+    /// The imprinted row `a·p + u` of a prototype.
     pub fn imprint_row(&self, prototype: &[f32]) -> Vec<f32> {
         let i = &self.imprint;
-        let mut row: Vec<f32> = prototype
+        prototype
             .iter()
             .zip(&i.offset)
             .map(|(p, u)| i.scale * p + u)
+            .collect()
+    }
+
+    /// `bias` capped by the guard: the largest bias at which at most
+    /// [`Transfer::claim_budget`] of the base exemplars would score the new class above the
+    /// best base class (`base` is the head; `score` the new class's logit without its bias).
+    pub fn guarded_bias(
+        &self,
+        bias: f32,
+        base: (&[Vec<f32>], &[f32]),
+        score: impl Fn(&[f32]) -> f32,
+    ) -> f32 {
+        if self.base_exemplars.is_empty() {
+            return bias;
+        }
+        let mut thresholds: Vec<f32> = self
+            .base_exemplars
+            .iter()
+            .map(|e| best_logit(base, e) - score(e))
             .collect();
-        row.push(i.bias);
-        row
+        thresholds.sort_by(f32::total_cmp);
+        let allowed = (self.claim_budget.clamp(0.0, 1.0) * thresholds.len() as f32) as usize;
+        bias.min(thresholds[allowed.min(thresholds.len() - 1)])
+    }
+
+    /// The anchored bias of a row `w` with support `support`, the best competing class's
+    /// logit at each support window given: `mean_k(best_k − w·s_k) + δ`.
+    pub fn anchored_bias(&self, w: &[f32], support: &[Vec<f32>], best: &[f32]) -> f32 {
+        let n = support.len().max(1) as f32;
+        support
+            .iter()
+            .zip(best)
+            .map(|(s, b)| b - dot(w, s))
+            .sum::<f32>()
+            / n
+            + self.margin
     }
 
     /// A new class from its support embeddings: its rows by `method`. `base` is the head
@@ -265,7 +309,7 @@ impl Transfer {
             )));
         }
         let mut row = self.imprint_row(&mean(&support));
-        let mut keep = vec![1f32; d + 1];
+        let mut keep = vec![1f32; d];
         if method.graph() {
             let graph = graph.ok_or_else(|| {
                 RuntimeError::Invalid(format!(
@@ -280,40 +324,49 @@ impl Transfer {
                 )));
             }
             let attention = self.attention(&graph.relations(name, &self.base_classes));
-            let message = message(&attention, base);
+            let message = message(&attention, base.0);
             keep.clone_from(&self.graph.keep);
             for ((h, m), k) in row.iter_mut().zip(&message).zip(&keep) {
                 *h = k * *h + (1.0 - k) * m;
             }
         }
-        let bias = row.pop().unwrap_or(0.0);
+        let best: Vec<f32> = support.iter().map(|s| best_logit(base, s)).collect();
+        let anchored = self.anchored_bias(&row, &support, &best);
         let (correction, temperature) = if method.query_aware() {
-            let correction = keep[..d].iter().map(|k| k * self.imprint.scale).collect();
+            let correction = keep.iter().map(|k| k * self.imprint.scale).collect();
             (correction, self.query_temperature)
         } else {
             (Vec::new(), 0.0)
         };
-        Ok(EnrolledClass {
+        let mut class = EnrolledClass {
             id,
             name: name.to_string(),
             method,
             support,
             weight: row,
-            bias,
+            bias: 0.0,
             correction,
             temperature,
             examples,
-        })
+        };
+        class.bias = self.guarded_bias(anchored, base, |e| class.logit(e));
+        Ok(class)
     }
 }
 
-/// `Σ_j A_j·[W_j ; b_j]`.
-pub fn message(attention: &[f32], (w, b): (&[Vec<f32>], &[f32])) -> Vec<f32> {
-    let d = w.first().map_or(0, Vec::len);
-    let mut m = vec![0f32; d + 1];
-    for ((a, row), bias) in attention.iter().zip(w).zip(b) {
+/// The head's best logit for embedding `e`.
+pub fn best_logit((w, b): (&[Vec<f32>], &[f32]), e: &[f32]) -> f32 {
+    w.iter()
+        .zip(b)
+        .map(|(w, b)| dot(w, e) + b)
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `Σ_j A_j·W_j`.
+pub fn message(attention: &[f32], w: &[Vec<f32>]) -> Vec<f32> {
+    let mut m = vec![0f32; w.first().map_or(0, Vec::len)];
+    for (a, row) in attention.iter().zip(w) {
         m.iter_mut().zip(row).for_each(|(x, y)| *x += a * y);
-        m[d] += a * bias;
     }
     m
 }
@@ -429,9 +482,10 @@ impl Transfer {
         let d = card.config.dim;
         let ok = t.model_id == card.model_id()
             && t.imprint.offset.len() == d
-            && t.graph.keep.len() == d + 1
+            && t.graph.keep.len() == d
             && t.base_classes.len() == card.classes.len()
-            && t.base_prototypes.iter().all(|p| p.len() == d);
+            && t.base_prototypes.iter().all(|p| p.len() == d)
+            && t.base_exemplars.iter().all(|p| p.len() == d);
         if !ok {
             return Err(RuntimeError::file(
                 &path,
