@@ -1,13 +1,18 @@
 //! Single-window latency of compressed models on the runtime (`har compress`): the shipped
 //! HAPT student, pruned at 30 / 50 / 70 %, each also with int8 dense layers. Latency depends
 //! on the shape, not on the weights' values, so the pruning and the calibration run on the
-//! shipped weights and a few fixed windows. Run on one core:
+//! shipped weights and a few fixed windows. Also the narrower student shapes that bound what
+//! pruning heads and feed-forward units cannot reach (residual width 16, one head, with and
+//! without the spectral step), on seeded weights. Run on one core:
 //! `taskset -c 0 cargo bench -p har-model --bench compression`.
 
 use std::collections::HashMap;
 use std::path::Path;
 
+use candle_nn::VarMap;
 use criterion::{criterion_group, criterion_main, Criterion};
+use har_model::init::seeded_var_builder;
+use har_model::runtime::runtime_dmft;
 use har_model::compress::prune::prune;
 use har_runtime::config::DmftConfig;
 use har_runtime::dmft::Dmft;
@@ -67,6 +72,20 @@ fn benches(c: &mut Criterion) {
         let label = format!("student pruned {:.0} %", 100.0 * ratio);
         bench_one(c, &label, &pruned.config, &mut f32_model);
         bench_one(c, &format!("{label} int8"), &pruned.config, &mut int8_model);
+    }
+    for (dim, heads, spectral) in [(24, 2, true), (16, 1, true), (16, 1, false)] {
+        let config = DmftConfig {
+            dim,
+            heads,
+            spectral_tokens: spectral,
+            ..card.config.clone()
+        };
+        let varmap = VarMap::new();
+        har_model::dmft::Dmft::new(&config, seeded_var_builder(&varmap, 1)).unwrap();
+        let mut model = runtime_dmft(&config, &varmap).unwrap();
+        let spectral = if spectral { "" } else { ", no spectral step" };
+        let label = format!("student shape dim {dim}, {heads} head(s){spectral}");
+        bench_one(c, &label, &config, &mut model);
     }
 }
 
