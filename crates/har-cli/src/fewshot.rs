@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use har_model::fewshot::{
     enroll_model, evaluate_model, fit_model, EpisodeReport, EpisodeSettings, Examples, FitSettings,
 };
+use har_model::data::ModelPart;
 use har_model::pipeline::open_dataset;
 use har_runtime::fewshot::Method;
 
@@ -35,6 +36,10 @@ pub struct FitArgs {
     /// Adam steps of the graph transfer.
     #[arg(long, default_value_t = FitSettings::default().steps)]
     pub steps: usize,
+    /// Share of the stored base exemplars one enrolled class may take (the bias guard;
+    /// 1 turns it off).
+    #[arg(long, default_value_t = FitSettings::default().claim_budget)]
+    pub claim_budget: f32,
     /// Seed of the episodes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -70,6 +75,14 @@ pub struct EvalArgs {
     /// Window stride of the evaluation windows [default: the card's].
     #[arg(long)]
     pub stride: Option<usize>,
+    /// Episodes on `test` (the test split) or on `validation`: the model's held-out
+    /// training subjects, where choices are made.
+    #[arg(long, default_value = "test", value_parser = ["test", "validation"])]
+    pub split: String,
+    /// Split support from queries by recording, not by subject (datasets without subjects;
+    /// --support-subjects then counts recordings).
+    #[arg(long)]
+    pub by_recording: bool,
     /// Seed of the episodes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -134,6 +147,7 @@ fn fit_command(args: &FitArgs) -> Result<()> {
     let settings = FitSettings {
         steps: args.steps,
         seed: args.seed,
+        claim_budget: args.claim_budget,
         ..Default::default()
     };
     let t = fit_model(&args.model, &dataset, &settings)
@@ -163,7 +177,19 @@ fn eval_command(args: &EvalArgs) -> Result<()> {
             support_subjects: args.support_subjects,
             seed: args.seed,
         };
-        let report = evaluate_model(&args.model, &dataset, &args.novel, args.stride, &settings)
+        let report = evaluate_model(
+            &args.model,
+            &dataset,
+            &args.novel,
+            args.stride,
+            args.by_recording,
+            if args.split == "validation" {
+                ModelPart::Validation
+            } else {
+                ModelPart::Test
+            },
+            &settings,
+        )
             .with_context(|| format!("few-shot episodes on {}", args.dataset.display()))?;
         print_report(&report);
         reports.push(report);

@@ -28,6 +28,8 @@ pub struct FitSettings {
     pub queries: usize,
     /// Seed.
     pub seed: u64,
+    /// [`Transfer::claim_budget`].
+    pub claim_budget: f32,
 }
 
 impl Default for FitSettings {
@@ -38,6 +40,7 @@ impl Default for FitSettings {
             shots: vec![1, 5],
             queries: 8,
             seed: 1,
+            claim_budget: CLAIM_BUDGET,
         }
     }
 }
@@ -351,7 +354,7 @@ pub fn fit(
         base_classes: base.names.clone(),
         base_prototypes: prototypes,
         base_exemplars: exemplars(&mut Rng::new(settings.seed ^ 0xE7), base, &pools),
-        claim_budget: CLAIM_BUDGET,
+        claim_budget: settings.claim_budget,
         imprint,
         margin: 0.0,
         query_temperature: 0.0,

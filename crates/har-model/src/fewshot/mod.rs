@@ -169,12 +169,17 @@ pub fn fit_model(dir: &Path, dataset: &Dataset, settings: &FitSettings) -> Resul
 
 /// `har fewshot eval`: episodes on the dataset's test split, the novel classes given by label
 /// id (named as in the dataset, which the graph must use). `stride` overrides the card's
-/// window stride for the evaluation windows.
+/// window stride for the evaluation windows; `by_recording` splits support from queries by
+/// recording instead of by subject (for datasets without subject ids). With `part`
+/// [`ModelPart::Validation`] the episodes use the model's held-out validation subjects (every
+/// label) instead of the test split: where enrolment choices are made.
 pub fn evaluate_model(
     dir: &Path,
     dataset: &Dataset,
     novel: &[i32],
     stride: Option<usize>,
+    by_recording: bool,
+    part: ModelPart,
     settings: &EpisodeSettings,
 ) -> Result<EpisodeReport> {
     let model = FewShotModel::load(dir)?;
@@ -184,7 +189,27 @@ pub fn evaluate_model(
     if let Some(stride) = stride {
         preprocess.window.stride = stride;
     }
-    let (windows, _) = dataset_windows(dataset, Split::Test, &preprocess)?;
+    let (windows, _) = match part {
+        ModelPart::Test => dataset_windows(dataset, Split::Test, &preprocess)?,
+        ModelPart::Validation => {
+            let held = card.provenance.validation_subjects.clone();
+            if held.is_empty() {
+                return Err(ModelError::Invalid(format!(
+                    "{}: the model held no training subjects out for validation",
+                    card.model_id()
+                )));
+            }
+            let (mut w, report) = dataset_windows(dataset, Split::Train, &preprocess)?;
+            let subjects = w.subjects.clone();
+            w.retain(|i| held.contains(&subjects[i]));
+            (w, report)
+        }
+        ModelPart::Training => {
+            return Err(ModelError::Invalid(
+                "episodes on the training windows measure nothing".into(),
+            ))
+        }
+    };
     let base_ids: Vec<i32> = card.classes.iter().map(|c| c.id).collect();
     if let Some(id) = novel.iter().find(|id| base_ids.contains(id)) {
         return Err(ModelError::Invalid(format!(
@@ -196,6 +221,9 @@ pub fn evaluate_model(
         .map(|&id| (id, dataset.manifest.class_name(id)))
         .collect();
     let mut embedded = embed(&model.loaded, &windows)?;
+    if by_recording {
+        embedded.subjects.clone_from(&windows.recordings);
+    }
     let keep: Vec<bool> = embedded
         .labels
         .iter()
