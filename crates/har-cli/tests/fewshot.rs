@@ -58,14 +58,21 @@ fn enrolment_is_deterministic_refuses_what_cannot_fit_and_evaluates_beside_the_b
     let enrolled: serde_json::Value = serde_json::from_slice(&read(&a)).unwrap();
     let class = &enrolled["classes"][0];
     assert_eq!(class["id"], 11, "the examples' label id is kept");
-    assert_eq!(class["method"], "query-aware-graph");
+    assert_eq!(class["method"], "query-aware");
     assert_eq!(class["support"].as_array().unwrap().len(), 2);
 
     // What cannot be enrolled is refused with the reason, and the file is left as it was.
     let refusals: [(&[&str], &str); 4] = [
         (&["--name", "WALKING", "--label", "11"], "already taken"),
         (
-            &["--name", "NOT_IN_THE_GRAPH", "--label", "7"],
+            &[
+                "--name",
+                "NOT_IN_THE_GRAPH",
+                "--label",
+                "7",
+                "--method",
+                "graph",
+            ],
             "activity_graph.json",
         ),
         (

@@ -11,9 +11,9 @@ use std::path::Path;
 
 use candle_nn::VarMap;
 use criterion::{criterion_group, criterion_main, Criterion};
+use har_model::compress::prune::prune;
 use har_model::init::seeded_var_builder;
 use har_model::runtime::runtime_dmft;
-use har_model::compress::prune::prune;
 use har_runtime::config::DmftConfig;
 use har_runtime::dmft::Dmft;
 use har_runtime::model_dir;
