@@ -47,6 +47,16 @@ impl Embedded {
             .collect()
     }
 
+    /// Keeps the windows whose label passes `keep`.
+    pub fn retain_labels(&mut self, keep: impl Fn(i32) -> bool) {
+        let kept: Vec<usize> = (0..self.labels.len())
+            .filter(|&i| keep(self.labels[i]))
+            .collect();
+        self.embeddings = self.rows(&kept);
+        self.labels = kept.iter().map(|&i| self.labels[i]).collect();
+        self.subjects = kept.iter().map(|&i| self.subjects[i].clone()).collect();
+    }
+
     /// The embeddings at `indices`.
     pub fn rows(&self, indices: &[usize]) -> Vec<Vec<f32>> {
         indices
@@ -224,17 +234,7 @@ pub fn evaluate_model(
     if by_recording {
         embedded.subjects.clone_from(&windows.recordings);
     }
-    let keep: Vec<bool> = embedded
-        .labels
-        .iter()
-        .map(|l| base_ids.contains(l) || novel.iter().any(|n| n.0 == *l))
-        .collect();
-    let mut k = keep.iter();
-    embedded.embeddings.retain(|_| *k.next().unwrap_or(&false));
-    let mut k = keep.iter();
-    embedded.labels.retain(|_| *k.next().unwrap_or(&false));
-    let mut k = keep.iter();
-    embedded.subjects.retain(|_| *k.next().unwrap_or(&false));
+    embedded.retain_labels(|l| base_ids.contains(&l) || novel.iter().any(|n| n.0 == l));
     let data = EpisodeData {
         windows: &embedded,
         head: (&model.head.0, &model.head.1),
