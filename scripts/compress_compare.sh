@@ -13,7 +13,9 @@
 # [models/hapt-student, which carries its activation_stats.json]; DATASET [data/hapt];
 # SYNTH_WINDOWS / SYNTH_STEPS the data-free synthesis [1024 / 100]; REAL_EPOCHS the
 # fine-tuning epochs on the real windows [10: 1,120 steps over 7,143 windows, more steps
-# than the data-free runs' 30 epochs of 1,024 windows (480)].
+# than the data-free runs' 30 epochs of 1,024 windows (480)]; WIDTH narrows the residual
+# width too (`--width`; runs named rRATIO-wWIDTH-…, no int8: a narrower model needs its own
+# feature statistics for data-free calibration).
 set -euo pipefail
 out=${1:?usage: compress_compare.sh OUT_DIR JOB...}
 shift
@@ -33,6 +35,11 @@ for job in "$@"; do
     int8) name="unpruned" ;;
     *) echo "unknown job $job" >&2; exit 2 ;;
   esac
+  if [ -n "${WIDTH:-}" ]; then
+    [ "$kind" = int8 ] && { echo "WIDTH: no int8 jobs" >&2; exit 2; }
+    name="${name/r$ratio-/r$ratio-w$WIDTH-}"
+    extra+=(--width "$WIDTH")
+  fi
   run="$out/$name"
   if [ "$kind" != int8 ] && [ ! -f "$run/eval-test.json" ]; then
     rm -rf "$run"
@@ -41,6 +48,7 @@ for job in "$@"; do
   fi
   src=$run
   [ "$kind" = int8 ] && src=$model
+  if [ -n "${WIDTH:-}" ]; then echo "$job done"; continue; fi
   if [ ! -f "$run-int8-s$seed/eval-test.json" ]; then
     rm -rf "$run-int8-s$seed"
     "$har" compress quantize --model "$src" --data-free --calibration-windows 128 --seed "$seed" \

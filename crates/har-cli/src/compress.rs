@@ -74,6 +74,11 @@ pub struct PruneArgs {
     /// The new model directory.
     #[arg(long)]
     pub out: PathBuf,
+    /// Also narrow the residual width (token / projection channels) to this many channels: a
+    /// multiple of the head width that holds every layer's remaining heads (e.g. 16 after
+    /// --ratio 0.5 on the shipped student).
+    #[arg(long)]
+    pub width: Option<usize>,
     /// Fine-tune on windows synthesised from the model itself (reads no data; needs the
     /// model's activation_stats.json).
     #[arg(long, conflicts_with = "dataset")]
@@ -180,6 +185,7 @@ fn prune_command(args: &PruneArgs) -> Result<()> {
     let outcome = prune_model(&PruneOptions {
         model: args.model.clone(),
         ratio: args.ratio,
+        width: args.width,
         fine_tune,
         mimic: MimicConfig {
             epochs: args.epochs,

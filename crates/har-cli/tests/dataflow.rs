@@ -274,6 +274,7 @@ fn other_architectures_and_compressed_models_run_in_the_dataflow_with_no_special
     har_model::compress::prune_model(&har_model::compress::PruneOptions {
         model: repo().join("models/hapt-student"),
         ratio: 0.5,
+        width: None,
         fine_tune: har_model::compress::FineTune::None,
         mimic: Default::default(),
         out: pruned.clone(),

@@ -264,6 +264,7 @@ fn fine_tuning_lowers_the_feature_loss_and_keeps_the_head() {
             learning_rate: 3e-3,
             seed: 1,
         },
+        None,
     )
     .unwrap();
     assert!(
@@ -351,4 +352,58 @@ fn an_int8_model_round_trips_through_its_file_and_predicts_like_the_f32_one() {
     }
     assert!(worst < 0.03, "probabilities differ by {worst}");
     assert!(differs, "the int8 kernel ran");
+}
+
+#[test]
+fn width_pruning_keeps_the_strongest_channels_and_the_fine_tuning_repairs_the_rest() {
+    let config = config();
+    let mut tensors = random_tensors(&config, 5);
+    // Residual channel 2 carries the largest layer-norm gains everywhere: it must stay.
+    for (name, t) in tensors.iter_mut() {
+        if name.contains("norm") && name.ends_with("weight") {
+            t.values[2] *= 50.0;
+        }
+    }
+    let headed = prune(&config, &tensors, 0.5).unwrap();
+    assert!(har_model::compress::width::prune_width(headed.clone(), 6).is_err());
+    let (narrow, kept) = har_model::compress::width::prune_width(headed, 8).unwrap();
+    assert_eq!(kept.len(), 8);
+    assert!(kept.contains(&2), "{kept:?}");
+    assert!(kept.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!((narrow.config.dim, narrow.config.heads), (8, 2));
+    assert_eq!(narrow.config.head_dim(), config.head_dim());
+    // The narrower model loads in both engines, every tensor of its new shape.
+    let mut rt = runtime(&narrow.config, &narrow.tensors);
+    let x: Vec<Vec<f32>> = (0..2).map(|m| vec![0.1 * m as f32 + 0.2; 16 * 3]).collect();
+    let refs: Vec<&[f32]> = x.iter().map(Vec::as_slice).collect();
+    assert!(rt.predict(&refs).unwrap().iter().all(|p| p.is_finite()));
+    let (student, varmap) = candle_model(
+        &narrow.config,
+        &Weights::new(Path::new("<narrow>"), narrow.tensors.clone()).unwrap(),
+    )
+    .unwrap();
+    let (teacher, _) = candle_model(
+        &config,
+        &Weights::new(Path::new("<wide>"), tensors.clone()).unwrap(),
+    )
+    .unwrap();
+    let mut rng = Rng::new(9);
+    let report = mimic(
+        &teacher,
+        &student,
+        &varmap,
+        &random_windows(48, &mut rng),
+        &MimicConfig {
+            epochs: 8,
+            batch_size: 16,
+            learning_rate: 3e-3,
+            seed: 1,
+        },
+        Some(&kept),
+    )
+    .unwrap();
+    assert!(
+        report.last_epoch_loss < 0.7 * report.first_epoch_loss,
+        "{report:?}"
+    );
 }

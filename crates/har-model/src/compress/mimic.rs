@@ -74,32 +74,50 @@ fn mse(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok((a - b)?.sqr()?.mean_all()?)
 }
 
-/// The feature-matching loss of `student` against `teacher` on inputs `xs`.
-pub fn mimic_loss(teacher: &Dmft, student: &Dmft, xs: &[Tensor]) -> Result<Tensor> {
+/// The teacher's features on the student's channels: all of them, or the residual channels
+/// a width-pruned student kept (`channels`, indices into the teacher's last axis).
+fn on_channels(t: &Tensor, channels: Option<&Tensor>) -> Result<Tensor> {
+    Ok(match channels {
+        Some(idx) => t.index_select(idx, t.rank() - 1)?,
+        None => t.clone(),
+    })
+}
+
+/// The feature-matching loss of `student` against `teacher` on inputs `xs`; a student of
+/// narrower residual width matches the teacher's features on its kept `channels`.
+pub fn mimic_loss(
+    teacher: &Dmft,
+    student: &Dmft,
+    xs: &[Tensor],
+    channels: Option<&Tensor>,
+) -> Result<Tensor> {
     let mut loss = Tensor::zeros((), candle_core::DType::F32, &candle_core::Device::Cpu)?;
     let mut teacher_tokens = Vec::with_capacity(xs.len());
     let mut student_tokens = Vec::with_capacity(xs.len());
     for (m, x) in xs.iter().enumerate() {
         let target = teacher.encode(m, x, false)?.detach();
         let tokens = student.encode(m, x, true)?;
-        loss = (loss + mse(&tokens, &target)?)?;
+        loss = (loss + mse(&tokens, &on_channels(&target, channels)?)?)?;
         teacher_tokens.push(target);
         student_tokens.push(tokens);
     }
     let target = teacher.fuse(&teacher_tokens, None, false)?;
     let output = student.fuse(&student_tokens, None, true)?;
-    loss = (loss + mse(&output.fused, &target.fused.detach())?)?;
+    let fused = on_channels(&target.fused.detach(), channels)?;
+    loss = (loss + mse(&output.fused, &fused)?)?;
     Ok((loss + mse(&output.logits, &target.logits.detach())?)?)
 }
 
 /// Fine-tunes `student` (its parameters in `varmap`, the head frozen) to mimic `teacher` on
-/// every window of `data`.
+/// every window of `data`; `channels`: the teacher's residual channels a width-pruned
+/// student kept.
 pub fn mimic(
     teacher: &Dmft,
     student: &Dmft,
     varmap: &VarMap,
     data: &TensorData,
     config: &MimicConfig,
+    channels: Option<&[usize]>,
 ) -> Result<MimicReport> {
     if data.is_empty() || config.batch_size == 0 || config.epochs == 0 {
         return Err(ModelError::Invalid(
@@ -107,6 +125,12 @@ pub fn mimic(
         ));
     }
     let started = Instant::now();
+    let channels = channels
+        .map(|c| {
+            let idx: Vec<u32> = c.iter().map(|&i| i as u32).collect();
+            Tensor::new(idx.as_slice(), &candle_core::Device::Cpu)
+        })
+        .transpose()?;
     let trainable: Vec<_> = {
         let vars = varmap.data().lock().expect("varmap lock");
         let mut named: Vec<_> = vars
@@ -142,7 +166,7 @@ pub fn mimic(
                 * (1.0 + (std::f64::consts::PI * step as f64 / total).cos());
             optimizer.set_learning_rate(lr);
             let inputs = data.inputs(indices, None)?;
-            let loss = mimic_loss(teacher, student, &inputs)?;
+            let loss = mimic_loss(teacher, student, &inputs, channels.as_ref())?;
             let value = f64::from(loss.to_scalar::<f32>()?);
             if !value.is_finite() {
                 return Err(ModelError::Invalid(format!(

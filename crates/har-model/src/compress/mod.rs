@@ -20,6 +20,7 @@ pub mod mimic;
 pub mod prune;
 pub mod stats;
 pub mod synthesis;
+pub mod width;
 
 use std::path::{Path, PathBuf};
 
@@ -60,6 +61,8 @@ pub struct PruneOptions {
     pub model: PathBuf,
     /// Share of each layer's heads and feed-forward units removed.
     pub ratio: f64,
+    /// Residual width after pruning (`None`: kept; see [`width`]).
+    pub width: Option<usize>,
     /// The fine-tuning.
     pub fine_tune: FineTune,
     /// Settings of the fine-tuning (when there is one).
@@ -135,6 +138,13 @@ impl Source {
 pub fn prune_model(options: &PruneOptions) -> Result<PruneOutcome> {
     let source = Source::read(&options.model)?;
     let pruned = prune::prune(&source.card.config, source.weights.tensors(), options.ratio)?;
+    let (pruned, channels) = match options.width {
+        Some(w) => {
+            let (p, kept) = width::prune_width(pruned, w)?;
+            (p, Some(kept))
+        }
+        None => (pruned, None),
+    };
     let (student, varmap) = candle_model(
         &pruned.config,
         &Weights::new(Path::new("<pruned weights>"), pruned.tensors)?,
@@ -162,6 +172,7 @@ pub fn prune_model(options: &PruneOptions) -> Result<PruneOutcome> {
                 &varmap,
                 &windows,
                 &options.mimic,
+                channels.as_deref(),
             )?)
         }
         None => None,
@@ -171,6 +182,7 @@ pub fn prune_model(options: &PruneOptions) -> Result<PruneOutcome> {
     card.role = format!("{}-pruned", source.card.role);
     let settings = serde_json::json!({
         "ratio": options.ratio,
+        "width": options.width,
         "fine_tune": options.fine_tune,
         "mimic": mimic_report.as_ref().map(|_| &options.mimic),
         "synthesis": synthesis_report,
@@ -179,10 +191,13 @@ pub fn prune_model(options: &PruneOptions) -> Result<PruneOutcome> {
     card.provenance.compressed_from = Some((source.card.model_id(), settings));
     artifact::save(&options.out, &mut card, &varmap, &source.normalizer, &[])?;
     // The source's feature statistics stay the target for synthesising windows (int8
-    // calibration, a further pruning): the pruned backbone keeps the residual width and is
-    // fine-tuned towards the same features.
-    if let Ok(stats) = ActivationStats::read(&options.model) {
-        stats.save(&options.out)?;
+    // calibration, a further pruning) while the residual width is kept: the pruned backbone
+    // is fine-tuned towards the same features. A narrower width has other features; its
+    // statistics must be recorded again (`har compress stats`).
+    if options.width.is_none() {
+        if let Ok(stats) = ActivationStats::read(&options.model) {
+            stats.save(&options.out)?;
+        }
     }
     Ok(PruneOutcome {
         source: source.card.model_id(),

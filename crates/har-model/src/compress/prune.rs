@@ -52,7 +52,7 @@ fn tensor<'a>(tensors: &'a HashMap<String, WeightTensor>, name: &str) -> Result<
 }
 
 /// The rows `rows` of a `[R, C]` tensor (or of a vector).
-fn keep_rows(t: &WeightTensor, rows: &[usize]) -> WeightTensor {
+pub(crate) fn keep_rows(t: &WeightTensor, rows: &[usize]) -> WeightTensor {
     let cols: usize = t.shape[1..].iter().product();
     let mut shape = t.shape.clone();
     shape[0] = rows.len();
@@ -66,7 +66,7 @@ fn keep_rows(t: &WeightTensor, rows: &[usize]) -> WeightTensor {
 }
 
 /// The columns `cols` of a `[R, C]` tensor.
-fn keep_columns(t: &WeightTensor, cols: &[usize]) -> WeightTensor {
+pub(crate) fn keep_columns(t: &WeightTensor, cols: &[usize]) -> WeightTensor {
     let width = t.shape[1];
     WeightTensor {
         shape: vec![t.shape[0], cols.len()],
@@ -78,12 +78,12 @@ fn keep_columns(t: &WeightTensor, cols: &[usize]) -> WeightTensor {
     }
 }
 
-fn l1(values: impl Iterator<Item = f32>) -> f64 {
+pub(crate) fn l1(values: impl Iterator<Item = f32>) -> f64 {
     values.map(|v| f64::from(v.abs())).sum()
 }
 
 /// Indices of the `keep` largest scores, ascending (ties keep the earlier unit).
-fn strongest(scores: &[f64], keep: usize) -> Vec<usize> {
+pub(crate) fn strongest(scores: &[f64], keep: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     let mut kept = order[..keep.min(order.len())].to_vec();
