@@ -19,6 +19,7 @@ pub mod preprocess;
 pub mod recording;
 pub mod rng;
 pub mod schema;
+pub mod segments;
 pub mod streams;
 
 pub use error::{HarError, Result};

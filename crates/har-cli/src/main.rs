@@ -8,6 +8,7 @@ mod fewshot;
 mod fuzz;
 mod model;
 mod plot;
+mod segment;
 mod sql;
 mod timeline;
 
@@ -56,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: fewshot::FewShotCommand,
     },
+    /// Whole recordings to activity segments, scored with the action-segmentation metrics.
+    Segment {
+        #[command(subcommand)]
+        command: segment::SegmentCommand,
+    },
     /// Export a model for other runtimes.
     Export {
         #[command(subcommand)]
@@ -94,6 +100,7 @@ fn main() -> Result<()> {
         Command::Compress { command } => compress::run(command),
         Command::Enroll(args) => fewshot::enroll_command(&args),
         Command::Fewshot { command } => fewshot::run(command),
+        Command::Segment { command } => segment::run(command),
         Command::Plot {
             command: PlotCommand::Timeline(args),
         } => timeline::timeline_command(&args),

@@ -29,6 +29,7 @@ pub mod mixup;
 pub mod ops;
 pub mod pipeline;
 pub mod runtime;
+pub mod segmentation;
 pub mod sequence_layers;
 pub mod spectrum;
 pub mod train;
