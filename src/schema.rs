@@ -40,6 +40,8 @@ pub enum SchemaName {
     LogWindows,
     /// Logged node health counters (Parquet table).
     LogNodeHealth,
+    /// Activity segments (stream: segment → log, and Parquet table).
+    LogSegments,
     /// One modality of a recording on disk (Parquet file).
     RecordingSamples,
     /// Label intervals of a recording on disk (Parquet file).
@@ -48,7 +50,7 @@ pub enum SchemaName {
 
 impl SchemaName {
     /// All schemas, in a fixed order.
-    pub const ALL: [SchemaName; 9] = [
+    pub const ALL: [SchemaName; 10] = [
         SchemaName::SensorChunk,
         SchemaName::Window,
         SchemaName::TokenEmbedding,
@@ -56,6 +58,7 @@ impl SchemaName {
         SchemaName::LogPredictions,
         SchemaName::LogWindows,
         SchemaName::LogNodeHealth,
+        SchemaName::LogSegments,
         SchemaName::RecordingSamples,
         SchemaName::RecordingLabels,
     ];
@@ -70,6 +73,7 @@ impl SchemaName {
             SchemaName::LogPredictions => "log_predictions",
             SchemaName::LogWindows => "log_windows",
             SchemaName::LogNodeHealth => "log_node_health",
+            SchemaName::LogSegments => "log_segments",
             SchemaName::RecordingSamples => "recording_samples",
             SchemaName::RecordingLabels => "recording_labels",
         }
@@ -82,6 +86,7 @@ impl SchemaName {
             SchemaName::LogPredictions => Some("predictions"),
             SchemaName::LogWindows => Some("windows"),
             SchemaName::LogNodeHealth => Some("node_health"),
+            SchemaName::LogSegments => Some("segments"),
             _ => None,
         }
     }
@@ -95,6 +100,7 @@ impl SchemaName {
             SchemaName::LogPredictions => include_str!("../schemas/log_predictions.json"),
             SchemaName::LogWindows => include_str!("../schemas/log_windows.json"),
             SchemaName::LogNodeHealth => include_str!("../schemas/log_node_health.json"),
+            SchemaName::LogSegments => include_str!("../schemas/log_segments.json"),
             SchemaName::RecordingSamples => include_str!("../schemas/recording_samples.json"),
             SchemaName::RecordingLabels => include_str!("../schemas/recording_labels.json"),
         }

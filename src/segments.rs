@@ -43,6 +43,8 @@ pub struct Segment {
     pub label: i32,
     /// Duration-weighted mean confidence of the spans of its own label.
     pub confidence: f32,
+    /// Spans that fell into it (absorbed ones included).
+    pub spans: usize,
 }
 
 impl Segment {
@@ -70,6 +72,7 @@ struct Run {
     /// Σ confidence × duration over the spans of `label`, and Σ duration.
     weighted: f64,
     weight: f64,
+    spans: usize,
 }
 
 impl Run {
@@ -81,11 +84,19 @@ impl Run {
             label: span.label,
             weighted: f64::from(span.confidence) * d,
             weight: d,
+            spans: 1,
         }
+    }
+
+    /// Takes in a run of another label that ended too short.
+    fn absorb(&mut self, other: &Run) {
+        self.end_ns = self.end_ns.max(other.end_ns);
+        self.spans += other.spans;
     }
 
     fn add(&mut self, span: &Span) {
         self.end_ns = self.end_ns.max(span.end_ns);
+        self.spans += 1;
         if span.label == self.label {
             let d = span.end_ns.saturating_sub(span.start_ns).max(0) as f64;
             self.weighted += f64::from(span.confidence) * d;
@@ -107,6 +118,7 @@ impl Run {
             } else {
                 0.0
             },
+            spans: self.spans,
         }
     }
 }
@@ -148,7 +160,7 @@ impl Segmenter {
             (Some(o), pending) if o.label == span.label => {
                 // A blip of another label ended short: the segment absorbs it and goes on.
                 if let Some(p) = pending.take() {
-                    o.end_ns = o.end_ns.max(p.end_ns);
+                    o.absorb(&p);
                 }
                 o.add(&span);
             }
@@ -156,9 +168,12 @@ impl Segmenter {
                 let mut run = Run::new(&span);
                 if let Some(p) = pending.take() {
                     match open {
-                        Some(o) => o.end_ns = o.end_ns.max(p.end_ns),
+                        Some(o) => o.absorb(&p),
                         // At the start of a stream a short run joins the run after it.
-                        None => run.start_ns = p.start_ns,
+                        None => {
+                            run.start_ns = p.start_ns;
+                            run.spans += p.spans;
+                        }
                     }
                 }
                 *pending = Some(run);
@@ -183,7 +198,7 @@ impl Segmenter {
         let pending = self.pending.take();
         let open = match (self.open.take(), pending) {
             (Some(mut o), Some(p)) => {
-                o.end_ns = o.end_ns.max(p.end_ns);
+                o.absorb(&p);
                 Some(o)
             }
             (o, p) => o.or(p),
@@ -201,28 +216,99 @@ pub fn segments(spans: &[Span], rule: SegmentRule) -> Vec<Segment> {
     out
 }
 
-/// Majority smoothing of a label sequence over a centred window of `k` labels (odd `k`;
-/// ties keep the label in the middle).
+/// The most frequent label of `window`; a tie keeps `centre` when it is among the most
+/// frequent, else the smallest label id.
+pub fn majority(window: &[i32], centre: i32) -> i32 {
+    let mut counts: BTreeMap<i32, usize> = BTreeMap::new();
+    for &l in window {
+        *counts.entry(l).or_default() += 1;
+    }
+    let best = counts.values().copied().max().unwrap_or(0);
+    if counts.get(&centre) == Some(&best) {
+        centre
+    } else {
+        counts
+            .iter()
+            .find(|(_, &c)| c == best)
+            .map_or(centre, |(&l, _)| l)
+    }
+}
+
+/// Majority smoothing of a label sequence over a centred window of `k` labels (`k / 2` on
+/// each side, cut at the ends; ties as [`majority`]).
 pub fn majority_smooth(labels: &[i32], k: usize) -> Vec<i32> {
     let half = k / 2;
     (0..labels.len())
         .map(|i| {
             let window = &labels[i.saturating_sub(half)..(i + half + 1).min(labels.len())];
-            let mut counts: BTreeMap<i32, usize> = BTreeMap::new();
-            for &l in window {
-                *counts.entry(l).or_default() += 1;
-            }
-            let best = counts.values().copied().max().unwrap_or(0);
-            if counts.get(&labels[i]) == Some(&best) {
-                labels[i]
-            } else {
-                counts
-                    .iter()
-                    .find(|(_, &c)| c == best)
-                    .map_or(labels[i], |(&l, _)| l)
-            }
+            majority(window, labels[i])
         })
         .collect()
+}
+
+/// [`majority_smooth`] online: items in, items with their smoothed label out, `k / 2` items
+/// late; [`OnlineMajority::finish`] releases the rest. The output equals the offline one.
+#[derive(Debug, Clone)]
+pub struct OnlineMajority<T> {
+    half: usize,
+    /// The last labels seen (at most `2·half + 1`) and the items not yet released.
+    labels: std::collections::VecDeque<i32>,
+    items: std::collections::VecDeque<(T, i32)>,
+    /// Index (in `labels`) of the next item to release.
+    next: usize,
+}
+
+impl<T> OnlineMajority<T> {
+    /// Smoothing over `k` labels.
+    pub fn new(k: usize) -> Self {
+        Self {
+            half: k / 2,
+            labels: Default::default(),
+            items: Default::default(),
+            next: 0,
+        }
+    }
+
+    /// Takes the next item and its label; returns the items now released.
+    pub fn push(&mut self, item: T, label: i32) -> Vec<(T, i32)> {
+        self.labels.push_back(label);
+        self.items.push_back((item, label));
+        let mut out = Vec::new();
+        // The item `half` behind the newest has its whole window.
+        while self.next + self.half < self.labels.len() {
+            out.push(self.release(self.labels.len()));
+        }
+        out
+    }
+
+    /// Releases every item still held (their windows cut at the end).
+    pub fn finish(&mut self) -> Vec<(T, i32)> {
+        let mut out = Vec::new();
+        while !self.items.is_empty() {
+            out.push(self.release(self.labels.len()));
+        }
+        self.labels.clear();
+        self.next = 0;
+        out
+    }
+
+    fn release(&mut self, end: usize) -> (T, i32) {
+        let i = self.next;
+        let window: Vec<i32> = self
+            .labels
+            .range(i.saturating_sub(self.half)..(i + self.half + 1).min(end))
+            .copied()
+            .collect();
+        let (item, label) = self.items.pop_front().expect("an item per label");
+        let smoothed = majority(&window, label);
+        self.next += 1;
+        // Keep only the labels a later window can still reach.
+        while self.next > self.half && self.labels.len() > 2 * self.half + 1 {
+            self.labels.pop_front();
+            self.next -= 1;
+        }
+        (item, smoothed)
+    }
 }
 
 /// Segments of a per-time-step label sequence on a regular grid (`UNLABELLED` steps make
@@ -234,12 +320,16 @@ pub fn label_runs(labels: &[i32], timestamps_ns: &[i64], period_ns: i64) -> Vec<
             continue;
         }
         match out.last_mut() {
-            Some(s) if s.label == l && i > 0 && labels[i - 1] == l => s.end_ns = t + period_ns,
+            Some(s) if s.label == l && i > 0 && labels[i - 1] == l => {
+                s.end_ns = t + period_ns;
+                s.spans += 1;
+            }
             _ => out.push(Segment {
                 start_ns: t,
                 end_ns: t + period_ns,
                 label: l,
                 confidence: 1.0,
+                spans: 1,
             }),
         }
     }
@@ -301,7 +391,9 @@ pub fn edit_score(predicted: &[Segment], truth: &[Segment]) -> f64 {
         row[0] = i + 1;
         for (j, b) in t.iter().enumerate() {
             let here = row[j + 1];
-            row[j + 1] = (row[j + 1] + 1).min(row[j] + 1).min(prev + usize::from(a != b));
+            row[j + 1] = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(prev + usize::from(a != b));
             prev = here;
         }
     }
@@ -340,17 +432,18 @@ pub fn f1_at(predicted: &[Segment], truth: &[Segment], k: f64) -> f64 {
     if tp == 0 {
         return 0.0;
     }
-    let (precision, recall) = (
-        tp as f64 / (tp + fp) as f64,
-        tp as f64 / (tp + fn_) as f64,
-    );
+    let (precision, recall) = (tp as f64 / (tp + fp) as f64, tp as f64 / (tp + fn_) as f64);
     100.0 * 2.0 * precision * recall / (precision + recall)
 }
 
 /// For each true segment whose label is in `labels`: the mean of its start and end errors
 /// (seconds) against the predicted segment of the same label that overlaps it most, or
 /// `None` when no predicted segment of its label overlaps it (missed).
-pub fn boundary_errors(predicted: &[Segment], truth: &[Segment], labels: &[i32]) -> Vec<Option<f64>> {
+pub fn boundary_errors(
+    predicted: &[Segment],
+    truth: &[Segment],
+    labels: &[i32],
+) -> Vec<Option<f64>> {
     truth
         .iter()
         .filter(|t| labels.contains(&t.label))
@@ -358,7 +451,12 @@ pub fn boundary_errors(predicted: &[Segment], truth: &[Segment], labels: &[i32])
             predicted
                 .iter()
                 .filter(|p| p.label == t.label)
-                .map(|p| (p, (p.end_ns.min(t.end_ns) - p.start_ns.max(t.start_ns)).max(0)))
+                .map(|p| {
+                    (
+                        p,
+                        (p.end_ns.min(t.end_ns) - p.start_ns.max(t.start_ns)).max(0),
+                    )
+                })
                 .filter(|(_, overlap)| *overlap > 0)
                 .max_by_key(|(_, overlap)| *overlap)
                 .map(|(p, _)| {
@@ -446,6 +544,7 @@ mod tests {
             end_ns: b * S,
             label: l,
             confidence: 1.0,
+            spans: 1,
         };
         let truth = [seg(0, 10, 1), seg(10, 14, 7), seg(14, 30, 4)];
         assert_eq!(edit_score(&truth, &truth), 100.0);
@@ -463,11 +562,30 @@ mod tests {
         // Ground truth from per-step labels: runs, with unlabelled steps as gaps.
         let steps = [1, 1, -1, 2, 2, 2];
         let t: Vec<i64> = (0..6).map(|i| i * S).collect();
+        assert_eq!(summary(&label_runs(&steps, &t, S)), [(0, 2, 1), (3, 6, 2)]);
         assert_eq!(
-            summary(&label_runs(&steps, &t, S)),
-            [(0, 2, 1), (3, 6, 2)]
+            majority_smooth(&[1, 1, 2, 1, 1, 3, 3], 3),
+            [1, 1, 1, 1, 1, 3, 3]
         );
-        assert_eq!(majority_smooth(&[1, 1, 2, 1, 1, 3, 3], 3), [1, 1, 1, 1, 1, 3, 3]);
+        // Online smoothing releases the same labels, k / 2 items late.
+        let labels = [1, 2, 2, 1, 3, 3, 1, 1, 2, 3, 3, 3, 1];
+        for k in [1, 3, 5, 9] {
+            let mut online = OnlineMajority::new(k);
+            let mut got = Vec::new();
+            for (i, &l) in labels.iter().enumerate() {
+                let out = online.push(i, l);
+                assert!(
+                    out.iter().all(|(j, _)| j + k / 2 <= i),
+                    "k {k}: released early"
+                );
+                got.extend(out);
+            }
+            got.extend(online.finish());
+            let order: Vec<usize> = got.iter().map(|(i, _)| *i).collect();
+            assert_eq!(order, (0..labels.len()).collect::<Vec<_>>());
+            let smoothed: Vec<i32> = got.iter().map(|(_, l)| *l).collect();
+            assert_eq!(smoothed, majority_smooth(&labels, k), "k {k}");
+        }
         // Scoring only where there is truth: a prediction across a gap is cut in two.
         let regions = labelled_regions(&steps, &t, S);
         assert_eq!(regions, [(0, 2 * S), (3 * S, 6 * S)]);

@@ -68,8 +68,13 @@ fn eval_command(args: &EvalArgs) -> Result<()> {
         min_duration_s: args.min_duration,
         boundary_labels: args.boundary_labels.clone(),
     };
-    let r = evaluate_sliding(&args.model, &dataset, part, &settings)
-        .with_context(|| format!("segmenting {} with {}", args.dataset.display(), args.model.display()))?;
+    let r = evaluate_sliding(&args.model, &dataset, part, &settings).with_context(|| {
+        format!(
+            "segmenting {} with {}",
+            args.dataset.display(),
+            args.model.display()
+        )
+    })?;
     println!(
         "{} recordings: frame accuracy {:.2} %, edit {:.2}, F1@10/25/50 {:.2} / {:.2} / {:.2}",
         r.recordings.len(),

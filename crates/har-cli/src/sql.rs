@@ -1,7 +1,8 @@
 //! `har sql`: SQL (DataFusion) over the log tables the dataflow's log node writes.
 //!
 //! Tables, each registered over every run's sealed files under the log folder:
-//! `predictions` (`<dir>/predictions/run_id=*/part-*.parquet`), `windows` and `node_health`;
+//! `predictions` (`<dir>/predictions/run_id=*/part-*.parquet`), `windows`, `node_health` and
+//! `segments`;
 //! their columns are those of `schemas/log_*.json`. Files still being written end in
 //! `.inprogress` and are never read.
 
@@ -14,10 +15,11 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use har_core::schema::SchemaName;
 
 /// The log tables; each is registered under its folder's name.
-const TABLES: [SchemaName; 3] = [
+const TABLES: [SchemaName; 4] = [
     SchemaName::LogPredictions,
     SchemaName::LogWindows,
     SchemaName::LogNodeHealth,
+    SchemaName::LogSegments,
 ];
 
 fn table_names() -> Vec<&'static str> {

@@ -166,6 +166,7 @@ fn dataflow_predicts_every_window_like_the_offline_model() {
             "fuse",
             "log",
             "preprocess",
+            "segment",
             "sensor-ingest"
         ]
     );

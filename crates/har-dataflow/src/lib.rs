@@ -28,6 +28,7 @@ pub mod pacing;
 pub mod reconcile;
 pub mod replay;
 pub mod runtime;
+pub mod segmenting;
 pub mod settings;
 pub mod testing;
 pub mod windower;

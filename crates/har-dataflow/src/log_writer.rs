@@ -28,6 +28,8 @@ pub enum Rows {
     Windows(RecordBatch),
     /// `log_node_health` rows.
     Health(RecordBatch),
+    /// `log_segments` rows.
+    Segments(RecordBatch),
     /// The run's inputs ended: count every window still without a prediction, reply with
     /// the final count.
     EndOfRun(SyncSender<u64>),
@@ -61,12 +63,13 @@ pub const RECONCILE_HORIZON: Duration = Duration::from_secs(60);
 /// Windows tracked for reconciliation at most.
 const MAX_RECONCILED: usize = 1 << 20;
 
-/// The writer thread's state: the three tables and the reconciliation.
+/// The writer thread's state: the four tables and the reconciliation.
 struct Tables {
     run_id: String,
     predictions: RollingParquetWriter,
     windows: RollingParquetWriter,
     health: RollingParquetWriter,
+    segments: RollingParquetWriter,
     reconciler: Reconciler,
     counts: Arc<WriterCounts>,
 }
@@ -79,6 +82,7 @@ impl Tables {
             Rows::Predictions(batch) => self.write_predictions(batch),
             Rows::Windows(batch) => self.write_windows(batch),
             Rows::Health(batch) => self.health.write(batch),
+            Rows::Segments(batch) => self.segments.write(batch),
             Rows::EndOfRun(reply) => {
                 self.reconciler.finish();
                 self.publish();
@@ -126,7 +130,12 @@ impl Tables {
 
     /// Seals what is due, counts expired windows, publishes the counts.
     fn tick(&mut self) -> Result<()> {
-        for table in [&mut self.predictions, &mut self.windows, &mut self.health] {
+        for table in [
+            &mut self.predictions,
+            &mut self.windows,
+            &mut self.health,
+            &mut self.segments,
+        ] {
             table.flush_if_due()?;
         }
         self.reconciler.expire(Instant::now());
@@ -137,7 +146,8 @@ impl Tables {
     fn publish(&self) {
         let buffered = self.predictions.buffered_rows()
             + self.windows.buffered_rows()
-            + self.health.buffered_rows();
+            + self.health.buffered_rows()
+            + self.segments.buffered_rows();
         self.counts
             .buffered
             .store(buffered as u64, Ordering::Relaxed);
@@ -157,6 +167,7 @@ impl Writer {
             predictions: open(SchemaName::LogPredictions)?,
             windows: open(SchemaName::LogWindows)?,
             health: open(SchemaName::LogNodeHealth)?,
+            segments: open(SchemaName::LogSegments)?,
             reconciler: Reconciler::new(RECONCILE_HORIZON, MAX_RECONCILED),
             counts: counts.clone(),
         };
@@ -175,6 +186,7 @@ impl Writer {
                 &mut tables.predictions,
                 &mut tables.windows,
                 &mut tables.health,
+                &mut tables.segments,
             ] {
                 table.flush()?;
             }

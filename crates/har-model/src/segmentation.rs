@@ -11,8 +11,8 @@ use har_core::dataset::{Dataset, Split};
 use har_core::preprocess::{align, skeleton};
 use har_core::recording::UNLABELLED;
 use har_core::segments::{
-    boundary_errors, edit_score, f1_at, label_runs, labelled_regions, majority_smooth,
-    restrict_to, segments, Segment, SegmentRule, Span,
+    boundary_errors, edit_score, f1_at, label_runs, labelled_regions, majority_smooth, restrict_to,
+    segments, Segment, SegmentRule, Span,
 };
 use har_runtime::{batch, model_dir};
 use serde::Serialize;
@@ -80,7 +80,9 @@ pub fn evaluate_sliding(
     settings: &SlidingSettings,
 ) -> Result<SegmentationReport> {
     if settings.stride == 0 || settings.smooth == 0 {
-        return Err(ModelError::Invalid("stride and smoothing must be ≥ 1".into()));
+        return Err(ModelError::Invalid(
+            "stride and smoothing must be ≥ 1".into(),
+        ));
     }
     let loaded = model_dir::load(dir)?;
     let card = &loaded.card;
@@ -173,7 +175,8 @@ pub fn evaluate_sliding(
             &labelled_regions(labels, times, period),
         );
         let truth = label_runs(labels, times, period);
-        let (frames, frames_right) = frame_counts(&aligned.labels, &aligned.timestamps_ns, &predicted);
+        let (frames, frames_right) =
+            frame_counts(&aligned.labels, &aligned.timestamps_ns, &predicted);
         let found = boundary_errors(&predicted, &truth, &settings.boundary_labels);
         boundary_total += found.len();
         errors.extend(found.into_iter().flatten());

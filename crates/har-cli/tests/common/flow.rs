@@ -13,11 +13,12 @@ use serde_json::Value;
 /// dora runs one at a time: parallel runs would compete for the two cores and timings.
 pub static DORA: Mutex<()> = Mutex::new(());
 
-pub const NODES: [&str; 5] = [
+pub const NODES: [&str; 6] = [
     "har-sensor-ingest",
     "har-preprocess",
     "har-encode",
     "har-fuse",
+    "har-segment",
     "har-log",
 ];
 
