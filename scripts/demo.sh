@@ -27,5 +27,7 @@ echo "== end-to-end latency (µs)"
 $har sql "SELECT count(*) AS windows, round(approx_percentile_cont(e2e_latency_us, 0.5), 1) AS p50_us, round(approx_percentile_cont(e2e_latency_us, 0.99), 1) AS p99_us FROM predictions WHERE $latest"
 echo "== node health (this run): received / sent / dropped / degraded"
 $har sql "SELECT node, max(received) AS received, max(sent) AS sent, max(dropped) AS dropped, max(degraded) AS degraded FROM node_health WHERE $latest GROUP BY 1 ORDER BY 1"
-echo "== timeline of the replayed device (predicted vs truth)"
+echo "== activity segments (this run): minutes per activity per subject"
+$har sql "SELECT subject_id, name, count(*) AS segments, round(sum(duration_s) / 60, 2) AS minutes FROM segments WHERE $latest GROUP BY 1, 2 ORDER BY 4 DESC"
+echo "== timeline of the replayed device (segments, truth, predicted)"
 $har plot timeline --log-dir logs --out logs/timeline.png

@@ -1,5 +1,6 @@
 //! `har plot timeline`: one device's predicted activity over time against the ground truth,
-//! with the model's confidence and the degraded windows marked, drawn from the Parquet logs.
+//! with the model's confidence, the degraded windows and (when the run logged them) its
+//! activity segments, drawn from the Parquet logs.
 
 use std::path::PathBuf;
 
@@ -37,8 +38,20 @@ struct Row {
     degraded: bool,
 }
 
+/// One logged segment of the device, in seconds from the first prediction.
+#[derive(Debug, Clone)]
+struct SegmentBar {
+    start_s: f64,
+    end_s: f64,
+    label: i32,
+}
+
+/// The device's predictions in window order, with the run, the device and the first
+/// prediction's start (ns).
+type Rows = (String, String, Vec<Row>, i64);
+
 /// Reads the device's predictions in window order.
-fn rows(args: &TimelineArgs) -> Result<(String, String, Vec<Row>)> {
+fn rows(args: &TimelineArgs) -> Result<Rows> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -97,7 +110,41 @@ fn rows(args: &TimelineArgs) -> Result<(String, String, Vec<Row>)> {
     if out.is_empty() {
         bail!("device `{device}` has no prediction in run {run}");
     }
-    Ok((run, device, out))
+    Ok((run, device, out, first.unwrap_or(0)))
+}
+
+/// The device's logged segments (none when the run logged no `segments` table).
+fn segment_bars(args: &TimelineArgs, run: &str, device: &str, t0_ns: i64) -> Vec<SegmentBar> {
+    let quote = |s: &str| s.replace('\'', "''");
+    let query = format!(
+        "SELECT start_ns, end_ns, label FROM segments WHERE run_id = '{}' AND device_id = '{}' \
+         ORDER BY segment_id",
+        quote(run),
+        quote(device)
+    );
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    let Ok(batches) = runtime.block_on(crate::sql::query(&args.log_dir, &query)) else {
+        return Vec::new();
+    };
+    let mut bars = Vec::new();
+    for batch in &batches {
+        let start = batch.column(0).as_primitive::<Int64Type>();
+        let end = batch.column(1).as_primitive::<Int64Type>();
+        let label = batch.column(2).as_primitive::<Int32Type>();
+        for i in 0..batch.num_rows() {
+            bars.push(SegmentBar {
+                start_s: (start.value(i) - t0_ns) as f64 / 1e9,
+                end_s: (end.value(i) - t0_ns) as f64 / 1e9,
+                label: label.value(i),
+            });
+        }
+    }
+    bars
 }
 
 fn single_string(batches: &[RecordBatch]) -> Option<String> {
@@ -137,7 +184,8 @@ fn class_colour(label: i32) -> RGBColor {
 
 /// Writes the timeline PNG and says what it drew.
 pub fn timeline_command(args: &TimelineArgs) -> Result<()> {
-    let (run, device, rows) = rows(args)?;
+    let (run, device, rows, t0_ns) = rows(args)?;
+    let segments = segment_bars(args, &run, &device, t0_ns);
     // The last window is drawn one stride wide (the smallest gap between windows).
     let stride_s = rows
         .windows(2)
@@ -156,7 +204,7 @@ pub fn timeline_command(args: &TimelineArgs) -> Result<()> {
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(90)
-        .build_cartesian_2d(0f64..end_s, 0f64..3.2f64)
+        .build_cartesian_2d(0f64..end_s, 0f64..4.2f64)
         .map_err(|e| anyhow!("{e}"))?;
     chart
         .configure_mesh()
@@ -167,6 +215,7 @@ pub fn timeline_command(args: &TimelineArgs) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     let font = ("sans-serif", 13).into_font();
     for (text, y) in [
+        ("segments", 3.95),
         ("truth", 2.95),
         ("predicted", 1.98),
         ("confidence 1", 1.0),
@@ -209,6 +258,20 @@ pub fn timeline_command(args: &TimelineArgs) -> Result<()> {
                 )])
                 .map_err(|e| anyhow!("{e}"))?;
         }
+    }
+    for bar in &segments {
+        chart
+            .draw_series([Rectangle::new(
+                [(bar.start_s.max(0.0), 3.2), (bar.end_s.min(end_s), 3.8)],
+                class_colour(bar.label).filled(),
+            )])
+            .map_err(|e| anyhow!("{e}"))?;
+        chart
+            .draw_series([Rectangle::new(
+                [(bar.start_s.max(0.0), 3.2), (bar.end_s.min(end_s), 3.8)],
+                BLACK.stroke_width(1),
+            )])
+            .map_err(|e| anyhow!("{e}"))?;
     }
     chart
         .draw_series(std::iter::once(PathElement::new(
@@ -256,10 +319,11 @@ pub fn timeline_command(args: &TimelineArgs) -> Result<()> {
         .count();
     let labelled = rows.iter().filter(|r| r.truth.is_some()).count();
     println!(
-        "wrote {}: device {device}, {} windows ({} degraded, {wrong} of {labelled} labelled wrong)",
+        "wrote {}: device {device}, {} windows ({} degraded, {wrong} of {labelled} labelled wrong), {} segments",
         args.out.display(),
         rows.len(),
-        rows.iter().filter(|r| r.degraded).count()
+        rows.iter().filter(|r| r.degraded).count(),
+        segments.len()
     );
     Ok(())
 }
