@@ -50,7 +50,7 @@ pub struct Segment {
 impl Segment {
     /// Duration in nanoseconds.
     pub fn duration_ns(&self) -> i64 {
-        self.end_ns - self.start_ns
+        self.end_ns.saturating_sub(self.start_ns)
     }
 }
 
@@ -404,8 +404,9 @@ pub fn edit_score(predicted: &[Segment], truth: &[Segment]) -> f64 {
 /// its IoU with the best-overlapping unmatched true segment of its label reaches `k`.
 pub fn f1_at(predicted: &[Segment], truth: &[Segment], k: f64) -> f64 {
     let iou = |a: &Segment, b: &Segment| {
-        let inter = (a.end_ns.min(b.end_ns) - a.start_ns.max(b.start_ns)).max(0) as f64;
-        let union = (a.end_ns.max(b.end_ns) - a.start_ns.min(b.start_ns)) as f64;
+        // In f64: times from outside may sit anywhere on the clock.
+        let inter = (a.end_ns.min(b.end_ns) as f64 - a.start_ns.max(b.start_ns) as f64).max(0.0);
+        let union = a.end_ns.max(b.end_ns) as f64 - a.start_ns.min(b.start_ns) as f64;
         if union > 0.0 {
             inter / union
         } else {
@@ -452,15 +453,15 @@ pub fn boundary_errors(
                 .iter()
                 .filter(|p| p.label == t.label)
                 .map(|p| {
-                    (
-                        p,
-                        (p.end_ns.min(t.end_ns) - p.start_ns.max(t.start_ns)).max(0),
-                    )
+                    let overlap = p.end_ns.min(t.end_ns) as f64 - p.start_ns.max(t.start_ns) as f64;
+                    (p, overlap)
                 })
-                .filter(|(_, overlap)| *overlap > 0)
-                .max_by_key(|(_, overlap)| *overlap)
+                .filter(|(_, overlap)| *overlap > 0.0)
+                .max_by(|a, b| a.1.total_cmp(&b.1))
                 .map(|(p, _)| {
-                    ((p.start_ns - t.start_ns).abs() + (p.end_ns - t.end_ns).abs()) as f64 / 2e9
+                    ((p.start_ns as f64 - t.start_ns as f64).abs()
+                        + (p.end_ns as f64 - t.end_ns as f64).abs())
+                        / 2e9
                 })
         })
         .collect()
@@ -535,6 +536,47 @@ mod tests {
         }
         out.extend(online.finish());
         assert_eq!(out, offline);
+    }
+
+    /// Hostile spans (out of order, overlapping, empty, at the ends of the clock): no panic in
+    /// the rule or the metrics, and every segment holds spans and a finite confidence.
+    #[test]
+    fn hostile_spans_never_panic_and_every_segment_holds_spans() {
+        let mut rng = crate::rng::Rng::new(7);
+        let extremes = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX];
+        for round in 0..200 {
+            let mut spans = Vec::new();
+            let mut t = (rng.next_u64() % 1000) as i64 * S;
+            for _ in 0..50 {
+                let pick = rng.next_u64();
+                let (start, end) = if pick % 13 == 0 {
+                    (
+                        extremes[(pick >> 8) as usize % 7],
+                        extremes[(pick >> 16) as usize % 7],
+                    )
+                } else {
+                    let jump = (rng.next_u64() % 5) as i64 - 1;
+                    t = t.saturating_add(jump * S / 2);
+                    (t, t.saturating_add((rng.next_u64() % 3) as i64 * S))
+                };
+                spans.push(Span {
+                    start_ns: start,
+                    end_ns: end,
+                    label: (rng.next_u64() % 4) as i32,
+                    confidence: rng.uniform(0.0, 1.0) as f32,
+                });
+            }
+            let rule = SegmentRule {
+                min_duration_ns: (round % 3) as i64 * S,
+                max_gap_ns: if round % 2 == 0 { S } else { i64::MAX },
+            };
+            let out = segments(&spans, rule);
+            for s in &out {
+                assert!(s.confidence.is_finite() && s.spans > 0, "{s:?}");
+            }
+            assert!(out.len() <= spans.len());
+            let _ = (edit_score(&out, &out), f1_at(&out, &out, 0.5));
+        }
     }
 
     #[test]

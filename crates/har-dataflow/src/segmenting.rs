@@ -51,9 +51,10 @@ pub fn span_of(p: &PredictionMessage, previous_centre: Option<i64>) -> Span {
         .filter(|w| *w > 0)
         .unwrap_or_else(|| p.end_ns.saturating_sub(p.start_ns) / 2)
         .max(1);
+    let start_ns = centre.saturating_sub(width / 2);
     Span {
-        start_ns: centre - width / 2,
-        end_ns: centre - width / 2 + width,
+        start_ns,
+        end_ns: start_ns.saturating_add(width),
         label: p.predicted_label,
         confidence: p.confidence,
     }
