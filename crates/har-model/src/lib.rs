@@ -30,6 +30,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod runtime;
 pub mod segmentation;
+pub mod segmenter;
 pub mod sequence_layers;
 pub mod spectrum;
 pub mod train;

@@ -169,31 +169,71 @@ pub fn evaluate_sliding(
             min_duration_ns: (settings.min_duration_s * 1e9) as i64,
             max_gap_ns: 2 * hop as i64 * period,
         };
-        let (labels, times) = (&aligned.labels, &aligned.timestamps_ns);
-        let predicted = restrict_to(
-            &segments(&spans, rule),
-            &labelled_regions(labels, times, period),
-        );
-        let truth = label_runs(labels, times, period);
-        let (frames, frames_right) =
-            frame_counts(&aligned.labels, &aligned.timestamps_ns, &predicted);
-        let found = boundary_errors(&predicted, &truth, &settings.boundary_labels);
+        let truth = TruthTrack {
+            recording: &recording.id,
+            labels: &aligned.labels,
+            timestamps_ns: &aligned.timestamps_ns,
+            period_ns: period,
+        };
+        let (scores, found) = score(&spans, rule, &truth, &settings.boundary_labels);
         boundary_total += found.len();
         errors.extend(found.into_iter().flatten());
-        recordings.push(RecordingScores {
-            recording: recording.id.clone(),
+        recordings.push(scores);
+    }
+    report(settings.clone(), recordings, errors, boundary_total)
+}
+
+/// A recording's ground truth on its common clock.
+pub struct TruthTrack<'a> {
+    /// Recording id.
+    pub recording: &'a str,
+    /// Label per grid step (`UNLABELLED` where unannotated).
+    pub labels: &'a [i32],
+    /// Grid timestamps.
+    pub timestamps_ns: &'a [i64],
+    /// Grid period.
+    pub period_ns: i64,
+}
+
+/// Segments `spans` by `rule` and scores them against `truth` on its annotated stretches;
+/// returns the recording's scores and the boundary error of each true segment of
+/// `boundary_labels` (`None`: missed).
+pub fn score(
+    spans: &[Span],
+    rule: SegmentRule,
+    truth: &TruthTrack,
+    boundary_labels: &[i32],
+) -> (RecordingScores, Vec<Option<f64>>) {
+    let (labels, times) = (truth.labels, truth.timestamps_ns);
+    let predicted = restrict_to(
+        &segments(spans, rule),
+        &labelled_regions(labels, times, truth.period_ns),
+    );
+    let true_segments = label_runs(labels, times, truth.period_ns);
+    let (frames, frames_right) = frame_counts(labels, times, &predicted);
+    let found = boundary_errors(&predicted, &true_segments, boundary_labels);
+    (
+        RecordingScores {
+            recording: truth.recording.to_string(),
             frames,
             frames_right,
-            edit: edit_score(&predicted, &truth),
-            f1: [0.10, 0.25, 0.50].map(|k| f1_at(&predicted, &truth, k)),
-            segments: (predicted.len(), truth.len()),
-        });
-    }
+            edit: edit_score(&predicted, &true_segments),
+            f1: [0.10, 0.25, 0.50].map(|k| f1_at(&predicted, &true_segments, k)),
+            segments: (predicted.len(), true_segments.len()),
+        },
+        found,
+    )
+}
+
+/// The report over recordings.
+pub fn report(
+    settings: SlidingSettings,
+    recordings: Vec<RecordingScores>,
+    mut errors: Vec<f64>,
+    boundary_total: usize,
+) -> Result<SegmentationReport> {
     if recordings.is_empty() {
-        return Err(ModelError::Invalid(format!(
-            "no {split} recordings in `{}`",
-            dataset.manifest.name
-        )));
+        return Err(ModelError::Invalid("no recording to score".into()));
     }
     let n = recordings.len() as f64;
     let (frames, right) = recordings
@@ -201,7 +241,7 @@ pub fn evaluate_sliding(
         .fold((0, 0), |(f, r), s| (f + s.frames, r + s.frames_right));
     errors.sort_by(f64::total_cmp);
     Ok(SegmentationReport {
-        settings: settings.clone(),
+        settings,
         frame_accuracy: 100.0 * right as f64 / frames.max(1) as f64,
         edit: recordings.iter().map(|r| r.edit).sum::<f64>() / n,
         f1: [0, 1, 2].map(|k| recordings.iter().map(|r| r.f1[k]).sum::<f64>() / n),
