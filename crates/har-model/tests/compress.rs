@@ -180,6 +180,14 @@ fn pruning_removes_the_weakest_units_and_keeps_the_rest_exact() {
     assert!(prune(&config, &tensors, -0.1).is_err());
 }
 
+/// A short fine-tuning: enough for the loss to fall on a tiny model.
+const SHORT_MIMIC: MimicConfig = MimicConfig {
+    epochs: 8,
+    batch_size: 16,
+    learning_rate: 3e-3,
+    seed: 1,
+};
+
 fn random_windows(n: usize, rng: &mut Rng) -> TensorData {
     TensorData {
         values: (0..2)
@@ -258,12 +266,7 @@ fn fine_tuning_lowers_the_feature_loss_and_keeps_the_head() {
         &student,
         &varmap,
         &random_windows(48, &mut rng),
-        &MimicConfig {
-            epochs: 8,
-            batch_size: 16,
-            learning_rate: 3e-3,
-            seed: 1,
-        },
+        &SHORT_MIMIC,
         None,
     )
     .unwrap();
@@ -393,12 +396,7 @@ fn width_pruning_keeps_the_strongest_channels_and_the_fine_tuning_repairs_the_re
         &student,
         &varmap,
         &random_windows(48, &mut rng),
-        &MimicConfig {
-            epochs: 8,
-            batch_size: 16,
-            learning_rate: 3e-3,
-            seed: 1,
-        },
+        &SHORT_MIMIC,
         Some(&kept),
     )
     .unwrap();
