@@ -7,19 +7,13 @@ use std::path::Path;
 
 mod common;
 use common::flow::{repo, wait_for_predictions, Flow, DORA};
-use common::har_ok;
+use common::{har_ok, shipped_student_copy};
 
 #[test]
 fn a_class_enrolled_while_running_is_predicted_without_a_restart() {
     let _one = DORA.lock().unwrap_or_else(|e| e.into_inner());
     let models = tempfile::tempdir().unwrap();
-    let model = models.path().join("student");
-    std::fs::create_dir_all(&model).unwrap();
-    for entry in std::fs::read_dir(repo().join("models/hapt-student")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), model.join(entry.file_name())).unwrap();
-    }
-    let _ = std::fs::remove_file(model.join("enrolled.json"));
+    let model = shipped_student_copy(models.path(), "student");
     let model_path = model.to_str().unwrap();
     let flow = Flow::new(&[
         ("HAR_MODEL", model_path),

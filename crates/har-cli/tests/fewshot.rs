@@ -3,26 +3,11 @@
 //! subject 2): deterministic for a seed, refused when it cannot fit, and the enrolled class
 //! evaluated by `har eval` through the runtime beside the base classes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 mod common;
-use common::{har, har_ok};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A copy of the shipped student's directory.
-fn student_copy(dir: &Path, name: &str) -> PathBuf {
-    let to = dir.join(name);
-    std::fs::create_dir_all(&to).unwrap();
-    for entry in std::fs::read_dir(repo().join("models/hapt-student")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-    let _ = std::fs::remove_file(to.join("enrolled.json"));
-    to
-}
+use common::flow::repo;
+use common::{har, har_ok, shipped_student_copy};
 
 fn enroll(model: &Path, extra: &[&str]) -> std::process::Output {
     let sample = repo().join("samples/hapt-user02");
@@ -40,7 +25,7 @@ fn enroll(model: &Path, extra: &[&str]) -> std::process::Output {
 #[test]
 fn enrolment_is_deterministic_refuses_what_cannot_fit_and_evaluates_beside_the_base() {
     let dir = tempfile::tempdir().unwrap();
-    let [a, b, c] = ["a", "b", "c"].map(|n| student_copy(dir.path(), n));
+    let [a, b, c] = ["a", "b", "c"].map(|n| shipped_student_copy(dir.path(), n));
     let new_class = ["--name", "STAND_TO_LIE", "--label", "11", "--shots", "2"];
     for (model, seed) in [(&a, "3"), (&b, "3"), (&c, "4")] {
         let mut args = new_class.to_vec();

@@ -454,14 +454,16 @@ impl WeightAverage {
     }
 }
 
-fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
+/// A copy of every variable's current value (to restore the best epoch's weights later).
+pub(crate) fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
     let data = varmap.data().lock().expect("varmap lock");
     data.iter()
         .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
         .collect()
 }
 
-fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
+/// Sets every variable to the value [`snapshot`] took.
+pub(crate) fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
     let data = varmap.data().lock().expect("varmap lock");
     for (name, tensor) in weights {
         data[name].set(tensor)?;

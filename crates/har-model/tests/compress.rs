@@ -53,6 +53,15 @@ fn runtime(
     har_runtime::dmft::Dmft::load(config, &weights).unwrap()
 }
 
+/// The candle model of `config` with `tensors` (and its variables).
+fn candle(config: &DmftConfig, tensors: &HashMap<String, WeightTensor>) -> (Dmft, VarMap) {
+    candle_model(
+        config,
+        &Weights::new(Path::new("<test>"), tensors.clone()).unwrap(),
+    )
+    .unwrap()
+}
+
 fn scale_rows(t: &mut WeightTensor, rows: impl Iterator<Item = usize>, by: f32) {
     let cols = t.shape[1];
     for r in rows {
@@ -214,11 +223,7 @@ fn normalizer() -> Normalizer {
 #[test]
 fn synthesis_lowers_its_objective_and_the_model_recognises_its_windows() {
     let config = config();
-    let (model, _) = candle_model(
-        &config,
-        &Weights::new(Path::new("<test>"), random_tensors(&config, 5)).unwrap(),
-    )
-    .unwrap();
+    let (model, _) = candle(&config, &random_tensors(&config, 5));
     let mut rng = Rng::new(2);
     let stats = ActivationStats::record(&model, &random_windows(32, &mut rng), 16).unwrap();
     assert_eq!(stats.sites.len(), 3);
@@ -248,18 +253,9 @@ fn synthesis_lowers_its_objective_and_the_model_recognises_its_windows() {
 fn fine_tuning_lowers_the_feature_loss_and_keeps_the_head() {
     let config = config();
     let tensors = random_tensors(&config, 7);
-    let teacher = candle_model(
-        &config,
-        &Weights::new(Path::new("<t>"), tensors.clone()).unwrap(),
-    )
-    .unwrap()
-    .0;
+    let teacher = candle(&config, &tensors).0;
     let pruned = prune(&config, &tensors, 0.5).unwrap();
-    let (student, varmap) = candle_model(
-        &pruned.config,
-        &Weights::new(Path::new("<s>"), pruned.tensors.clone()).unwrap(),
-    )
-    .unwrap();
+    let (student, varmap) = candle(&pruned.config, &pruned.tensors);
     let mut rng = Rng::new(4);
     let report = mimic(
         &teacher,
@@ -380,16 +376,8 @@ fn width_pruning_keeps_the_strongest_channels_and_the_fine_tuning_repairs_the_re
     let x: Vec<Vec<f32>> = (0..2).map(|m| vec![0.1 * m as f32 + 0.2; 16 * 3]).collect();
     let refs: Vec<&[f32]> = x.iter().map(Vec::as_slice).collect();
     assert!(rt.predict(&refs).unwrap().iter().all(|p| p.is_finite()));
-    let (student, varmap) = candle_model(
-        &narrow.config,
-        &Weights::new(Path::new("<narrow>"), narrow.tensors.clone()).unwrap(),
-    )
-    .unwrap();
-    let (teacher, _) = candle_model(
-        &config,
-        &Weights::new(Path::new("<wide>"), tensors.clone()).unwrap(),
-    )
-    .unwrap();
+    let (student, varmap) = candle(&narrow.config, &narrow.tensors);
+    let (teacher, _) = candle(&config, &tensors);
     let mut rng = Rng::new(9);
     let report = mimic(
         &teacher,

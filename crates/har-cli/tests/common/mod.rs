@@ -24,3 +24,16 @@ pub fn har_ok(args: &[&str]) -> Output {
     );
     out
 }
+
+/// A copy of the shipped HAPT student's directory at `dir/name`, without any enrolment.
+pub fn shipped_student_copy(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let to = dir.join(name);
+    std::fs::create_dir_all(&to).unwrap();
+    let shipped = flow::repo().join("models/hapt-student");
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    let _ = std::fs::remove_file(to.join("enrolled.json"));
+    to
+}

@@ -21,6 +21,7 @@ use super::{Segmenter, SegmenterConfig};
 use crate::error::{ModelError, Result};
 use crate::init::seeded_var_builder;
 use crate::segmentation::{report, score, SegmentationReport, SlidingSettings, TruthTrack};
+use crate::train::{restore, snapshot};
 
 /// One valid stretch of a recording as steps.
 #[derive(Debug, Clone)]
@@ -346,24 +347,6 @@ pub fn fit(
         restore(&varmap, &weights)?;
     }
     Ok((model, varmap, history))
-}
-
-fn snapshot(varmap: &VarMap) -> Result<Vec<(String, Tensor)>> {
-    let data = varmap.data().lock().expect("varmap lock");
-    Ok(data
-        .iter()
-        .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
-        .collect::<candle_core::Result<_>>()?)
-}
-
-fn restore(varmap: &VarMap, weights: &[(String, Tensor)]) -> Result<()> {
-    let data = varmap.data().lock().expect("varmap lock");
-    for (name, t) in weights {
-        if let Some(v) = data.get(name) {
-            v.set(t)?;
-        }
-    }
-    Ok(())
 }
 
 /// Writes `segmenter.json` and `segmenter.safetensors` into `dir`.

@@ -216,6 +216,15 @@ pub fn softmax(scores: &mut [f32]) {
 /// S7: the support aggregated for `query` with temperature `tau`:
 /// `Σ_k softmax_k(τ·cos(q, s_k))·s_k`.
 pub fn aggregate(query: &[f32], support: &[Vec<f32>], tau: f32) -> Vec<f32> {
+    let mut r = vec![0f32; query.len()];
+    for (s, w) in support.iter().zip(support_weights(query, support, tau)) {
+        r.iter_mut().zip(s).for_each(|(a, b)| *a += w * b);
+    }
+    r
+}
+
+/// S7's weights of the support examples for `query`: `softmax_k(τ·cos(q, s_k))`.
+fn support_weights(query: &[f32], support: &[Vec<f32>], tau: f32) -> Vec<f32> {
     let norm = |v: &[f32]| dot(v, v).sqrt().max(1e-12);
     let qn = norm(query);
     let mut weights: Vec<f32> = support
@@ -223,11 +232,7 @@ pub fn aggregate(query: &[f32], support: &[Vec<f32>], tau: f32) -> Vec<f32> {
         .map(|s| tau * dot(query, s) / (qn * norm(s)))
         .collect();
     softmax(&mut weights);
-    let mut r = vec![0f32; query.len()];
-    for (s, w) in support.iter().zip(&weights) {
-        r.iter_mut().zip(s).for_each(|(a, b)| *a += w * b);
-    }
-    r
+    weights
 }
 
 impl Transfer {
@@ -376,15 +381,18 @@ impl EnrolledClass {
     pub fn logit(&self, embedding: &[f32]) -> f32 {
         let mut z = dot(&self.weight, embedding) + self.bias;
         if !self.correction.is_empty() && self.support.len() > 1 {
-            let r = aggregate(embedding, &self.support, self.temperature);
-            let p = mean(&self.support);
-            z += r
-                .iter()
-                .zip(&p)
-                .zip(&self.correction)
-                .zip(embedding)
-                .map(|(((r, p), c), q)| c * (r - p) * q)
-                .sum::<f32>();
+            // r(q) − p = Σ_k (α_k − 1/K)·s_k: one pass over the support, no mean kept.
+            let uniform = 1.0 / self.support.len() as f32;
+            let weights = support_weights(embedding, &self.support, self.temperature);
+            for (s, w) in self.support.iter().zip(weights) {
+                let share = w - uniform;
+                z += share
+                    * s.iter()
+                        .zip(&self.correction)
+                        .zip(embedding)
+                        .map(|((s, c), q)| c * s * q)
+                        .sum::<f32>();
+            }
         }
         z
     }
