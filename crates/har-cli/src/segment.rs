@@ -49,6 +49,10 @@ pub struct TrainArgs {
     /// Leave the global attention out (ablation).
     #[arg(long)]
     pub no_global: bool,
+    /// Steps the global attention reads (default: every earlier step of the sequence; a
+    /// stream then keeps up to the segment node's context limit).
+    #[arg(long)]
+    pub global_window: Option<usize>,
     /// Share of the training subjects held out to choose the epoch.
     #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f64,
@@ -250,6 +254,7 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         local_window: args.local_window,
         local: !args.no_local,
         global: !args.no_global,
+        global_window: args.global_window,
         num_classes: classes.len(),
     };
     let training = SegmenterTraining {
@@ -274,6 +279,7 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         classes,
         standardiser,
         align: har_core::preprocess::AlignConfig::default(),
+        modalities: train.modalities.clone(),
         provenance: serde_json::json!({
             "dataset": dataset.manifest.name,
             "training": training,

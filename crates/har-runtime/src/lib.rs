@@ -12,6 +12,7 @@
 //! - [`dmft`]: the forward (modality encoders, fusion, head) assembled from those layers;
 //!   [`encoders`]: the modality encoders an architecture picks (DMFT's patches, the plain
 //!   per-sample transformer, LSTM / GRU over samples or patches).
+//! - [`segmenter`]: the per-step segmentation model (seed S10), one step at a time.
 //!
 //! Adding an architecture: its config and names here, its forward assembled from
 //! [`layers`] (new layer kinds go there, their arithmetic in [`kernels`]), and the same
@@ -34,6 +35,7 @@ pub mod model_dir;
 pub mod names;
 pub mod patch_input;
 pub mod quantize;
+pub mod segmenter;
 pub mod spectrum;
 pub mod weights;
 

@@ -196,3 +196,26 @@ pub mod dmft {
     /// `sga-late`).
     pub const BRANCH_MIX: &str = "branch_mix";
 }
+
+/// The per-step segmentation model (see [`crate::segmenter`]): `embed`, `conv` (Dense),
+/// `local.attn` / `local.norm`, `gru` (a GRU, [`super::recurrent`]), `global.attn` /
+/// `global.norm`, `head`.
+pub mod segmenter {
+    /// Dense embedding of a step's samples.
+    pub const EMBED: &str = "embed";
+    /// The causal convolution (a Dense over the last `kernel` embeddings side by side).
+    pub const CONV: &str = "conv";
+    /// The local attention block.
+    pub const LOCAL: &str = "local";
+    /// The recurrent layer.
+    pub const GRU: &str = "gru";
+    /// The global attention block.
+    pub const GLOBAL: &str = "global";
+    /// Inside an attention block: the attention (its `qkv` and `out` as in a transformer
+    /// layer).
+    pub const ATTENTION: &str = "attn";
+    /// Inside an attention block: the layer norm after the residual.
+    pub const NORM: &str = "norm";
+    /// The per-step classification head.
+    pub const HEAD: &str = "head";
+}

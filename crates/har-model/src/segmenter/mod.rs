@@ -11,40 +11,20 @@
 //! 5. a dense head per step.
 //!
 //! Every part only looks back, so the model runs online with no look-ahead. `local` and
-//! `global` switch parts 2 and 4 off for the abstract's ablation. The runtime engine, the
-//! ONNX export and the dataflow node are not built yet.
+//! `global` switch parts 2 and 4 off for the abstract's ablation. The shape and the weight
+//! names are the runtime's (`har_runtime::segmenter`, which runs the model step by step in
+//! the dataflow's segment node).
 
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_nn::VarBuilder;
-use serde::{Deserialize, Serialize};
+
+use har_runtime::names::segmenter as names;
+pub use har_runtime::segmenter::SegmenterConfig;
 
 use crate::layers::{linear, Attention, LayerNorm, Linear, Train};
 use crate::sequence_layers::Gru;
 
 pub mod train;
-
-/// The segmenter's shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SegmenterConfig {
-    /// Input channels of all modalities together, in modality order.
-    pub channels: usize,
-    /// Samples per time step.
-    pub patch_len: usize,
-    /// Width of every layer.
-    pub dim: usize,
-    /// Attention heads.
-    pub heads: usize,
-    /// Steps the causal convolution reads.
-    pub kernel: usize,
-    /// Steps the local attention reads (the current one and those before it).
-    pub local_window: usize,
-    /// Whether the local attention is there.
-    pub local: bool,
-    /// Whether the global attention is there.
-    pub global: bool,
-    /// Output classes.
-    pub num_classes: usize,
-}
 
 /// The model.
 #[derive(Debug, Clone)]
@@ -87,18 +67,21 @@ impl Segmenter {
         let hd = d / config.heads.max(1);
         let attention = |name: &str| -> candle_core::Result<(Attention, LayerNorm)> {
             Ok((
-                Attention::new(d, config.heads, hd, vb.pp(name).pp("attn"))?,
-                LayerNorm::new(d, vb.pp(name).pp("norm"))?,
+                Attention::new(d, config.heads, hd, vb.pp(name).pp(names::ATTENTION))?,
+                LayerNorm::new(d, vb.pp(name).pp(names::NORM))?,
             ))
         };
         Ok(Self {
             config: config.clone(),
-            embed: linear(config.patch_len * config.channels, d, vb.pp("embed"))?,
-            conv: linear(config.kernel * d, d, vb.pp("conv"))?,
-            local: config.local.then(|| attention("local")).transpose()?,
-            gru: Gru::new(d, d, vb.pp("gru"))?,
-            global: config.global.then(|| attention("global")).transpose()?,
-            head: linear(d, config.num_classes, vb.pp("head"))?,
+            embed: linear(config.step_width(), d, vb.pp(names::EMBED))?,
+            conv: linear(config.kernel * d, d, vb.pp(names::CONV))?,
+            local: config.local.then(|| attention(names::LOCAL)).transpose()?,
+            gru: Gru::new(d, d, vb.pp(names::GRU))?,
+            global: config
+                .global
+                .then(|| attention(names::GLOBAL))
+                .transpose()?,
+            head: linear(d, config.num_classes, vb.pp(names::HEAD))?,
         })
     }
 
@@ -134,7 +117,7 @@ impl Segmenter {
         }
         let mut h = self.gru.forward(&h)?;
         if let Some((attention, norm)) = &self.global {
-            let mask = causal_mask(s, None, xs.device())?;
+            let mask = causal_mask(s, self.config.global_window, xs.device())?;
             h = norm.forward(&(&h + attention.forward(&h, Some(&mask), train)?)?, train)?;
         }
         self.head.forward(&h)
@@ -157,6 +140,7 @@ mod tests {
             local_window: 3,
             local,
             global,
+            global_window: None,
             num_classes: 4,
         }
     }

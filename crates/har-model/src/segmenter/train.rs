@@ -47,31 +47,11 @@ pub struct Recordings {
     pub sequences: Vec<Sequence>,
     /// Per recording: id, grid labels, grid timestamps, grid period.
     pub truth: Vec<(String, Vec<i32>, Vec<i64>, i64)>,
+    /// The modalities whose channels make a step, in order.
+    pub modalities: Vec<SegmenterModality>,
 }
 
-/// Per-channel standardisation of the training samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Standardiser {
-    /// Mean per channel.
-    pub mean: Vec<f32>,
-    /// Standard deviation per channel.
-    pub std: Vec<f32>,
-}
-
-/// What a saved segmenter directory holds besides its weights.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SegmenterCard {
-    /// Shape.
-    pub config: SegmenterConfig,
-    /// Classes in output order.
-    pub classes: Vec<ClassInfo>,
-    /// Input standardisation.
-    pub standardiser: Standardiser,
-    /// Alignment of the recordings.
-    pub align: AlignConfig,
-    /// How it was trained.
-    pub provenance: serde_json::Value,
-}
+pub use har_runtime::segmenter::{SegmenterCard, SegmenterModality, Standardiser};
 
 /// Reads every recording of `split` (only `subjects`, when given) as sequences.
 pub fn read_recordings(
@@ -85,6 +65,7 @@ pub fn read_recordings(
     let mut sequences = Vec::new();
     let mut truth = Vec::new();
     let mut raw: Vec<Vec<f32>> = Vec::new();
+    let mut modalities: Vec<SegmenterModality> = Vec::new();
     for entry in dataset.entries(split) {
         if subjects.is_some_and(|s| !s.contains(&entry.subject_id)) {
             continue;
@@ -93,6 +74,22 @@ pub fn read_recordings(
         let aligned = align(&recording, &AlignConfig::default())?;
         let period = (1e9 / aligned.rate_hz).round() as i64;
         let channels: usize = aligned.streams.iter().map(|(i, _)| i.channels()).sum();
+        let these: Vec<SegmenterModality> = aligned
+            .streams
+            .iter()
+            .map(|(i, _)| SegmenterModality {
+                name: i.name.clone(),
+                channels: i.channels(),
+            })
+            .collect();
+        if modalities.is_empty() {
+            modalities = these;
+        } else if modalities != these {
+            return Err(ModelError::Invalid(format!(
+                "recording {}: modalities {these:?} differ from the first recording's {modalities:?}",
+                recording.id
+            )));
+        }
         for range in &aligned.segments {
             let steps = (range.end - range.start) / patch_len;
             if steps < 8 {
@@ -152,7 +149,14 @@ pub fn read_recordings(
             *v = (*v - fitted.mean[c]) / fitted.std[c];
         }
     }
-    Ok((Recordings { sequences, truth }, fitted))
+    Ok((
+        Recordings {
+            sequences,
+            truth,
+            modalities,
+        },
+        fitted,
+    ))
 }
 
 fn fit_standardiser(raw: &[Vec<f32>], channels: usize) -> Standardiser {

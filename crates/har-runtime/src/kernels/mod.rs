@@ -302,6 +302,46 @@ pub(crate) fn attention_masked(
     }
 }
 
+/// One query's multi-head attention over `rows` keys and values (each `rows × d`, heads
+/// contiguous inside a row): per head, softmax of the scaled dot products, then the weighted
+/// sum of the values into `out` (`d`). The step-by-step form of [`attention`], for models
+/// that run one step at a time over a cache of the past.
+pub(crate) fn attend_query(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    heads: usize,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let d = q.len();
+    let hd = d / heads;
+    let rows = keys.len() / d;
+    let scale = 1.0 / (hd as f32).sqrt();
+    scores.resize(rows, 0.0);
+    out.fill(0.0);
+    if rows == 0 {
+        return;
+    }
+    for h in 0..heads {
+        let head = h * hd..(h + 1) * hd;
+        for (j, score) in scores.iter_mut().enumerate() {
+            *score = dot(
+                &q[head.clone()],
+                &keys[j * d + h * hd..j * d + (h + 1) * hd],
+            ) * scale;
+        }
+        softmax_in_place(scores);
+        for (j, &weight) in scores.iter().enumerate() {
+            axpy(
+                &mut out[head.clone()],
+                &values[j * d + h * hd..j * d + (h + 1) * hd],
+                weight,
+            );
+        }
+    }
+}
+
 /// Transposes `[a, b, d]` tokens into `[b, a, d]`.
 pub(crate) fn transpose_tokens(from: &[f32], a: usize, b: usize, d: usize, to: &mut [f32]) {
     for i in 0..a {

@@ -16,12 +16,15 @@
 //! | [`DepthwiseConv1d`] | one kernel per channel over time (causal or centred) |
 //! | [`SeparableConv1d`] | depthwise, then a dense layer across channels |
 //! | [`Lstm`], [`Gru`] | recurrent layers over a sequence, every step's hidden state |
+//! | [`CausalAttention`] | causal self-attention one step at a time over a [`KvCache`] |
 //! | [`MultiView`] | convolutions along time and across channels, fused (MVF, seed S6) |
 
+mod causal_attention;
 mod conv;
 mod multiview;
 mod recurrent;
 
+pub use causal_attention::{CausalAttention, KvCache, StepScratch};
 pub use conv::{DepthwiseConv1d, Padding, SeparableConv1d};
 pub use multiview::MultiView;
 pub use recurrent::{Gru, Lstm};

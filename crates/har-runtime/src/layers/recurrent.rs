@@ -115,14 +115,30 @@ impl Gru {
 
     /// The hidden state after each step of `x` (`T × I`) into `y` (`T × H`).
     pub fn apply(&self, x: &[f32], y: &mut Vec<f32>) {
-        let h_len = self.products.hidden_dim;
-        self.products.run(x, y, |gates, recurrent, h| {
-            for k in 0..h_len {
-                let r = sigmoid(gates[k] + recurrent[k]);
-                let z = sigmoid(gates[h_len + k] + recurrent[h_len + k]);
-                let n = tanh_fast(gates[2 * h_len + k] + r * recurrent[2 * h_len + k]);
-                h[k] = (1.0 - z) * n + z * h[k];
-            }
-        });
+        self.products.run(x, y, gru_cell);
+    }
+
+    /// Hidden width.
+    pub fn hidden_dim(&self) -> usize {
+        self.products.hidden_dim
+    }
+
+    /// One step of a stream: input `x` (`I`) updates the hidden state `h` (`H`) in place;
+    /// `gates` and `recurrent` are buffers. Steps from a zero state give [`Gru::apply`]'s rows.
+    pub fn step(&self, x: &[f32], h: &mut [f32], gates: &mut Vec<f32>, recurrent: &mut Vec<f32>) {
+        self.products.input.apply(x, 1, gates);
+        self.products.hidden.apply(h, 1, recurrent);
+        gru_cell(gates, recurrent, h);
+    }
+}
+
+/// The GRU update of `h` from a step's input and recurrent products (`3 × H` each).
+fn gru_cell(gates: &[f32], recurrent: &[f32], h: &mut [f32]) {
+    let h_len = h.len();
+    for k in 0..h_len {
+        let r = sigmoid(gates[k] + recurrent[k]);
+        let z = sigmoid(gates[h_len + k] + recurrent[h_len + k]);
+        let n = tanh_fast(gates[2 * h_len + k] + r * recurrent[2 * h_len + k]);
+        h[k] = (1.0 - z) * n + z * h[k];
     }
 }
