@@ -5,6 +5,8 @@
 //! - [`windower`]: preprocess — streaming alignment, windowing and normalisation per device;
 //! - [`inference`]: the model split at the modality boundary (encode / fuse);
 //! - [`aligner`]: fuse's matching of modalities per window with a deadline;
+//! - [`segmenting`] and [`step_segmenting`]: activity segments from predictions, or from the
+//!   per-step segmentation model run on the raw chunks;
 //! - [`logsink`]: the Parquet log tables (sealed files, regular flushes);
 //! - [`runtime`]: the event loop, counting and orderly shutdown every node runs on;
 //! - [`health`], [`settings`], [`dora_io`]: counters, environment settings and the dora glue;
@@ -30,6 +32,7 @@ pub mod replay;
 pub mod runtime;
 pub mod segmenting;
 pub mod settings;
+pub mod step_segmenting;
 pub mod testing;
 pub mod windower;
 

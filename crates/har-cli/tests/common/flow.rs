@@ -44,7 +44,14 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// The repository's `dataflow.yml`.
     pub fn new(settings: &[(&str, &str)]) -> Self {
+        Self::from_yml("dataflow.yml", settings)
+    }
+
+    /// The graph `yml` (relative to the repository; `dataflows/*.yml` name their paths from
+    /// that folder, `../models/...`).
+    pub fn from_yml(yml_path: &str, settings: &[(&str, &str)]) -> Self {
         for node in NODES {
             assert!(
                 bin_dir().join(node).exists(),
@@ -55,7 +62,7 @@ impl Flow {
         let dir = tempfile::tempdir().unwrap();
         let repo = repo();
         let mut yml = String::new();
-        for line in std::fs::read_to_string(repo.join("dataflow.yml"))
+        for line in std::fs::read_to_string(repo.join(yml_path))
             .unwrap()
             .lines()
         {
@@ -65,6 +72,10 @@ impl Flow {
             }
             let indent = &line[..line.len() - trimmed.len()];
             let mut line = line
+                .replace("path: ../target/debug/", "path: target/debug/")
+                .replace(": ../samples/", ": samples/")
+                .replace(": ../models/", ": models/")
+                .replace("HAR_LOG_DIR: ../logs", "HAR_LOG_DIR: logs")
                 .replace(
                     "path: target/debug/",
                     &format!("path: {}/", bin_dir().display()),
@@ -86,7 +97,7 @@ impl Flow {
         for (name, _) in settings {
             assert!(
                 yml.contains(&format!("{name}: ")),
-                "dataflow.yml has no setting {name}"
+                "{yml_path} has no setting {name}"
             );
         }
         std::fs::write(dir.path().join("dataflow.yml"), yml).unwrap();
