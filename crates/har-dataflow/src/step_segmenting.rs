@@ -47,13 +47,16 @@ pub struct StepCounters {
     pub restarts: u64,
 }
 
+/// A step waiting for its other modalities: its start and one slot per modality.
+type PendingStep = (i64, Vec<Option<Vec<f32>>>);
+
 /// One device's model state and segment rule.
 #[derive(Debug)]
 struct DeviceSteps {
     source: Source,
     step_ns: i64,
     /// Steps waiting for their other modalities: window id → one slot per modality.
-    pending: BTreeMap<u64, (i64, Vec<Option<Vec<f32>>>)>,
+    pending: BTreeMap<u64, PendingStep>,
     last_step: Option<u64>,
     stream: SegmenterStream,
     /// Context drops of the streams this device restarted from.
