@@ -10,7 +10,8 @@ use har_onnx::{export_to_file, ExportOptions};
 /// Arguments of `har export onnx`.
 #[derive(Debug, Args)]
 pub struct OnnxArgs {
-    /// Model directory (model.json, model.safetensors, normalizer.json).
+    /// Model directory (model.json, model.safetensors, normalizer.json), or a segmenter
+    /// directory (segmenter.json, segmenter.safetensors: input `steps`, per-step outputs).
     #[arg(long)]
     pub model: PathBuf,
     /// Output ONNX file.
@@ -24,14 +25,26 @@ pub struct OnnxArgs {
 
 /// Runs `har export onnx`.
 pub fn onnx_command(args: &OnnxArgs) -> Result<()> {
-    let exported = export_to_file(
-        &args.model,
-        &args.out,
-        ExportOptions {
-            with_mask: args.mask,
-        },
-    )
-    .with_context(|| format!("exporting {}", args.model.display()))?;
+    let segmenter = args.model.join(har_runtime::segmenter::CARD_FILE).exists();
+    if segmenter && args.mask {
+        anyhow::bail!("--mask: a segmenter takes every modality in one `steps` input");
+    }
+    let exported = if segmenter {
+        let exported = har_onnx::segmenter::export(&args.model)
+            .with_context(|| format!("exporting {}", args.model.display()))?;
+        std::fs::write(&args.out, &exported.bytes)
+            .with_context(|| format!("writing {}", args.out.display()))?;
+        exported
+    } else {
+        export_to_file(
+            &args.model,
+            &args.out,
+            ExportOptions {
+                with_mask: args.mask,
+            },
+        )
+        .with_context(|| format!("exporting {}", args.model.display()))?
+    };
     println!(
         "wrote {} ({} bytes, {} weights, opset {}): inputs {:?}, outputs [\"logits\", \"probabilities\"]",
         args.out.display(),

@@ -13,11 +13,13 @@
 //! - [`graph`]: the graph builder and the layers as standard operators.
 //! - [`dmft`]: the DMFT architecture, from the runtime's weights under the runtime's names.
 //! - [`fusion`]: its fusion schemes (mid, cross-modal, skeleton-guided).
+//! - [`segmenter`]: the per-step segmentation model (input `steps`, per-step outputs).
 
 pub mod dmft;
 pub mod fusion;
 pub mod graph;
 pub mod proto;
+pub mod segmenter;
 
 use std::path::Path;
 
