@@ -332,3 +332,112 @@ fn streaming_spec(card: &SegmenterCard) -> StreamingSpec {
         normalizer: Normalizer { modalities: stats },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn shipped() -> ModelSegments {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/hapt-segmenter");
+        ModelSegments::open(
+            &dir,
+            StepSettings {
+                rule: SegmentRule {
+                    min_duration_ns: 1_000_000_000,
+                    max_gap_ns: 5_000_000_000,
+                },
+                context_limit: 64,
+            },
+        )
+        .unwrap()
+    }
+
+    /// `n` samples of `modality` at 50 Hz from sample `first` (synthetic: a slow wave).
+    fn chunk(modality: &str, first: i64, n: usize, seq: u64) -> SensorChunk {
+        SensorChunk {
+            source: Source {
+                device_id: "d1".into(),
+                subject_id: "s".into(),
+                session_id: "1".into(),
+            },
+            modality: modality.into(),
+            chunk_seq: seq,
+            sample_rate_hz: 50.0,
+            channel_count: 3,
+            timestamps_ns: (0..n as i64).map(|k| (first + k) * 20_000_000).collect(),
+            values: (0..n * 3)
+                .map(|i| ((first as f32 + (i / 3) as f32) * 0.1).sin() + (i % 3) as f32)
+                .collect(),
+            labels: None,
+            ingest_ts_ns: 0,
+        }
+    }
+
+    #[test]
+    fn steps_run_when_every_modality_is_in_and_segments_cover_them() {
+        let mut m = shipped();
+        let mut rows = Vec::new();
+        // 40 s of both modalities in 0.2 s chunks, gyro one chunk behind.
+        for c in 0..200u64 {
+            rows.extend(m.push(&chunk("acc", c as i64 * 10, 10, c)).unwrap());
+            if c > 0 {
+                rows.extend(m.push(&chunk("gyro", (c as i64 - 1) * 10, 10, c)).unwrap());
+            }
+        }
+        rows.extend(m.push(&chunk("gyro", 1990, 10, 200)).unwrap());
+        rows.extend(m.finish());
+        assert_eq!(m.counters().steps, 250, "2000 samples / 8");
+        assert_eq!(m.counters().incomplete_steps, 0);
+        assert_eq!(m.counters().restarts, 0);
+        // The global attention kept 64 steps: the rest left it, counted.
+        assert_eq!(m.context_dropped(), 250 - 64);
+        let covered: usize = rows.iter().map(|r| r.segment.spans).sum();
+        assert_eq!(covered, 250);
+        assert!(rows
+            .iter()
+            .all(|r| r.model_id.starts_with("hapt-segmenter@")));
+        let ids: Vec<u64> = rows.iter().map(|r| r.segment_id).collect();
+        assert_eq!(ids, (0..rows.len() as u64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_missing_modality_window_and_a_time_jump_are_counted_not_fatal() {
+        let mut m = shipped();
+        // acc and gyro for 2 s; then acc only for 0.8 s (gyro dead); then both resume 60 s
+        // later (a jump the preprocessing restarts its tracks after).
+        let mut rows = m.push(&chunk("acc", 0, 100, 0)).unwrap();
+        rows.extend(m.push(&chunk("gyro", 0, 100, 0)).unwrap());
+        rows.extend(m.push(&chunk("acc", 100, 40, 1)).unwrap());
+        let before = m.counters();
+        rows.extend(m.push(&chunk("acc", 3100, 100, 2)).unwrap());
+        rows.extend(m.push(&chunk("gyro", 3100, 100, 1)).unwrap());
+        rows.extend(m.finish());
+        let c = m.counters();
+        assert_eq!(before.steps, 12, "{before:?}");
+        assert_eq!(c.incomplete_steps, 5, "the acc-only steps: {c:?}");
+        assert_eq!(c.restarts, 1, "{c:?}");
+        assert_eq!(c.steps, 24, "{c:?}");
+        // The jump ends a segment: nothing bridges a minute.
+        assert!(
+            rows.iter()
+                .all(|r| r.segment.end_ns <= 2_000_000_000 || r.segment.start_ns >= 62_000_000_000),
+            "{rows:?}"
+        );
+        assert_eq!(rows.iter().map(|r| r.segment.spans).sum::<usize>(), 24);
+    }
+
+    #[test]
+    fn a_chunk_the_model_cannot_take_is_an_error_naming_it() {
+        let mut m = shipped();
+        let mut bad = chunk("acc", 0, 10, 0);
+        bad.channel_count = 4;
+        bad.values.extend([0.0; 10]);
+        let err = m.push(&bad).unwrap_err().to_string();
+        assert!(err.contains("acc"), "{err}");
+        // Unknown modalities are skipped and counted by the preprocessing.
+        m.push(&chunk("magnetometer", 0, 10, 0)).unwrap();
+        assert_eq!(m.preprocess_counters().unknown_modality_chunks, 1);
+    }
+}
