@@ -36,7 +36,7 @@ enum Command {
     Distill(model::DistillArgs),
     /// Evaluate a model directory on a dataset's test split.
     Eval(model::EvalArgs),
-    /// Query the dataflow's log tables (predictions, windows, node_health) in SQL.
+    /// Query the dataflow's log tables (predictions, windows, segments, node_health) in SQL.
     Sql(sql::SqlArgs),
     /// Draw pictures from the logs.
     Plot {
