@@ -31,3 +31,15 @@ echo "== activity segments (this run): minutes per activity per subject"
 $har sql "SELECT subject_id, name, count(*) AS segments, round(sum(duration_s) / 60, 2) AS minutes FROM segments WHERE $latest GROUP BY 1, 2 ORDER BY 4 DESC"
 echo "== timeline of the replayed device (segments, truth, predicted)"
 $har plot timeline --log-dir logs --out logs/timeline.png
+
+echo "== the segmentation model in the graph (dataflows/hapt-segmenter.yml; output: logs/dora-run-segmenter.log)"
+if ! dora run dataflows/hapt-segmenter.yml > logs/dora-run-segmenter.log 2>&1; then
+  echo "dora run failed; the end of logs/dora-run-segmenter.log:" >&2
+  tail -n 40 logs/dora-run-segmenter.log >&2
+  exit 1
+fi
+model_run="run_id = (SELECT run_id FROM segments WHERE model_id LIKE 'hapt-segmenter@%' ORDER BY closed_ts_ns DESC LIMIT 1)"
+echo "== its segments: minutes per activity (12 classes, transitions included)"
+$har sql "SELECT name, count(*) AS segments, round(sum(duration_s) / 60, 2) AS minutes FROM segments WHERE $model_run GROUP BY 1 ORDER BY 3 DESC"
+echo "== its first segments"
+$har sql "SELECT segment_id, name, round(start_ns / 1e9, 2) AS start_s, round(duration_s, 2) AS seconds, round(confidence, 3) AS confidence FROM segments WHERE $model_run ORDER BY segment_id LIMIT 12"
