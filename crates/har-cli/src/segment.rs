@@ -49,10 +49,12 @@ pub struct TrainArgs {
     /// Leave the global attention out (ablation).
     #[arg(long)]
     pub no_global: bool,
-    /// Steps the global attention reads (default: every earlier step of the sequence; a
-    /// stream then keeps up to the segment node's context limit).
-    #[arg(long)]
-    pub global_window: Option<usize>,
+    /// Steps the global attention reads, online and offline: the training chunk's length by
+    /// default (longer contexts, never seen in training, scored lower on the held-out
+    /// subjects: docs/results.md); 0 = every earlier step of the sequence (a stream then
+    /// keeps up to the segment node's context limit).
+    #[arg(long, default_value_t = 256)]
+    pub global_window: usize,
     /// Share of the training subjects held out to choose the epoch.
     #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f64,
@@ -100,6 +102,10 @@ pub struct EvalArgs {
     /// Labels whose boundary errors are reported, comma-separated [default: none].
     #[arg(long, value_delimiter = ',')]
     pub boundary_labels: Vec<i32>,
+    /// With --segmenter: the global attention reads only the last N steps (as a stream
+    /// with that context limit does) [default: the model's own].
+    #[arg(long)]
+    pub global_window: Option<usize>,
     /// Also write the report as JSON here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -146,7 +152,10 @@ fn segmenter_eval(
     dir: &std::path::Path,
 ) -> Result<()> {
     use har_model::segmenter::train::{evaluate, load, read_recordings};
-    let (card, model) = load(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let (card, mut model) = load(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if let Some(window) = args.global_window {
+        model = model.with_global_window(Some(window));
+    }
     let held: Option<Vec<String>> = (args.split == "validation")
         .then(|| serde_json::from_value(card.provenance["validation_subjects"].clone()))
         .transpose()
@@ -254,7 +263,7 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         local_window: args.local_window,
         local: !args.no_local,
         global: !args.no_global,
-        global_window: args.global_window,
+        global_window: (args.global_window > 0).then_some(args.global_window),
         num_classes: classes.len(),
     };
     let training = SegmenterTraining {

@@ -1,7 +1,7 @@
 //! The exported segmentation model computes what the runtime computes: run by tract on raw
 //! steps, its per-step logits equal the runtime's step-by-step forward within 1e-4 — the
-//! shipped HAPT segmenter on two stretches of the shipped recording (batch of two), and a
-//! seeded model whose global attention has a window of its own.
+//! shipped HAPT segmenter on two stretches of the shipped recording (batch of two), and
+//! seeded models whose global attention has a window of its own or sees every earlier step.
 
 use std::path::{Path, PathBuf};
 
@@ -89,7 +89,13 @@ fn the_shipped_segmenter_exports_exactly() {
 }
 
 #[test]
-fn a_model_with_its_own_global_window_exports_exactly() {
+fn seeded_models_with_and_without_a_global_window_export_exactly() {
+    for global_window in [Some(6), None] {
+        check_seeded(global_window);
+    }
+}
+
+fn check_seeded(global_window: Option<usize>) {
     let config = SegmenterConfig {
         channels: 4,
         patch_len: 3,
@@ -99,7 +105,7 @@ fn a_model_with_its_own_global_window_exports_exactly() {
         local_window: 3,
         local: true,
         global: true,
-        global_window: Some(6),
+        global_window,
         num_classes: 3,
     };
     let varmap = VarMap::new();

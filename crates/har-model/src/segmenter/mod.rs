@@ -85,6 +85,14 @@ impl Segmenter {
         })
     }
 
+    /// The same weights with the global attention reading only the last `window` steps
+    /// (`None`: every earlier step) — to evaluate a context limit the model was not trained
+    /// with, such as the dataflow node's.
+    pub fn with_global_window(mut self, window: Option<usize>) -> Self {
+        self.config.global_window = window;
+        self
+    }
+
     /// The model's shape.
     pub fn config(&self) -> &SegmenterConfig {
         &self.config
