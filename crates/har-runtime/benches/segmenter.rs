@@ -1,10 +1,12 @@
 //! One step of the shipped HAPT segmenter on the runtime (what the segment node runs per
-//! device every 0.16 s), with the global attention holding 256, 1,024 and 4,096 earlier steps
-//! (the node's default context limit), and a whole 6-minute recording (2,253 steps) from a
-//! fresh stream. Run on one core: `taskset -c 0 cargo bench -p har-runtime --bench segmenter`.
+//! device every 0.16 s) with its own global window (256 steps), and with the same weights
+//! unbounded at the node's context limits of 1,024 and 4,096 steps; and a whole 6-minute
+//! recording (2,253 steps) from a fresh stream. Run on one core:
+//! `taskset -c 0 cargo bench -p har-runtime --bench segmenter`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use har_runtime::segmenter::Segmenter;
+use har_runtime::segmenter::{Segmenter, WEIGHTS_FILE};
+use har_runtime::weights::Weights;
 
 fn step(width: usize, seed: usize) -> Vec<f32> {
     (0..width)
@@ -14,11 +16,15 @@ fn step(width: usize, seed: usize) -> Vec<f32> {
 
 fn benches(c: &mut Criterion) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/hapt-segmenter");
-    let (_, model) =
+    let (card, shipped) =
         Segmenter::read_dir(&dir).unwrap_or_else(|e| panic!("loading {}: {e}", dir.display()));
-    let width = model.config().step_width();
+    let mut config = card.config.clone();
+    config.global_window = None;
+    let weights = Weights::read(&dir.join(WEIGHTS_FILE)).unwrap();
+    let unbounded = Segmenter::load(&weights.root(), &config).unwrap();
+    let width = shipped.config().step_width();
     let mut logits = Vec::new();
-    for context in [256usize, 1024, 4096] {
+    for (model, context) in [(&shipped, 256usize), (&unbounded, 1024), (&unbounded, 4096)] {
         let mut stream = model.stream(context);
         for t in 0..context {
             model
@@ -37,7 +43,7 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(steps as u64));
     group.sample_size(10);
     group.bench_function("6 min, 2253 steps", |b| {
-        b.iter(|| model.forward(&recording).unwrap())
+        b.iter(|| shipped.forward(&recording).unwrap())
     });
     group.finish();
 }
