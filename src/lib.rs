@@ -18,6 +18,7 @@ pub mod import;
 pub mod preprocess;
 pub mod recording;
 pub mod rng;
+pub mod scenes;
 pub mod schema;
 pub mod segments;
 pub mod streams;

@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod beam;
 pub mod card;
 pub mod config;
 pub mod dmft;

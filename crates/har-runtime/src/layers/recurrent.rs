@@ -80,21 +80,47 @@ impl Lstm {
 
     /// The hidden state after each step of `x` (`T × I`) into `y` (`T × H`).
     pub fn apply(&self, x: &[f32], y: &mut Vec<f32>) {
-        let h_len = self.products.hidden_dim;
-        let mut c = vec![0f32; h_len];
+        let mut c = vec![0f32; self.products.hidden_dim];
         self.products.run(x, y, |gates, recurrent, h| {
-            for k in 0..h_len {
-                let at = |g: usize| gates[g * h_len + k] + recurrent[g * h_len + k];
-                let (i, f, g, o) = (
-                    sigmoid(at(0)),
-                    sigmoid(at(1)),
-                    tanh_fast(at(2)),
-                    sigmoid(at(3)),
-                );
-                c[k] = f * c[k] + i * g;
-                h[k] = o * tanh_fast(c[k]);
-            }
+            lstm_cell(gates, recurrent, h, &mut c)
         });
+    }
+
+    /// Hidden width.
+    pub fn hidden_dim(&self) -> usize {
+        self.products.hidden_dim
+    }
+
+    /// One step: input `x` (`I`) updates the hidden state `h` and cell state `c` (`H` each)
+    /// in place; `gates` and `recurrent` are buffers. Steps from zero states give
+    /// [`Lstm::apply`]'s rows.
+    pub fn step(
+        &self,
+        x: &[f32],
+        h: &mut [f32],
+        c: &mut [f32],
+        gates: &mut Vec<f32>,
+        recurrent: &mut Vec<f32>,
+    ) {
+        self.products.input.apply(x, 1, gates);
+        self.products.hidden.apply(h, 1, recurrent);
+        lstm_cell(gates, recurrent, h, c);
+    }
+}
+
+/// The LSTM update of `h` and `c` from a step's input and recurrent products (`4 × H` each).
+fn lstm_cell(gates: &[f32], recurrent: &[f32], h: &mut [f32], c: &mut [f32]) {
+    let h_len = h.len();
+    for k in 0..h_len {
+        let at = |g: usize| gates[g * h_len + k] + recurrent[g * h_len + k];
+        let (i, f, g, o) = (
+            sigmoid(at(0)),
+            sigmoid(at(1)),
+            tanh_fast(at(2)),
+            sigmoid(at(3)),
+        );
+        c[k] = f * c[k] + i * g;
+        h[k] = o * tanh_fast(c[k]);
     }
 }
 
