@@ -29,6 +29,7 @@ pub mod mixup;
 pub mod ops;
 pub mod pipeline;
 pub mod runtime;
+pub mod scenes;
 pub mod segmentation;
 pub mod segmenter;
 pub mod sequence_layers;

@@ -13,6 +13,8 @@
 //!   [`encoders`]: the modality encoders an architecture picks (DMFT's patches, the plain
 //!   per-sample transformer, LSTM / GRU over samples or patches).
 //! - [`segmenter`]: the per-step segmentation model (seed S10), one step at a time.
+//! - [`scene`]: several people at once — cross-subject context and the label-set decoder
+//!   (seeds S5, S11), decoded by [`beam`] search.
 //!
 //! Adding an architecture: its config and names here, its forward assembled from
 //! [`layers`] (new layer kinds go there, their arithmetic in [`kernels`]), and the same
@@ -36,6 +38,7 @@ pub mod model_dir;
 pub mod names;
 pub mod patch_input;
 pub mod quantize;
+pub mod scene;
 pub mod segmenter;
 pub mod spectrum;
 pub mod weights;

@@ -219,3 +219,27 @@ pub mod segmenter {
     /// The per-step classification head.
     pub const HEAD: &str = "head";
 }
+
+/// The scene model (see [`crate::scene`]).
+pub mod scene {
+    /// Dense projection of a member's feature.
+    pub const INPUT: &str = "input";
+    /// The cross-subject attention (its `qkv` and `out` as in a transformer layer).
+    pub const CROSS: &str = "cross";
+    /// Dense from `[context; summary]` to the residual.
+    pub const MIX: &str = "mix";
+    /// Layer norm of the members' features.
+    pub const NORM: &str = "norm";
+    /// Per-member activity head.
+    pub const HEAD: &str = "head";
+    /// The decoder's label embeddings `[labels + 1, D]` (the start token last).
+    pub const LABEL_EMBEDDING: &str = "label_embedding";
+    /// The decoder's LSTM (named as in [`super::recurrent`]).
+    pub const LSTM: &str = "lstm";
+    /// The decoder's query of the members' features.
+    pub const QUERY: &str = "query";
+    /// The decoder's output: `[h; context]` to the labels and the end token.
+    pub const OUT: &str = "out";
+    /// The baseline's independent per-label logits from the pooled features.
+    pub const INDEPENDENT: &str = "independent";
+}
