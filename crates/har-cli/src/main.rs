@@ -8,6 +8,7 @@ mod fewshot;
 mod fuzz;
 mod model;
 mod plot;
+mod scene;
 mod segment;
 mod sql;
 mod timeline;
@@ -62,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         command: segment::SegmentCommand,
     },
+    /// Several people at once: generate scenes, train and score the scene model.
+    Scene {
+        #[command(subcommand)]
+        command: scene::SceneCommand,
+    },
     /// Export a model for other runtimes.
     Export {
         #[command(subcommand)]
@@ -101,6 +107,7 @@ fn main() -> Result<()> {
         Command::Enroll(args) => fewshot::enroll_command(&args),
         Command::Fewshot { command } => fewshot::run(command),
         Command::Segment { command } => segment::run(command),
+        Command::Scene { command } => scene::run(command),
         Command::Plot {
             command: PlotCommand::Timeline(args),
         } => timeline::timeline_command(&args),

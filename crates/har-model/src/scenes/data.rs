@@ -32,12 +32,14 @@ pub struct Moment {
     pub labels: Vec<usize>,
 }
 
-/// Every moment of the scenes of `role`, in scene and time order.
+/// Every moment of the scenes of `role`, in scene and time order; with `dropped`, that
+/// modality is left out of every window (a dead sensor: the classifier's degraded features).
 pub fn moments(
     dataset_dir: &Path,
     manifest: &SceneManifest,
     classifier: &mut LoadedModel,
     role: SceneRole,
+    dropped: Option<&str>,
 ) -> Result<Vec<Moment>> {
     let dataset = Dataset::open(dataset_dir)?;
     let space: Vec<i32> = manifest.label_space().iter().map(|c| c.id).collect();
@@ -84,7 +86,10 @@ pub fn moments(
                     continue;
                 };
                 let inputs: Vec<Option<&[f32]>> = (0..windows.modalities.len())
-                    .map(|mi| Some(windows.window(i, mi)))
+                    .map(|mi| {
+                        (Some(windows.modalities[mi].name.as_str()) != dropped)
+                            .then(|| windows.window(i, mi))
+                    })
                     .collect();
                 let embedded = classifier.model.embed_available(&inputs)?;
                 by_start

@@ -48,6 +48,10 @@ pub struct SceneCard {
     pub labels: Vec<ClassInfo>,
     /// The window classifier whose features it reads (model id).
     pub classifier: String,
+    /// The modality left out of the classifier's windows in training (a dead sensor), if any:
+    /// evaluation leaves it out too.
+    #[serde(default)]
+    pub dropped_modality: Option<String>,
     /// The baseline's threshold on its per-label probabilities (chosen on validation).
     pub threshold: f32,
     /// How it was trained.
