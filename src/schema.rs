@@ -42,6 +42,9 @@ pub enum SchemaName {
     LogNodeHealth,
     /// Activity segments (stream: segment → log, and Parquet table).
     LogSegments,
+    /// Scene members' activities and scene label sets (stream: scene → log, and Parquet
+    /// table).
+    LogScenes,
     /// One modality of a recording on disk (Parquet file).
     RecordingSamples,
     /// Label intervals of a recording on disk (Parquet file).
@@ -50,7 +53,7 @@ pub enum SchemaName {
 
 impl SchemaName {
     /// All schemas, in a fixed order.
-    pub const ALL: [SchemaName; 10] = [
+    pub const ALL: [SchemaName; 11] = [
         SchemaName::SensorChunk,
         SchemaName::Window,
         SchemaName::TokenEmbedding,
@@ -59,6 +62,7 @@ impl SchemaName {
         SchemaName::LogWindows,
         SchemaName::LogNodeHealth,
         SchemaName::LogSegments,
+        SchemaName::LogScenes,
         SchemaName::RecordingSamples,
         SchemaName::RecordingLabels,
     ];
@@ -74,6 +78,7 @@ impl SchemaName {
             SchemaName::LogWindows => "log_windows",
             SchemaName::LogNodeHealth => "log_node_health",
             SchemaName::LogSegments => "log_segments",
+            SchemaName::LogScenes => "log_scenes",
             SchemaName::RecordingSamples => "recording_samples",
             SchemaName::RecordingLabels => "recording_labels",
         }
@@ -87,6 +92,7 @@ impl SchemaName {
             SchemaName::LogWindows => Some("windows"),
             SchemaName::LogNodeHealth => Some("node_health"),
             SchemaName::LogSegments => Some("segments"),
+            SchemaName::LogScenes => Some("scenes"),
             _ => None,
         }
     }
@@ -101,6 +107,7 @@ impl SchemaName {
             SchemaName::LogWindows => include_str!("../schemas/log_windows.json"),
             SchemaName::LogNodeHealth => include_str!("../schemas/log_node_health.json"),
             SchemaName::LogSegments => include_str!("../schemas/log_segments.json"),
+            SchemaName::LogScenes => include_str!("../schemas/log_scenes.json"),
             SchemaName::RecordingSamples => include_str!("../schemas/recording_samples.json"),
             SchemaName::RecordingLabels => include_str!("../schemas/recording_labels.json"),
         }

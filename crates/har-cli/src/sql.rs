@@ -1,8 +1,8 @@
 //! `har sql`: SQL (DataFusion) over the log tables the dataflow's log node writes.
 //!
 //! Tables, each registered over every run's sealed files under the log folder:
-//! `predictions` (`<dir>/predictions/run_id=*/part-*.parquet`), `windows`, `node_health` and
-//! `segments`;
+//! `predictions` (`<dir>/predictions/run_id=*/part-*.parquet`), `windows`, `node_health`,
+//! `segments` and `scenes`;
 //! their columns are those of `schemas/log_*.json`. Files still being written end in
 //! `.inprogress` and are never read.
 
@@ -15,11 +15,12 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use har_core::schema::SchemaName;
 
 /// The log tables; each is registered under its folder's name.
-const TABLES: [SchemaName; 4] = [
+const TABLES: [SchemaName; 5] = [
     SchemaName::LogPredictions,
     SchemaName::LogWindows,
     SchemaName::LogNodeHealth,
     SchemaName::LogSegments,
+    SchemaName::LogScenes,
 ];
 
 fn table_names() -> Vec<&'static str> {

@@ -208,6 +208,17 @@ impl StreamModel {
 
     /// Fusion part and head for one window; `fuse_ts_ns` is left 0 for the caller.
     pub fn fuse(&mut self, window: &ReadyWindow) -> Result<PredictionMessage> {
+        Ok(self.fuse_embedded(window, false)?.0)
+    }
+
+    /// [`StreamModel::fuse`], and with `embedding` the window's fused feature (the head's
+    /// input) as a one-token message keyed like the window, modality `fused` (what the scene
+    /// node reads).
+    pub fn fuse_embedded(
+        &mut self,
+        window: &ReadyWindow,
+        embedding: bool,
+    ) -> Result<(PredictionMessage, Option<TokenMessage>)> {
         let first =
             window.tokens.iter().flatten().next().ok_or_else(|| {
                 DataflowError::stream("tokens", "modality", "no modality present")
@@ -237,15 +248,17 @@ impl StreamModel {
             .iter()
             .map(|t| t.as_ref().map(|t| t.values.as_slice()))
             .collect();
-        let probabilities = match &self.enrollment {
-            Some(e) if !e.classes.is_empty() => {
-                let out = self.model.fuse_embedded(&refs)?;
-                let mut logits = out.logits;
+        let enrolled = self.enrollment.as_ref().filter(|e| !e.classes.is_empty());
+        let (probabilities, feature) = if enrolled.is_some() || embedding {
+            let out = self.model.fuse_embedded(&refs)?;
+            let mut logits = out.logits;
+            if let Some(e) = enrolled {
                 e.extend_logits(&out.embedding, &mut logits);
-                softmax(&mut logits);
-                logits
             }
-            _ => self.model.fuse(&refs)?,
+            softmax(&mut logits);
+            (logits, embedding.then_some(out.embedding))
+        } else {
+            (self.model.fuse(&refs)?, None)
         };
         let best = probabilities
             .iter()
@@ -256,7 +269,19 @@ impl StreamModel {
         let class = &self.classes[best];
         let key = &first.key;
         let present = window.tokens.iter().flatten();
-        Ok(PredictionMessage {
+        let true_label = window.tokens.iter().flatten().find_map(|t| t.key.label);
+        let fused = feature.map(|values| TokenMessage {
+            key: har_core::streams::WindowKey {
+                modality: FUSED_MODALITY.to_string(),
+                label: true_label,
+                ..key.clone()
+            },
+            num_tokens: 1,
+            dim: values.len() as u32,
+            values,
+            encode_ts_ns: present.clone().map(|t| t.encode_ts_ns).max().unwrap_or(0),
+        });
+        let prediction = PredictionMessage {
             window_id: key.window_id,
             source: key.source.clone(),
             start_ns: key.start_ns,
@@ -264,7 +289,7 @@ impl StreamModel {
             predicted_label: class.id,
             predicted_name: class.name.clone(),
             confidence: probabilities[best],
-            true_label: window.tokens.iter().flatten().find_map(|t| t.key.label),
+            true_label,
             model_id: self.model_id.clone(),
             modalities_present: present.clone().map(|t| t.key.modality.clone()).collect(),
             degraded: window.degraded,
@@ -281,9 +306,13 @@ impl StreamModel {
             encode_ts_ns: present.map(|t| t.encode_ts_ns).max().unwrap_or(0),
             fuse_ts_ns: 0,
             probabilities,
-        })
+        };
+        Ok((prediction, fused))
     }
 }
+
+/// The modality name of fused-feature messages (`token_embedding` with one token).
+pub const FUSED_MODALITY: &str = "fused";
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 //! - [`aligner`]: fuse's matching of modalities per window with a deadline;
 //! - [`segmenting`] and [`step_segmenting`]: activity segments from predictions, or from the
 //!   per-step segmentation model run on the raw chunks;
+//! - [`scening`]: the scene node — members grouped per scene, the scene model;
 //! - [`logsink`]: the Parquet log tables (sealed files, regular flushes);
 //! - [`runtime`]: the event loop, counting and orderly shutdown every node runs on;
 //! - [`health`], [`settings`], [`dora_io`]: counters, environment settings and the dora glue;
@@ -30,6 +31,7 @@ pub mod pacing;
 pub mod reconcile;
 pub mod replay;
 pub mod runtime;
+pub mod scening;
 pub mod segmenting;
 pub mod settings;
 pub mod step_segmenting;

@@ -30,6 +30,8 @@ pub enum Rows {
     Health(RecordBatch),
     /// `log_segments` rows.
     Segments(RecordBatch),
+    /// `log_scenes` rows.
+    Scenes(RecordBatch),
     /// The run's inputs ended: count every window still without a prediction, reply with
     /// the final count.
     EndOfRun(SyncSender<u64>),
@@ -63,13 +65,14 @@ pub const RECONCILE_HORIZON: Duration = Duration::from_secs(60);
 /// Windows tracked for reconciliation at most.
 const MAX_RECONCILED: usize = 1 << 20;
 
-/// The writer thread's state: the four tables and the reconciliation.
+/// The writer thread's state: the tables and the reconciliation.
 struct Tables {
     run_id: String,
     predictions: RollingParquetWriter,
     windows: RollingParquetWriter,
     health: RollingParquetWriter,
     segments: RollingParquetWriter,
+    scenes: RollingParquetWriter,
     reconciler: Reconciler,
     counts: Arc<WriterCounts>,
 }
@@ -83,6 +86,7 @@ impl Tables {
             Rows::Windows(batch) => self.write_windows(batch),
             Rows::Health(batch) => self.health.write(batch),
             Rows::Segments(batch) => self.segments.write(batch),
+            Rows::Scenes(batch) => self.scenes.write(batch),
             Rows::EndOfRun(reply) => {
                 self.reconciler.finish();
                 self.publish();
@@ -135,6 +139,7 @@ impl Tables {
             &mut self.windows,
             &mut self.health,
             &mut self.segments,
+            &mut self.scenes,
         ] {
             table.flush_if_due()?;
         }
@@ -147,7 +152,8 @@ impl Tables {
         let buffered = self.predictions.buffered_rows()
             + self.windows.buffered_rows()
             + self.health.buffered_rows()
-            + self.segments.buffered_rows();
+            + self.segments.buffered_rows()
+            + self.scenes.buffered_rows();
         self.counts
             .buffered
             .store(buffered as u64, Ordering::Relaxed);
@@ -168,6 +174,7 @@ impl Writer {
             windows: open(SchemaName::LogWindows)?,
             health: open(SchemaName::LogNodeHealth)?,
             segments: open(SchemaName::LogSegments)?,
+            scenes: open(SchemaName::LogScenes)?,
             reconciler: Reconciler::new(RECONCILE_HORIZON, MAX_RECONCILED),
             counts: counts.clone(),
         };
@@ -187,6 +194,7 @@ impl Writer {
                 &mut tables.windows,
                 &mut tables.health,
                 &mut tables.segments,
+                &mut tables.scenes,
             ] {
                 table.flush()?;
             }

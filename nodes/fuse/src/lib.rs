@@ -13,7 +13,9 @@
 //! Settings (env): `HAR_MODEL` (model directory; the shipped student by default in the yml,
 //! the teacher is selectable), `HAR_DEADLINE_MS` (default 200), `HAR_MAX_PENDING` (windows
 //! waiting at most, default 100000; beyond it the oldest are dropped and counted),
-//! `HAR_ENROLL_POLL_MS` (default 1000; 0: never re-read).
+//! `HAR_ENROLL_POLL_MS` (default 1000; 0: never re-read), `HAR_FUSE_EMBEDDINGS` (`true`:
+//! also send each window's fused feature on `embeddings` as a one-token `token_embedding`
+//! message, modality `fused` — what the scene node reads; default `false`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,10 +40,13 @@ pub struct Settings {
     pub max_pending: usize,
     /// How often the enrolment file is checked (`None`: never).
     pub enroll_poll: Option<Duration>,
+    /// Whether each window's fused feature is sent on `embeddings`.
+    pub embeddings: bool,
 }
 
 impl Settings {
-    /// Reads `HAR_MODEL`, `HAR_DEADLINE_MS` and `HAR_MAX_PENDING`.
+    /// Reads `HAR_MODEL`, `HAR_DEADLINE_MS`, `HAR_MAX_PENDING`, `HAR_ENROLL_POLL_MS` and
+    /// `HAR_FUSE_EMBEDDINGS`.
     pub fn from_env() -> Result<Self> {
         Ok(Self {
             model: settings::path("HAR_MODEL")?,
@@ -49,6 +54,7 @@ impl Settings {
             max_pending: settings::parse_or("HAR_MAX_PENDING", 100_000)?,
             enroll_poll: Some(settings::millis("HAR_ENROLL_POLL_MS", 1000.0)?)
                 .filter(|d| !d.is_zero()),
+            embeddings: settings::parse_or("HAR_FUSE_EMBEDDINGS", false)?,
         })
     }
 }
@@ -62,6 +68,7 @@ pub struct Fuse {
     enroll_poll: Option<Duration>,
     /// When the enrolment file was last checked.
     enroll_checked: std::time::Instant,
+    embeddings: bool,
 }
 
 impl Fuse {
@@ -78,6 +85,7 @@ impl Fuse {
             rejected: Rejections::new("window"),
             enroll_poll: settings.enroll_poll,
             enroll_checked: std::time::Instant::now(),
+            embeddings: settings.embeddings,
         })
     }
 
@@ -108,12 +116,21 @@ impl Fuse {
         self.poll_enrollment();
         let ready = std::mem::take(&mut self.ready);
         let mut predictions: Vec<PredictionMessage> = Vec::with_capacity(ready.len());
+        let mut features: Vec<TokenMessage> = Vec::new();
         for window in &ready {
-            predictions.extend(self.rejected.check(self.model.fuse(window))?);
+            let fused = self.model.fuse_embedded(window, self.embeddings);
+            if let Some((prediction, feature)) = self.rejected.check(fused)? {
+                predictions.push(prediction);
+                features.extend(feature);
+            }
         }
         let now = now_ns();
         predictions.iter_mut().for_each(|p| p.fuse_ts_ns = now);
-        out.send("predictions", &predictions)
+        out.send("predictions", &predictions)?;
+        if self.embeddings && !features.is_empty() {
+            out.send("embeddings", &features)?;
+        }
+        Ok(())
     }
 }
 

@@ -1,8 +1,9 @@
 //! log: writes the log tables as Parquet under `HAR_LOG_DIR` (default `logs`), one folder per
 //! table and run (`predictions/run_id=<id>/part-NNNNN.parquet`, likewise `windows`,
-//! `node_health` and `segments`), sealed files flushed regularly (`har_dataflow::logsink`) by a writer
+//! `node_health`, `segments` and `scenes`), sealed files flushed regularly (`har_dataflow::logsink`) by a writer
 //! thread (`har_dataflow::log_writer`). Inputs may have any names: each message is routed by
-//! the schema it declares (`prediction`, `window`, `log_node_health`, `log_segments`); a message of no log
+//! the schema it declares (`prediction`, `window`, `log_node_health`, `log_segments`,
+//! `log_scenes`); a message of no log
 //! table is counted and skipped. It acknowledges on `progress` what is logged in both tables:
 //! the older of the newest `ingest_ts_ns` among predictions and among window rows (window rows
 //! only once any arrived), so sensor-ingest's flow control and admission see a log that falls
@@ -128,6 +129,10 @@ impl NodeLogic for Log {
             "log_segments" => {
                 check_batch(SchemaName::LogSegments, &batch)?;
                 self.writer.send(Rows::Segments(batch))
+            }
+            "log_scenes" => {
+                check_batch(SchemaName::LogScenes, &batch)?;
+                self.writer.send(Rows::Scenes(batch))
             }
             other => {
                 self.unroutable += 1;
