@@ -139,7 +139,7 @@ mod tests {
                 labels: prefix.clone(),
                 score: score + logp[4],
             });
-            for t in 0..4 {
+            for (t, &lp) in logp.iter().enumerate().take(4) {
                 if prefix.contains(&t) {
                     continue;
                 }
@@ -148,10 +148,10 @@ mod tests {
                 if p.len() == max_len {
                     out.push(Hypothesis {
                         labels: p,
-                        score: score + logp[t],
+                        score: score + lp,
                     });
                 } else {
-                    stack.push((p, score + logp[t]));
+                    stack.push((p, score + lp));
                 }
             }
         }

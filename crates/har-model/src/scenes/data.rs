@@ -15,6 +15,9 @@ use har_runtime::model_dir::LoadedModel;
 
 use crate::error::{ModelError, Result};
 
+/// One member's window: its fused feature, the classifier's logits, its true activity.
+type MemberWindow = (Vec<f32>, Vec<f32>, usize);
+
 /// The members' windows of one instant of one scene.
 #[derive(Debug, Clone)]
 pub struct Moment {
@@ -55,7 +58,7 @@ pub fn moments(
             continue;
         }
         // Per window start: one (feature, logits, activity) per member.
-        let mut by_start: BTreeMap<i64, Vec<Option<(Vec<f32>, Vec<f32>, usize)>>> = BTreeMap::new();
+        let mut by_start: BTreeMap<i64, Vec<Option<MemberWindow>>> = BTreeMap::new();
         let mut period = f64::NAN;
         for (m, member) in scene.members.iter().enumerate() {
             let entry = dataset
