@@ -49,6 +49,7 @@ fn held_windows_are_predicted_at_the_end_and_bad_tokens_rejected_alone() {
         deadline: Duration::from_secs(60),
         max_pending: 1000,
         enroll_poll: None,
+        embeddings: false,
     };
     let [acc, mut gyro] = tokens(&settings.model);
     let n = acc.len();
