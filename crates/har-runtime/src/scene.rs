@@ -15,6 +15,9 @@
 //!
 //! Names: [`crate::names::scene`]; the training crate describes the same model in candle.
 
+use std::path::Path;
+
+use har_core::dataset::ClassInfo;
 use serde::{Deserialize, Serialize};
 
 use crate::beam::{self, BeamResult};
@@ -22,7 +25,33 @@ use crate::error::{Result, RuntimeError};
 use crate::kernels::{self, gelu};
 use crate::layers::{Dense, LayerNorm, Lstm};
 use crate::names::{scene as names, transformer};
-use crate::weights::Params;
+use crate::weights::{Params, Weights};
+
+/// The card's file name in a scene model directory.
+pub const CARD_FILE: &str = "scene.json";
+/// The weights' file name in a scene model directory.
+pub const WEIGHTS_FILE: &str = "scene.safetensors";
+
+/// What a scene model directory holds besides its weights.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SceneCard {
+    /// Shape.
+    pub config: SceneConfig,
+    /// The activities, in the head's order (the window classifier's classes).
+    pub activities: Vec<ClassInfo>,
+    /// The label set's labels, in the decoder's order.
+    pub labels: Vec<ClassInfo>,
+    /// The window classifier whose features it reads (model id).
+    pub classifier: String,
+    /// The modality left out of the classifier's windows in training (a dead sensor), if any:
+    /// evaluation leaves it out too.
+    #[serde(default)]
+    pub dropped_modality: Option<String>,
+    /// The baseline's threshold on its per-label probabilities (chosen on validation).
+    pub threshold: f32,
+    /// How it was trained.
+    pub provenance: serde_json::Value,
+}
 
 /// The scene model's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,6 +156,40 @@ impl SceneModel {
             out: Dense::load(&p.pp(names::OUT), 2 * d, config.labels + 1)?,
             independent: Dense::load(&p.pp(names::INDEPENDENT), 2 * d, config.labels)?,
         })
+    }
+
+    /// Reads a scene model directory: the card (classes as many as the outputs) and the
+    /// weights (every shape checked, none left over).
+    pub fn read_dir(dir: &Path) -> Result<(SceneCard, Self)> {
+        let path = dir.join(CARD_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| RuntimeError::file(&path, e))?;
+        let card: SceneCard =
+            serde_json::from_str(&text).map_err(|e| RuntimeError::file(&path, e))?;
+        let field = |field: &str, problem: String| RuntimeError::Field {
+            path: path.clone(),
+            field: field.into(),
+            problem,
+        };
+        if card.activities.len() != card.config.activities {
+            return Err(field(
+                "activities",
+                format!(
+                    "{} for {} outputs",
+                    card.activities.len(),
+                    card.config.activities
+                ),
+            ));
+        }
+        if card.labels.len() != card.config.labels {
+            return Err(field(
+                "labels",
+                format!("{} for {} outputs", card.labels.len(), card.config.labels),
+            ));
+        }
+        let weights = Weights::read(&dir.join(WEIGHTS_FILE))?;
+        let model = Self::load(&weights.root(), &card.config)?;
+        weights.finish()?;
+        Ok((card, model))
     }
 
     /// The model's shape.

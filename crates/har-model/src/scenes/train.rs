@@ -7,7 +7,6 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor, D};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
-use har_core::dataset::ClassInfo;
 use har_core::rng::Rng;
 use har_runtime::scene::SceneModel as RuntimeScene;
 use serde::{Deserialize, Serialize};
@@ -19,10 +18,7 @@ use crate::init::seeded_var_builder;
 use crate::runtime::varmap_weights;
 use crate::train::{restore, snapshot};
 
-/// The card's file name in a scene model directory.
-pub const CARD_FILE: &str = "scene.json";
-/// The weights' file name in a scene model directory.
-pub const WEIGHTS_FILE: &str = "scene.safetensors";
+pub use har_runtime::scene::{SceneCard, CARD_FILE, WEIGHTS_FILE};
 
 /// How the scene model is trained.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,27 +31,6 @@ pub struct SceneTraining {
     pub learning_rate: f64,
     /// Seed.
     pub seed: u64,
-}
-
-/// What a scene model directory holds besides its weights.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SceneCard {
-    /// Shape.
-    pub config: SceneConfig,
-    /// The activities, in the head's order (the window classifier's classes).
-    pub activities: Vec<ClassInfo>,
-    /// The label set's labels, in the decoder's order.
-    pub labels: Vec<ClassInfo>,
-    /// The window classifier whose features it reads (model id).
-    pub classifier: String,
-    /// The modality left out of the classifier's windows in training (a dead sensor), if any:
-    /// evaluation leaves it out too.
-    #[serde(default)]
-    pub dropped_modality: Option<String>,
-    /// The baseline's threshold on its per-label probabilities (chosen on validation).
-    pub threshold: f32,
-    /// How it was trained.
-    pub provenance: serde_json::Value,
 }
 
 /// Label-set scores of one decoder setting or the baseline.
@@ -350,13 +325,5 @@ pub fn save(dir: &Path, card: &SceneCard, varmap: &VarMap) -> Result<()> {
 
 /// Reads a directory [`save`] wrote, for the runtime.
 pub fn load(dir: &Path) -> Result<(SceneCard, RuntimeScene)> {
-    let path = dir.join(CARD_FILE);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
-    let card: SceneCard = serde_json::from_str(&text)
-        .map_err(|e| ModelError::Invalid(format!("{}: {e}", path.display())))?;
-    let weights = har_runtime::weights::Weights::read(&dir.join(WEIGHTS_FILE))?;
-    let model = RuntimeScene::load(&weights.root(), &card.config)?;
-    weights.finish()?;
-    Ok((card, model))
+    Ok(RuntimeScene::read_dir(dir)?)
 }
