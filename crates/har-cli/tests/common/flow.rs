@@ -13,12 +13,13 @@ use serde_json::Value;
 /// dora runs one at a time: parallel runs would compete for the two cores and timings.
 pub static DORA: Mutex<()> = Mutex::new(());
 
-pub const NODES: [&str; 6] = [
+pub const NODES: [&str; 7] = [
     "har-sensor-ingest",
     "har-preprocess",
     "har-encode",
     "har-fuse",
     "har-segment",
+    "har-scene",
     "har-log",
 ];
 
