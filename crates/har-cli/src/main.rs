@@ -6,6 +6,7 @@ mod data;
 mod export;
 mod fewshot;
 mod fuzz;
+mod logs;
 mod model;
 mod plot;
 mod scene;
@@ -63,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: segment::SegmentCommand,
     },
+    /// The log tables' upkeep: compaction, synthetic tables at scale.
+    Logs {
+        #[command(subcommand)]
+        command: logs::LogsCommand,
+    },
     /// Several people at once: generate scenes, train and score the scene model.
     Scene {
         #[command(subcommand)]
@@ -108,6 +114,7 @@ fn main() -> Result<()> {
         Command::Fewshot { command } => fewshot::run(command),
         Command::Segment { command } => segment::run(command),
         Command::Scene { command } => scene::run(command),
+        Command::Logs { command } => logs::run(command),
         Command::Plot {
             command: PlotCommand::Timeline(args),
         } => timeline::timeline_command(&args),

@@ -8,7 +8,9 @@
 //! - [`segmenting`] and [`step_segmenting`]: activity segments from predictions, or from the
 //!   per-step segmentation model run on the raw chunks;
 //! - [`scening`]: the scene node — members grouped per scene, the scene model;
-//! - [`logsink`]: the Parquet log tables (sealed files, regular flushes);
+//! - [`logsink`]: the Parquet log tables (sealed files, regular flushes); [`compact`]: their
+//!   compaction into large sorted files per run and day; [`synth_logs`]: synthetic tables at
+//!   scale, for measuring queries;
 //! - [`runtime`]: the event loop, counting and orderly shutdown every node runs on;
 //! - [`health`], [`settings`], [`dora_io`]: counters, environment settings and the dora glue;
 //! - [`testing`]: a node driven in-process by scripted messages (dora's testing mode).
@@ -18,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod aligner;
+pub mod compact;
 pub mod dora_io;
 pub mod error;
 pub mod faults;
@@ -35,6 +38,7 @@ pub mod scening;
 pub mod segmenting;
 pub mod settings;
 pub mod step_segmenting;
+pub mod synth_logs;
 pub mod testing;
 pub mod windower;
 
