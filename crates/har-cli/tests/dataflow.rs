@@ -21,7 +21,7 @@ use har_model::train::predict_with;
 
 mod common;
 use common::flow::{node_pids, parquet_files, repo, wait_for_predictions, Flow, DORA};
-use common::har_ok;
+use common::{har_ok, run_docs_snippet};
 
 /// The offline (candle, monolithic) model's probabilities on every window of the shipped
 /// recording, laid at the model's stride from the start; `present` as in `har eval --drop`.
@@ -215,35 +215,6 @@ fn dataflow_predicts_every_window_like_the_offline_model() {
         "{} bytes",
         bytes.len()
     );
-}
-
-/// Runs the Python block marked `<!-- logs-READER -->` in docs/dataflow.md on `logs`.
-fn run_docs_snippet(reader: &str, logs: &Path) -> String {
-    let docs = std::fs::read_to_string(repo().join("docs/dataflow.md")).unwrap();
-    let marker = format!("<!-- logs-{reader} -->");
-    let after = docs
-        .split_once(&marker)
-        .expect("the docs mark the snippet")
-        .1;
-    let code = after
-        .split_once("```python\n")
-        .unwrap()
-        .1
-        .split_once("```")
-        .unwrap()
-        .0;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(code)
-        .arg(logs)
-        .output()
-        .expect("python3 runs (scripts/test.sh installs pyarrow, pandas, duckdb)");
-    assert!(
-        out.status.success(),
-        "{reader} snippet failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Another architecture needs nothing of the nodes: a model directory whose card says LSTM,

@@ -3,6 +3,7 @@
 
 pub mod flow;
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs `har` with `args` (no backtraces in its errors).
@@ -36,4 +37,33 @@ pub fn shipped_student_copy(dir: &std::path::Path, name: &str) -> std::path::Pat
     }
     let _ = std::fs::remove_file(to.join("enrolled.json"));
     to
+}
+
+/// Runs the Python block marked `<!-- logs-READER -->` in docs/dataflow.md on `logs`.
+pub fn run_docs_snippet(reader: &str, logs: &Path) -> String {
+    let docs = std::fs::read_to_string(flow::repo().join("docs/dataflow.md")).unwrap();
+    let marker = format!("<!-- logs-{reader} -->");
+    let after = docs
+        .split_once(&marker)
+        .expect("the docs mark the snippet")
+        .1;
+    let code = after
+        .split_once("```python\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .arg(logs)
+        .output()
+        .expect("python3 runs (scripts/test.sh installs pyarrow, pandas, duckdb)");
+    assert!(
+        out.status.success(),
+        "{reader} snippet failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
