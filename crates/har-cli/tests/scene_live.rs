@@ -9,12 +9,12 @@
 use std::collections::BTreeMap;
 
 use har_core::scenes::{SceneManifest, SceneRole};
-use har_core::schema::{check_batch, SchemaName};
+use har_core::schema::SchemaName;
 use har_model::scenes::data::moments;
 use har_runtime::scene::SceneModel;
 
 mod common;
-use common::flow::{parquet_files, repo, Flow, DORA};
+use common::flow::{assert_table_schema, repo, Flow, DORA};
 
 #[test]
 fn a_generated_scene_through_the_graph_matches_the_offline_scene_model() {
@@ -22,16 +22,7 @@ fn a_generated_scene_through_the_graph_matches_the_offline_scene_model() {
     let flow = Flow::from_yml("dataflows/hapt-scene.yml", &[("HAR_SCENE_BEAM", "1")]);
     flow.run();
 
-    let mut files = Vec::new();
-    parquet_files(&flow.logs().join("scenes"), &mut files);
-    assert!(!files.is_empty());
-    for file in &files {
-        let (batches, _) = har_core::recording::read_parquet(file).unwrap();
-        for batch in &batches {
-            check_batch(SchemaName::LogScenes, batch)
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        }
-    }
+    assert_table_schema(&flow, "scenes", SchemaName::LogScenes);
     let rows = flow.sql(
         "SELECT scene_id, window_id, start_ns, device_id, activity_label, true_label, \
          scene_labels, members, expected_members, model_id FROM scenes \

@@ -6,13 +6,13 @@
 //! Needs the dora CLI and the node binaries, as `tests/dataflow.rs`.
 
 use har_core::dataset::Dataset;
-use har_core::schema::{check_batch, SchemaName};
+use har_core::schema::SchemaName;
 use har_core::segments::{SegmentRule, Segmenter as SegmentRuleState, Span};
 use har_model::segmenter::train::read_recordings;
 use har_runtime::segmenter::Segmenter;
 
 mod common;
-use common::flow::{parquet_files, repo, Flow, DORA};
+use common::flow::{assert_table_schema, repo, Flow, DORA};
 
 const RULE: SegmentRule = SegmentRule {
     min_duration_ns: 1_000_000_000,
@@ -94,16 +94,7 @@ fn the_segmentation_model_in_the_graph_logs_its_offline_segments() {
         assert!(model.starts_with("hapt-segmenter@"), "{model}");
     }
 
-    let mut files = Vec::new();
-    parquet_files(&flow.logs().join("segments"), &mut files);
-    assert!(!files.is_empty());
-    for file in &files {
-        let (batches, _) = har_core::recording::read_parquet(file).unwrap();
-        for batch in &batches {
-            check_batch(SchemaName::LogSegments, batch)
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        }
-    }
+    assert_table_schema(&flow, "segments", SchemaName::LogSegments);
 
     // The segments cover the 6-minute recording once.
     let minutes = flow.sql("SELECT sum(duration_s) / 60 AS minutes FROM segments");

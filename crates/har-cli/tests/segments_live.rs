@@ -4,14 +4,14 @@
 //! activity per subject" query answers. Needs the dora CLI and the node binaries, as
 //! `tests/dataflow.rs`.
 
-use har_core::schema::{check_batch, SchemaName};
+use har_core::schema::SchemaName;
 use har_core::segments::SegmentRule;
 use har_core::streams::{PredictionMessage, Source};
 use har_dataflow::segmenting::{DeviceSegments, SegmentSettings};
 use serde_json::Value;
 
 mod common;
-use common::flow::{parquet_files, Flow, DORA};
+use common::flow::{assert_table_schema, Flow, DORA};
 
 fn prediction(row: &Value) -> PredictionMessage {
     let text = |k: &str| row[k].as_str().unwrap().to_string();
@@ -105,16 +105,7 @@ fn online_segments_equal_the_offline_segmenter_over_the_logged_predictions() {
     assert_eq!(windows, predictions.len() as u64);
 
     // The table keeps its schema.
-    let mut files = Vec::new();
-    parquet_files(&flow.logs().join("segments"), &mut files);
-    assert!(!files.is_empty());
-    for file in &files {
-        let (batches, _) = har_core::recording::read_parquet(file).unwrap();
-        for batch in &batches {
-            check_batch(SchemaName::LogSegments, batch)
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        }
-    }
+    assert_table_schema(&flow, "segments", SchemaName::LogSegments);
 
     // Minutes per activity per subject: the segments cover the recording (6 min) once.
     let minutes = flow.sql(

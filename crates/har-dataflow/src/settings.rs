@@ -1,7 +1,7 @@
 //! Node settings from environment variables (declared under each node's `env:` in the
 //! dataflow yml), with errors that name the variable.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -63,4 +63,19 @@ pub fn now_ns() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// The id a model directory's outputs carry: `<directory name>@<first 12 hex digits of the
+/// SHA-256 of its weights file>`; an error naming `setting` when the file cannot be read.
+pub fn weights_id(dir: &Path, weights_file: &str, setting: &str) -> Result<String> {
+    let path = dir.join(weights_file);
+    let bytes = std::fs::read(&path)
+        .map_err(|e| DataflowError::setting(setting, format!("{}: {e}", path.display())))?;
+    let name = dir
+        .file_name()
+        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+    Ok(format!(
+        "{name}@{}",
+        &har_core::hash::sha256_hex(&bytes)[..12]
+    ))
 }

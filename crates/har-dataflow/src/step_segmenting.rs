@@ -100,14 +100,7 @@ impl ModelSegments {
                 "must be at least one step",
             ));
         }
-        let weights_path = dir.join(WEIGHTS_FILE);
-        let bytes = std::fs::read(&weights_path).map_err(|e| {
-            DataflowError::setting("HAR_SEGMENTER", format!("{}: {e}", weights_path.display()))
-        })?;
-        let name = dir
-            .file_name()
-            .map_or_else(|| "segmenter".into(), |n| n.to_string_lossy().into_owned());
-        let model_id = format!("{name}@{}", &har_core::hash::sha256_hex(&bytes)[..12]);
+        let model_id = crate::settings::weights_id(dir, WEIGHTS_FILE, "HAR_SEGMENTER")?;
         let spec = streaming_spec(&card);
         Ok(Self {
             preprocessor: StreamingPreprocessor::new(spec)?,

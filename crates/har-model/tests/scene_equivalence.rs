@@ -11,26 +11,10 @@ use har_model::init::seeded_var_builder;
 use har_model::scenes::train::runtime_model;
 use har_model::scenes::{SceneConfig, SceneModel};
 
+mod common;
+use common::{max_diff, randomise};
+
 const TOLERANCE: f32 = 1e-4;
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max)
-}
-
-fn randomise(varmap: &VarMap) {
-    let mut rng = Rng::new(41);
-    for var in varmap.all_vars() {
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| 0.4 * rng.normal() as f32)
-            .collect();
-        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
-            .unwrap();
-    }
-}
 
 #[test]
 fn candle_and_the_runtime_agree_on_scenes_of_any_size() {
@@ -46,7 +30,7 @@ fn candle_and_the_runtime_agree_on_scenes_of_any_size() {
         };
         let varmap = VarMap::new();
         let candle = SceneModel::new(&config, seeded_var_builder(&varmap, 2)).unwrap();
-        randomise(&varmap);
+        randomise(&varmap, 0.4, 41);
         let runtime = runtime_model(&varmap, &config).unwrap();
         let mut rng = Rng::new(9);
         let sizes = [2usize, 3, 1];

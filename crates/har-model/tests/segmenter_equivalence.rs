@@ -15,6 +15,9 @@ use har_model::runtime::varmap_weights;
 use har_model::segmenter::{train, Segmenter as CandleSegmenter, SegmenterConfig};
 use har_runtime::segmenter::Segmenter;
 
+mod common;
+use common::{max_diff, randomise};
+
 const TOLERANCE: f32 = 1e-4;
 
 fn config(local: bool, global: bool, global_window: Option<usize>) -> SegmenterConfig {
@@ -30,27 +33,6 @@ fn config(local: bool, global: bool, global_window: Option<usize>) -> SegmenterC
         global_window,
         num_classes: 5,
     }
-}
-
-/// Sets every parameter to random values scaled like the initialisation (biases start at 0
-/// and layer norms at 1, which would test less).
-fn randomise(varmap: &VarMap) {
-    let mut rng = Rng::new(99);
-    for var in varmap.all_vars() {
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| 0.3 * rng.normal() as f32)
-            .collect();
-        var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
-            .unwrap();
-    }
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max)
 }
 
 fn candle_logits(model: &CandleSegmenter, inputs: &[f32], steps: usize) -> Vec<f32> {
@@ -78,7 +60,7 @@ fn every_variant_agrees_step_by_step() {
         let c = config(local, global, window);
         let varmap = VarMap::new();
         let candle = CandleSegmenter::new(&c, seeded_var_builder(&varmap, 5)).unwrap();
-        randomise(&varmap);
+        randomise(&varmap, 0.3, 99);
         let weights = varmap_weights(&varmap).unwrap();
         let runtime = Segmenter::load(&weights.root(), &c).unwrap();
         weights.finish().unwrap();

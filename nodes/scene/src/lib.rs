@@ -75,15 +75,7 @@ impl Scene {
     /// Loads the scene model (card and weights checked).
     pub fn new(run_id: &str, settings: &Settings) -> Result<Self> {
         let (card, model) = SceneModel::read_dir(&settings.model)?;
-        let weights = settings.model.join(WEIGHTS_FILE);
-        let bytes = std::fs::read(&weights).map_err(|e| {
-            DataflowError::setting("HAR_SCENE_MODEL", format!("{}: {e}", weights.display()))
-        })?;
-        let name = settings
-            .model
-            .file_name()
-            .map_or_else(|| "scene".into(), |n| n.to_string_lossy().into_owned());
-        let model_id = format!("{name}@{}", &har_core::hash::sha256_hex(&bytes)[..12]);
+        let model_id = settings::weights_id(&settings.model, WEIGHTS_FILE, "HAR_SCENE_MODEL")?;
         tracing::info!(model = %model_id, classifier = %card.classifier, beam = settings.beam, "scene model loaded");
         Ok(Self {
             run_id: run_id.to_string(),

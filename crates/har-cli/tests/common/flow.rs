@@ -206,3 +206,18 @@ pub fn wait_for_predictions(flow: &Flow) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Asserts every sealed file of the log table `folder` exists and fits `schema` (the table's
+/// contract, `schemas/log_*.json`).
+pub fn assert_table_schema(flow: &Flow, folder: &str, schema: har_core::schema::SchemaName) {
+    let mut files = Vec::new();
+    parquet_files(&flow.logs().join(folder), &mut files);
+    assert!(!files.is_empty(), "no {folder} files");
+    for file in &files {
+        let (batches, _) = har_core::recording::read_parquet(file).unwrap();
+        for batch in &batches {
+            har_core::schema::check_batch(schema, batch)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+    }
+}
