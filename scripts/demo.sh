@@ -43,3 +43,15 @@ echo "== its segments: minutes per activity (12 classes, transitions included)"
 $har sql "SELECT name, count(*) AS segments, round(sum(duration_s) / 60, 2) AS minutes FROM segments WHERE $model_run GROUP BY 1 ORDER BY 3 DESC"
 echo "== its first segments"
 $har sql "SELECT segment_id, name, round(start_ns / 1e9, 2) AS start_s, round(duration_s, 2) AS seconds, round(confidence, 3) AS confidence FROM segments WHERE $model_run ORDER BY segment_id LIMIT 12"
+
+echo "== several people at once: a generated three-person scene (dataflows/hapt-scene.yml; output: logs/dora-run-scene.log)"
+if ! dora run dataflows/hapt-scene.yml > logs/dora-run-scene.log 2>&1; then
+  echo "dora run failed; the end of logs/dora-run-scene.log:" >&2
+  tail -n 40 logs/dora-run-scene.log >&2
+  exit 1
+fi
+scene_run="run_id = (SELECT run_id FROM scenes ORDER BY closed_ts_ns DESC LIMIT 1)"
+echo "== the scene's label sets over time (windows of 2.56 s)"
+$har sql "SELECT scene_labels, count(DISTINCT window_id) AS windows FROM scenes WHERE $scene_run GROUP BY 1 ORDER BY 2 DESC"
+echo "== each member's accuracy with the others' context, and the classifier alone"
+$har sql "SELECT s.device_id, s.subject_id, round(avg(CASE WHEN s.activity_label = s.true_label THEN 1.0 ELSE 0.0 END), 4) AS with_context, round(avg(CASE WHEN p.predicted_label = p.true_label THEN 1.0 ELSE 0.0 END), 4) AS alone FROM scenes s JOIN predictions p ON s.run_id = p.run_id AND s.device_id = p.device_id AND s.window_id = p.window_id WHERE s.$scene_run AND s.true_label IS NOT NULL GROUP BY 1, 2 ORDER BY 1"
