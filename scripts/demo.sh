@@ -10,12 +10,17 @@ source scripts/ensure_dora.sh
 export CARGO_TARGET_DIR="$PWD/target"
 cargo build --workspace --locked
 mkdir -p logs
+# `dora run` of a graph, its output in a log file; on failure the end of that file.
+run_graph() {
+  local yml=$1 log=$2
+  if ! dora run "$yml" > "$log" 2>&1; then
+    echo "dora run failed; the end of $log:" >&2
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
+}
 echo "== dora run dataflow.yml (the nodes' output: logs/dora-run.log)"
-if ! dora run dataflow.yml > logs/dora-run.log 2>&1; then
-  echo "dora run failed; the end of logs/dora-run.log:" >&2
-  tail -n 40 logs/dora-run.log >&2
-  exit 1
-fi
+run_graph dataflow.yml logs/dora-run.log
 
 har=target/debug/har
 latest="run_id = (SELECT run_id FROM predictions ORDER BY logged_ts_ns DESC LIMIT 1)"
@@ -33,11 +38,7 @@ echo "== timeline of the replayed device (segments, truth, predicted)"
 $har plot timeline --log-dir logs --out logs/timeline.png
 
 echo "== the segmentation model in the graph (dataflows/hapt-segmenter.yml; output: logs/dora-run-segmenter.log)"
-if ! dora run dataflows/hapt-segmenter.yml > logs/dora-run-segmenter.log 2>&1; then
-  echo "dora run failed; the end of logs/dora-run-segmenter.log:" >&2
-  tail -n 40 logs/dora-run-segmenter.log >&2
-  exit 1
-fi
+run_graph dataflows/hapt-segmenter.yml logs/dora-run-segmenter.log
 model_run="run_id = (SELECT run_id FROM segments WHERE model_id LIKE 'hapt-segmenter@%' ORDER BY closed_ts_ns DESC LIMIT 1)"
 echo "== its segments: minutes per activity (12 classes, transitions included)"
 $har sql "SELECT name, count(*) AS segments, round(sum(duration_s) / 60, 2) AS minutes FROM segments WHERE $model_run GROUP BY 1 ORDER BY 3 DESC"
@@ -45,11 +46,7 @@ echo "== its first segments"
 $har sql "SELECT segment_id, name, round(start_ns / 1e9, 2) AS start_s, round(duration_s, 2) AS seconds, round(confidence, 3) AS confidence FROM segments WHERE $model_run ORDER BY segment_id LIMIT 12"
 
 echo "== several people at once: a generated three-person scene (dataflows/hapt-scene.yml; output: logs/dora-run-scene.log)"
-if ! dora run dataflows/hapt-scene.yml > logs/dora-run-scene.log 2>&1; then
-  echo "dora run failed; the end of logs/dora-run-scene.log:" >&2
-  tail -n 40 logs/dora-run-scene.log >&2
-  exit 1
-fi
+run_graph dataflows/hapt-scene.yml logs/dora-run-scene.log
 scene_run="run_id = (SELECT run_id FROM scenes ORDER BY closed_ts_ns DESC LIMIT 1)"
 echo "== the scene's label sets over time (windows of 2.56 s)"
 $har sql "SELECT scene_labels, count(DISTINCT window_id) AS windows FROM scenes WHERE $scene_run GROUP BY 1 ORDER BY 2 DESC"
