@@ -31,4 +31,11 @@ impl Rng {
         let u2 = self.uniform(0.0, 1.0);
         (-2.0 * u1.ln()).sqrt() * (2.0 * PI * u2).cos()
     }
+    /// Shuffles `items` in place (Fisher–Yates, last index first), so every shuffle in the
+    /// project draws the same sequence from a seed.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, (self.next_u64() % (i as u64 + 1)) as usize);
+        }
+    }
 }

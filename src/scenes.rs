@@ -279,9 +279,7 @@ pub fn generate(source: &Dataset, out: &Path, settings: &SceneSettings) -> Resul
     let mut rng = Rng::new(settings.seed);
     // Subjects per role.
     let mut train: Vec<String> = source.manifest.subjects(Split::Train).into_iter().collect();
-    for i in (1..train.len()).rev() {
-        train.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-    }
+    rng.shuffle(&mut train);
     let held = ((train.len() as f64 * settings.validation_fraction).round() as usize)
         .clamp(1, train.len().saturating_sub(1).max(1));
     let validation = train.split_off(train.len() - held);
@@ -406,9 +404,7 @@ fn draw_scene(
         ));
     }
     let mut order: Vec<&String> = pool.iter().collect();
-    for i in (1..order.len()).rev() {
-        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-    }
+    rng.shuffle(&mut order);
     let members: Vec<SceneMember> = order[..wanted]
         .iter()
         .enumerate()

@@ -223,9 +223,7 @@ fn train_command(args: &TrainArgs) -> Result<()> {
         .into_iter()
         .collect();
     let mut rng = har_core::rng::Rng::new(args.seed);
-    for i in (1..subjects.len()).rev() {
-        subjects.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-    }
+    rng.shuffle(&mut subjects);
     let held =
         ((subjects.len() as f64 * args.val_fraction).round() as usize).clamp(1, subjects.len() - 1);
     let (validation_subjects, training_subjects) = subjects.split_at(held);

@@ -179,9 +179,7 @@ pub fn carve_validation(
     };
     let mut order = keys.clone();
     let mut rng = Rng::new(shuffle_seed);
-    for i in (1..order.len()).rev() {
-        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-    }
+    rng.shuffle(&mut order);
     let held: BTreeSet<String> = match holdout {
         Holdout::Fraction(fraction) => {
             let take = ((keys.len() as f64 * fraction).round() as usize)

@@ -276,9 +276,7 @@ pub fn train(
         let epoch_start = Instant::now();
         observer.epoch_started(epoch, steps_per_epoch);
         let mut order: Vec<usize> = (0..train.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-        }
+        rng.shuffle(&mut order);
         let mut loss_sum = 0.0;
         for (batch_index, indices) in order.chunks(settings.batch_size).enumerate() {
             optimizer.set_learning_rate(learning_rate(settings, step, steps_per_epoch));

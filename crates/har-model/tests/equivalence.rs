@@ -33,9 +33,7 @@ fn random_config(rng: &mut Rng, arch: &str) -> DmftConfig {
                 vec![(0..channels).collect()]
             } else {
                 let mut order: Vec<usize> = (0..channels).collect();
-                for i in (1..order.len()).rev() {
-                    order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-                }
+                rng.shuffle(&mut order);
                 order
                     .chunks(pick(rng, &[1, 2, 3]))
                     .map(<[usize]>::to_vec)

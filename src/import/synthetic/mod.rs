@@ -218,9 +218,7 @@ pub fn motion(config: &SyntheticConfig, subject: u32, session: u32) -> Motion {
         body.style = rng.uniform(-config.style_spread, config.style_spread);
     }
     let mut order: Vec<usize> = (0..config.activities.clamp(1, CATALOGUE.len())).collect();
-    for i in (1..order.len()).rev() {
-        order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-    }
+    rng.shuffle(&mut order);
     let mut bouts = Vec::new();
     let mut t = 0.0;
     for activity in order {

@@ -156,9 +156,7 @@ pub fn mimic(
     let mut step = 0usize;
     for epoch in 1..=config.epochs {
         let mut order: Vec<usize> = (0..data.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-        }
+        rng.shuffle(&mut order);
         let mut sum = 0.0;
         for indices in order.chunks(config.batch_size) {
             let lr = config.learning_rate

@@ -151,9 +151,7 @@ pub fn fit(
     let (mut best, mut best_weights, mut history) = (f64::MIN, None, Vec::new());
     for epoch in 1..=settings.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-        }
+        rng.shuffle(&mut order);
         let mut losses = Vec::new();
         for batch in order.chunks(settings.batch_size) {
             let moments: Vec<&Moment> = batch.iter().map(|&i| &train[i]).collect();

@@ -299,9 +299,7 @@ pub fn fit(
     for epoch in 1..=settings.epochs {
         let started = Instant::now();
         let mut order: Vec<usize> = (0..chunks.len()).collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, (rng.next_u64() % (i as u64 + 1)) as usize);
-        }
+        rng.shuffle(&mut order);
         let mut losses = Vec::new();
         for batch in order.chunks(settings.batch_size) {
             let (mut xs, mut ys) = (Vec::new(), Vec::new());
